@@ -1,0 +1,1 @@
+"""The bottom layer: settings, database access, wire schemas, topics, migrations, logging."""

@@ -1,0 +1,42 @@
+"""Database access: connection pools, opened by entry points and passed down."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+log = logging.getLogger(__name__)
+
+
+def open_pool(url: str, *, max_size: int = 8, min_size: int = 1, name: str = "wastepilot") -> ConnectionPool:
+    """Open a pool and wait until it has a connection, so a wrong URL fails at start-up."""
+    pool = ConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        open=False,
+        kwargs={"autocommit": False, "application_name": name},
+        # A dropped server (restart, failover) leaves dead connections: check before lending.
+        check=ConnectionPool.check_connection,
+    )
+    pool.open(wait=True, timeout=30)
+    return pool
+
+
+def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
+    """One connection, for commands and jobs that need no pool."""
+    return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+
+
+def ping(pool: ConnectionPool, timeout: float = 2.0) -> bool:
+    """Whether the database answers a trivial query within ``timeout`` seconds."""
+    try:
+        with pool.connection(timeout=timeout) as conn:
+            conn.execute("SELECT 1")
+    except (psycopg.Error, TimeoutError, OSError) as exc:  # pool timeout is PoolTimeout(OperationalError)
+        log.debug("database ping failed: %s", exc)
+        return False
+    return True

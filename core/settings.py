@@ -1,0 +1,151 @@
+"""One typed settings object, read from ``WASTEPILOT_*`` environment variables (and ``.env``).
+
+Every field is documented in ``.env.example`` and the README; a test keeps the three in step.
+When ``database_url`` / ``mqtt_url`` are unset, the local services started by
+``wastepilot services up`` are used, with the identities written to the state folder.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+Role = Literal["ingest", "simulator", "admin", "test"]
+LOCAL_IDENTITIES_FILE = "local.json"
+
+
+class Settings(BaseSettings):
+    """All configuration of every wastepilot process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WASTEPILOT_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    env: Literal["development", "test", "production"] = Field(
+        "development", description="development | test | production (production refuses local fallbacks)"
+    )
+    state_dir: Path = Field(
+        Path(".wastepilot"), description="Folder for the local services' data, logs and identities"
+    )
+    log_level: str = Field("INFO", description="Python logging level")
+    log_json: bool = Field(False, description="Log one JSON object per line instead of text")
+
+    # --- services -----------------------------------------------------------------------
+    database_url: str | None = Field(
+        None, description="PostgreSQL URL; unset = the local cluster of `services up`"
+    )
+    mqtt_url: str | None = Field(
+        None, description="MQTT URL mqtt://user:password@host:port; unset = local broker identity"
+    )
+    pg_port: int = Field(55432, description="Port of the local private PostgreSQL cluster")
+    mqtt_port: int = Field(51883, description="Port of the local private Mosquitto broker")
+    db_pool_max: int = Field(8, ge=1, description="Largest size of a process's connection pool")
+
+    # --- MQTT contract ----------------------------------------------------------------------
+    topic_prefix: str = Field("wastepilot/v1", description="Root of all topics (tests use their own)")
+    pilot_start: datetime = Field(
+        datetime(2024, 1, 1, tzinfo=UTC),
+        description="Readings stamped before this instant are rejected (ts_before_pilot)",
+    )
+
+    # --- ingest -----------------------------------------------------------------------------
+    ingest_group: str = Field("ingest", description="Shared-subscription group ($share/<group>/...)")
+    ingest_client_id: str = Field(
+        "wastepilot-ingest-1", description="Stable MQTT client id of an ingest worker (session key)"
+    )
+    ingest_session_expiry_s: int = Field(
+        7 * 24 * 3600, ge=0, description="How long the broker keeps an absent worker's session"
+    )
+    ingest_receive_maximum: int = Field(
+        5000, ge=1, le=65535,
+        description="Unacknowledged messages the broker may send a worker (bounds its memory)",
+    )
+    ingest_batch_size: int = Field(2000, ge=1, description="Readings per database commit, at most")
+    ingest_batch_max_ms: int = Field(
+        100, ge=1, description="Longest a received message waits before its batch is written"
+    )
+    ingest_max_payload_bytes: int = Field(
+        256 * 1024, ge=256, description="Larger MQTT payloads are dead-lettered (oversized_payload)"
+    )
+    ingest_max_readings_per_message: int = Field(
+        1000, ge=1, description="Longest array of readings in one message"
+    )
+    ingest_max_future_s: int = Field(
+        300, ge=0, description="Readings stamped further ahead of the ingest clock are rejected"
+    )
+    ingest_max_run_s: float = Field(600.0, gt=0, description="Upper bound of run_s")
+    ingest_max_energy_wh: float = Field(200.0, gt=0, description="Upper bound of energy_wh")
+    ingest_max_water_l: float = Field(200.0, gt=0, description="Upper bound of water_l")
+    ingest_max_peak_a: float = Field(40.0, gt=0, description="Upper bound of peak_a")
+    ingest_dead_letter_max_bytes: int = Field(
+        16 * 1024, ge=64, description="Raw payload kept in a dead-letter row, at most"
+    )
+    ingest_metrics_port: int = Field(
+        9101, ge=0, description="Port of the ingest /metrics, /healthz, /readyz (0 = none)"
+    )
+    ingest_retry_max_s: float = Field(30.0, gt=0, description="Longest backoff between DB retries")
+
+    # --- API --------------------------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="Address the API listens on")
+    api_port: int = Field(8080, description="Port the API listens on")
+
+    # --- simulator --------------------------------------------------------------------------
+    sim_households: int = Field(5, ge=1, description="Households simulated by `run`/`simulate`")
+    sim_speed: float = Field(60.0, gt=0, description="Simulated seconds per real second in live mode")
+    sim_seed: int = Field(1, description="Random seed: the same seed gives the same readings")
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.env == "production" and (self.database_url is None or self.mqtt_url is None):
+            raise ValueError(
+                "WASTEPILOT_ENV=production needs WASTEPILOT_DATABASE_URL and WASTEPILOT_MQTT_URL; "
+                "the local development services are never used in production"
+            )
+        return self
+
+    # --- resolution of the local identities ----------------------------------------------------
+    @property
+    def local_identities_path(self) -> Path:
+        return self.state_dir / LOCAL_IDENTITIES_FILE
+
+    def _local(self) -> dict[str, object]:
+        path = self.local_identities_path
+        try:
+            data: dict[str, object] = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(
+                f"no WASTEPILOT_DATABASE_URL/WASTEPILOT_MQTT_URL set and no local services found "
+                f"({path} is missing): run `wastepilot services up` first"
+            ) from None
+        return data
+
+    def db_url(self) -> str:
+        """The database URL: the configured one, or the local cluster's."""
+        if self.database_url:
+            return self.database_url
+        return str(self._local()["database_url"])
+
+    def mqtt_url_for(self, role: Role) -> str:
+        """The broker URL with the credentials of ``role``: the configured one, or the local one."""
+        if self.mqtt_url:
+            return self.mqtt_url
+        identities = self._local()["mqtt"]
+        assert isinstance(identities, dict)
+        return str(identities[role])
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once (entry points call this, libraries take arguments)."""
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc

@@ -1,0 +1,1 @@
+"""The top layer: the `wastepilot` command line, composing the services below it."""
