@@ -10,7 +10,9 @@ from psycopg_pool import ConnectionPool
 log = logging.getLogger(__name__)
 
 
-def open_pool(url: str, *, max_size: int = 8, min_size: int = 1, name: str = "wastepilot") -> ConnectionPool:
+def open_pool(
+    url: str, *, max_size: int = 8, min_size: int = 1, name: str = "wastepilot"
+) -> ConnectionPool:
     """Open a pool and wait until it has a connection, so a wrong URL fails at start-up."""
     pool = ConnectionPool(
         url,
@@ -36,7 +38,11 @@ def ping(pool: ConnectionPool, timeout: float = 2.0) -> bool:
     try:
         with pool.connection(timeout=timeout) as conn:
             conn.execute("SELECT 1")
-    except (psycopg.Error, TimeoutError, OSError) as exc:  # pool timeout is PoolTimeout(OperationalError)
+    except (
+        psycopg.Error,
+        TimeoutError,
+        OSError,
+    ) as exc:  # pool timeout is PoolTimeout(OperationalError)
         log.debug("database ping failed: %s", exc)
         return False
     return True

@@ -80,7 +80,9 @@ def migrate(url: str, folder: Path = MIGRATIONS_DIR) -> list[Migration]:
                             (mig.version, mig.name, mig.checksum),
                         )
                 except psycopg.Error as exc:
-                    raise MigrationError(f"migration {mig.version:03d}_{mig.name} failed: {exc}") from exc
+                    raise MigrationError(
+                        f"migration {mig.version:03d}_{mig.name} failed: {exc}"
+                    ) from exc
                 applied.append(mig)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))

@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     )
 
     env: Literal["development", "test", "production"] = Field(
-        "development", description="development | test | production (production refuses local fallbacks)"
+        "development",
+        description="development | test | production (production refuses local fallbacks)",
     )
     state_dir: Path = Field(
         Path(".wastepilot"), description="Folder for the local services' data, logs and identities"
@@ -47,17 +48,24 @@ class Settings(BaseSettings):
     )
     pg_port: int = Field(55432, description="Port of the local private PostgreSQL cluster")
     mqtt_port: int = Field(51883, description="Port of the local private Mosquitto broker")
+    migrations_dir: Path | None = Field(
+        None, description="Folder of the SQL migrations; unset = migrations/ beside the code"
+    )
     db_pool_max: int = Field(8, ge=1, description="Largest size of a process's connection pool")
 
     # --- MQTT contract ----------------------------------------------------------------------
-    topic_prefix: str = Field("wastepilot/v1", description="Root of all topics (tests use their own)")
+    topic_prefix: str = Field(
+        "wastepilot/v1", description="Root of all topics (tests use their own)"
+    )
     pilot_start: datetime = Field(
         datetime(2024, 1, 1, tzinfo=UTC),
         description="Readings stamped before this instant are rejected (ts_before_pilot)",
     )
 
     # --- ingest -----------------------------------------------------------------------------
-    ingest_group: str = Field("ingest", description="Shared-subscription group ($share/<group>/...)")
+    ingest_group: str = Field(
+        "ingest", description="Shared-subscription group ($share/<group>/...)"
+    )
     ingest_client_id: str = Field(
         "wastepilot-ingest-1", description="Stable MQTT client id of an ingest worker (session key)"
     )
@@ -65,7 +73,9 @@ class Settings(BaseSettings):
         7 * 24 * 3600, ge=0, description="How long the broker keeps an absent worker's session"
     )
     ingest_receive_maximum: int = Field(
-        5000, ge=1, le=65535,
+        5000,
+        ge=1,
+        le=65535,
         description="Unacknowledged messages the broker may send a worker (bounds its memory)",
     )
     ingest_batch_size: int = Field(2000, ge=1, description="Readings per database commit, at most")
@@ -99,7 +109,9 @@ class Settings(BaseSettings):
 
     # --- simulator --------------------------------------------------------------------------
     sim_households: int = Field(5, ge=1, description="Households simulated by `run`/`simulate`")
-    sim_speed: float = Field(60.0, gt=0, description="Simulated seconds per real second in live mode")
+    sim_speed: float = Field(
+        60.0, gt=0, description="Simulated seconds per real second in live mode"
+    )
     sim_seed: int = Field(1, description="Random seed: the same seed gives the same readings")
 
     @model_validator(mode="after")
@@ -137,8 +149,12 @@ class Settings(BaseSettings):
         """The broker URL with the credentials of ``role``: the configured one, or the local one."""
         if self.mqtt_url:
             return self.mqtt_url
-        identities = self._local()["mqtt"]
-        assert isinstance(identities, dict)
+        identities = self._local().get("mqtt")
+        if not isinstance(identities, dict) or role not in identities:
+            raise ConfigError(
+                f"the local services have no broker identity for {role!r}: "
+                "run `wastepilot services up` again"
+            )
         return str(identities[role])
 
 

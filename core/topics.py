@@ -24,7 +24,10 @@ def status_topic(prefix: str, device_id: str) -> str:
 
 def ingest_subscriptions(prefix: str, group: str) -> list[str]:
     """Shared subscriptions of an ingest worker: workers of one group split the messages."""
-    return [f"$share/{group}/{prefix}/devices/+/readings", f"$share/{group}/{prefix}/devices/+/status"]
+    return [
+        f"$share/{group}/{prefix}/devices/+/readings",
+        f"$share/{group}/{prefix}/devices/+/status",
+    ]
 
 
 def status_subscription(prefix: str) -> str:
@@ -55,5 +58,5 @@ def parse_topic(prefix: str, topic: str) -> TopicAddress | None:
 
 
 def valid_device_id(device_id: str) -> bool:
-    """Whether ``device_id`` is a well-formed device id (also a safe MQTT username and topic level)."""
+    """Whether ``device_id`` is well formed (it is also a safe MQTT username and topic level)."""
     return bool(_DEVICE_ID.match(device_id))

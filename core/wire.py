@@ -49,6 +49,7 @@ class Reason(StrEnum):
     DECOMMISSIONED_DEVICE = "decommissioned_device"
     DEVICE_MISMATCH = "device_mismatch"
     BAD_TOPIC = "bad_topic"
+    STORAGE_ERROR = "storage_error"  # valid by the contract, but the database refused it
 
 
 class Reading(BaseModel):
@@ -75,7 +76,9 @@ class Reading(BaseModel):
         if isinstance(data, dict):
             version = data.get("v")
             if type(version) is int and version != WIRE_VERSION:
-                raise ValueError(f"unknown_version: v={version}, this ingest speaks v{WIRE_VERSION}")
+                raise ValueError(
+                    f"unknown_version: v={version}, this ingest speaks v{WIRE_VERSION}"
+                )
         return data
 
     @model_validator(mode="after")
@@ -92,7 +95,7 @@ class Reading(BaseModel):
 
 
 class StatusMessage(BaseModel):
-    """A device's retained status or heartbeat. Plain ``online``/``offline`` text is accepted too."""
+    """A device's retained status or heartbeat (plain ``online``/``offline`` text is accepted)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -158,16 +161,21 @@ def decode_payload(payload: bytes, max_items: int) -> list[Any]:
             raise WireError(Reason.EMPTY, "an empty array carries no readings")
         if len(data) > max_items:
             raise WireError(
-                Reason.TOO_MANY_READINGS, f"{len(data)} readings in one message, at most {max_items}"
+                Reason.TOO_MANY_READINGS,
+                f"{len(data)} readings in one message, at most {max_items}",
             )
         return data
-    raise WireError(Reason.NOT_A_READING, f"expected an object or an array, got {type(data).__name__}")
+    raise WireError(
+        Reason.NOT_A_READING, f"expected an object or an array, got {type(data).__name__}"
+    )
 
 
 def parse_reading(item: Any, index: int | None = None) -> Reading:
     """Validate one decoded element as a Reading, or raise WireError with the reason."""
     if not isinstance(item, dict):
-        raise WireError(Reason.NOT_A_READING, f"expected an object, got {type(item).__name__}", index)
+        raise WireError(
+            Reason.NOT_A_READING, f"expected an object, got {type(item).__name__}", index
+        )
     try:
         return Reading.model_validate(item)
     except ValidationError as exc:
@@ -179,7 +187,9 @@ def parse_status(payload: bytes, device_id: str) -> StatusMessage:
     """Validate a status payload (JSON heartbeat, or plain online/offline text)."""
     text = payload.strip()
     if text in (b"online", b"offline"):
-        return StatusMessage(device_id=device_id, state=text.decode())  # type: ignore[arg-type]
+        return StatusMessage(
+            device_id=device_id, state="online" if text == b"online" else "offline"
+        )
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:

@@ -1,37 +1,73 @@
-"""The `wastepilot` command line."""
+"""The `wastepilot` command line: one entry point composing services, ingest, API, simulator."""
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from core.errors import WastepilotError
+from core.db import connect
+from core.errors import ConfigError, WastepilotError
 from core.logs import setup_logging
+from core.migrate import MIGRATIONS_DIR, migrate
+from core.registry import Device, Household, add_devices, add_households
 from core.settings import get_settings
 from wastepilot import services
 
-app = typer.Typer(help="wastepilot: food-waste disposer pilot and bid support.", no_args_is_help=True)
+app = typer.Typer(
+    help="wastepilot: food-waste disposer pilot and bid support.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 services_app = typer.Typer(help="Local PostgreSQL+TimescaleDB and Mosquitto.", no_args_is_help=True)
+households_app = typer.Typer(help="Pilot households (registry).", no_args_is_help=True)
+devices_app = typer.Typer(help="Disposer meters (registry).", no_args_is_help=True)
 app.add_typer(services_app, name="services")
+app.add_typer(households_app, name="households")
+app.add_typer(devices_app, name="devices")
 console = Console()
 log = logging.getLogger(__name__)
 
 
 @app.callback()
-def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False) -> None:
+def _setup(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
+) -> None:
     settings = get_settings()
     setup_logging("DEBUG" if verbose else settings.log_level, json=settings.log_json)
 
 
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGINT/SIGTERM, so long-running commands can stop cleanly."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+# --- services ---
+
+
 @services_app.command("up")
 def services_up() -> None:
-    """Install what is missing and start the local services (idempotent)."""
-    st = services.up(get_settings())
-    _print_status(st)
+    """Install what is missing and start the local services (idempotent, safe to repeat)."""
+    _print_status(services.up(get_settings()))
 
 
 @services_app.command("down")
@@ -43,7 +79,9 @@ def services_down() -> None:
 
 @services_app.command("status")
 def services_status(
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable, with credentials")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Machine-readable, with credentials")
+    ] = False,
 ) -> None:
     """Say what runs where."""
     st = services.status(get_settings())
@@ -53,17 +91,17 @@ def services_status(
         _print_status(st)
 
 
-def _print_status(st: dict[str, object]) -> None:
-    db = st["database"]
-    mq = st["mqtt"]
-    assert isinstance(db, dict) and isinstance(mq, dict)
-    for name, part in (("database", db), ("broker", mq)):
+def _print_status(st: dict[str, Any]) -> None:
+    for name, key in (("database", "database"), ("broker", "mqtt")):
+        part: dict[str, Any] = st[key]
         if not part.get("managed"):
             console.print(f"{name}: external ({_redact(str(part['url']))})")
         else:
             state = "[green]running[/]" if part.get("running") else "[red]stopped[/]"
             console.print(f"{name}: {state} on 127.0.0.1:{part['port']}")
-    console.print(f"state folder: {st['state_dir']}  (credentials: `wastepilot services status --json`)")
+    console.print(
+        f"state folder: {st['state_dir']} (credentials: wastepilot services status --json)"
+    )
 
 
 def _redact(url: str) -> str:
@@ -72,6 +110,274 @@ def _redact(url: str) -> str:
         return url
     scheme, _, cred = head.partition("://")
     return f"{scheme}://{cred.split(':')[0]}:***@{tail}"
+
+
+# --- database and registry ---
+
+
+@app.command("migrate")
+def migrate_cmd() -> None:
+    """Apply pending SQL migrations (each once, in order; re-running is a no-op)."""
+    s = get_settings()
+    applied = migrate(s.db_url(), s.migrations_dir or MIGRATIONS_DIR)
+    if applied:
+        for m in applied:
+            console.print(f"applied {m.version:03d}_{m.name}")
+    else:
+        console.print("database schema is up to date")
+
+
+@households_app.command("add")
+def households_add(
+    ref: Annotated[str, typer.Argument(help="Pseudonymous household reference, e.g. HH-0042")],
+    cohort: Annotated[str, typer.Option(help="Pilot cohort")] = "default",
+    occupants: Annotated[int | None, typer.Option(min=1, max=20)] = None,
+    postcode_district: Annotated[
+        str | None, typer.Option(help="Outward code only, e.g. SY1")
+    ] = None,
+    joined: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Date joined")
+    ] = None,
+) -> None:
+    """Register a pilot household."""
+    with connect(get_settings().db_url()) as conn:
+        n = add_households(
+            conn,
+            [
+                Household(
+                    ref, cohort, occupants, postcode_district, joined.date() if joined else None
+                )
+            ],
+        )
+    console.print(f"household {ref}: {'registered' if n else 'already registered'}")
+
+
+@devices_app.command("add")
+def devices_add(
+    device_id: Annotated[
+        str, typer.Argument(help="Device id, e.g. FWD-000123 (its MQTT username)")
+    ],
+    household: Annotated[str, typer.Option(help="Household reference (created if new)")],
+    model: Annotated[str, typer.Option(help="Meter model")] = "unknown",
+) -> None:
+    """Register a device in a household; ingest accepts readings only from registered devices."""
+    with connect(get_settings().db_url()) as conn:
+        n = add_devices(conn, [Device(device_id, household, model)])
+    console.print(
+        f"device {device_id}: {'registered' if n else 'already registered'} ({household})"
+    )
+
+
+# --- ingest ---
+
+
+@app.command("ingest")
+def ingest_cmd(
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Workers in this process")] = 1,
+) -> None:
+    """Consume readings from the broker and store them (runs until Ctrl-C / SIGTERM)."""
+    from ingest.health import HealthServer
+    from ingest.metrics import IngestMetrics
+    from ingest.worker import IngestWorker, WorkerConfig
+
+    s = get_settings()
+    stop = _stop_on_signals()
+    metrics = IngestMetrics()
+    cfgs = [
+        WorkerConfig.from_settings(s, i if workers > 1 else None) for i in range(1, workers + 1)
+    ]
+    pool = [IngestWorker(cfg, metrics) for cfg in cfgs]
+
+    def ready() -> tuple[bool, str]:
+        states = [w.ready() for w in pool]
+        return all(ok for ok, _ in states), "; ".join(why for _, why in states)
+
+    health = None
+    if s.ingest_metrics_port:
+        health = HealthServer("0.0.0.0", s.ingest_metrics_port, metrics.registry, ready)  # noqa: S104
+        health.start()
+    for w in pool:
+        w.start()
+    console.print(
+        f"ingest: {workers} worker(s) on group {s.ingest_group!r}; "
+        f"metrics on :{s.ingest_metrics_port}/metrics"
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for w in pool:
+            w.stop()
+        if health:
+            health.stop()
+
+
+# --- API -----------------------------------------------------------------------------------------
+
+
+@app.command("api")
+def api_cmd(
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default WASTEPILOT_API_HOST)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default WASTEPILOT_API_PORT)")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    s = get_settings()
+    uvicorn.run(create_app(s), host=host or s.api_host, port=port or s.api_port, log_level="info")
+
+
+# --- simulator ---
+
+
+@app.command("simulate")
+def simulate_cmd(
+    households: Annotated[
+        int | None, typer.Option(min=1, help="Fleet size (default WASTEPILOT_SIM_HOUSEHOLDS)")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed (default WASTEPILOT_SIM_SEED)")
+    ] = None,
+    backfill_days: Annotated[
+        float, typer.Option(min=0, help="Publish this many days of history first")
+    ] = 0,
+    live: Annotated[
+        bool, typer.Option("--live/--no-live", help="Then publish in (sped-up) real time")
+    ] = True,
+    speed: Annotated[
+        float | None, typer.Option(min=0.01, help="Simulated seconds per real second")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write JSON lines to this file instead of publishing")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="Override a model parameter: name=value")
+    ] = None,
+    first: Annotated[int, typer.Option(min=1, help="Index of the first household")] = 1,
+) -> None:
+    """Simulate pilot households: backfill history and/or publish live."""
+    from simulator.model import make_fleet
+    from simulator.params import Params
+    from simulator.publisher import FileSink, MqttSink, Sink
+    from simulator.runner import SeqStore, backfill
+    from simulator.runner import live as run_live
+
+    s = get_settings()
+    n = households or s.sim_households
+    seed_ = s.sim_seed if seed is None else seed
+    try:
+        params = Params().with_overrides(dict(p.split("=", 1) for p in (param or [])))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    fleet = make_fleet(n, seed_, params, first)
+    if output is None:
+        with connect(s.db_url()) as conn:
+            add_households(
+                conn,
+                [
+                    Household(h.ref, h.cohort, h.occupants, h.postcode_district, date(2024, 1, 1))
+                    for h in fleet
+                ],
+            )
+            add_devices(
+                conn, [Device(h.device_id, h.ref, "sim-meter", date(2024, 1, 1)) for h in fleet]
+            )
+    seqs = SeqStore(None if output else s.state_dir / "simulator" / f"seq-{seed_}.json")
+    stop = _stop_on_signals()
+
+    def sink() -> Sink:
+        if output is not None:
+            return FileSink(output)
+        return MqttSink(s.mqtt_url_for("simulator"), f"wastepilot-sim-{seed_}").connect()
+
+    now = datetime.now(UTC)
+    if backfill_days > 0:
+        start = now - timedelta(days=backfill_days)
+        with Progress(
+            TextColumn("backfill"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("days"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("backfill", total=None)
+            summ = backfill(
+                sink(),
+                s.topic_prefix,
+                fleet,
+                start,
+                now,
+                seed_,
+                params,
+                seqs,
+                progress=lambda d, t: bar.update(task, completed=d, total=t),
+                stop=stop,
+            )
+        console.print(
+            f"backfill: {summ.readings} readings ({summ.faults} faults, {summ.resends} re-sent) "
+            f"in {summ.messages} messages, {summ.bytes / 1e6:.1f} MB, {summ.seconds:.1f}s "
+            f"({summ.rate:.0f} readings/s); not confirmed: {summ.not_confirmed}"
+        )
+    if live and not stop.is_set() and output is None:
+        sp = speed or s.sim_speed
+        console.print(f"live: {n} households at {sp:g}x; Ctrl-C stops")
+        summ = run_live(sink(), s.topic_prefix, fleet, sp, seed_, params, seqs, stop, start=now)
+        console.print(
+            f"live: {summ.readings} readings in {summ.messages} messages; "
+            f"not confirmed: {summ.not_confirmed}"
+        )
+
+
+# --- everything together ---
+
+
+@app.command("run")
+def run_cmd(
+    households: Annotated[int | None, typer.Option(min=1, help="Simulated households")] = None,
+    backfill_days: Annotated[
+        float, typer.Option(min=0, help="History the simulator sends first")
+    ] = 1.0,
+) -> None:
+    """Services up, migrate, then ingest + API + simulator in the foreground; Ctrl-C stops all."""
+    s = get_settings()
+    services.up(s)
+    migrate(s.db_url(), s.migrations_dir or MIGRATIONS_DIR)
+    stop = _stop_on_signals()
+    exe = [sys.executable, "-m", "wastepilot"]
+    sim = [*exe, "simulate", "--backfill-days", str(backfill_days)]
+    if households:
+        sim += ["--households", str(households)]
+    procs = {
+        "ingest": subprocess.Popen([*exe, "ingest"]),
+        "api": subprocess.Popen([*exe, "api"]),
+    }
+    time.sleep(1.0)
+    procs["simulator"] = subprocess.Popen(sim)
+    console.print(
+        f"[bold]wastepilot is running[/]: API http://{s.api_host}:{s.api_port}/ "
+        f"(docs /docs), ingest metrics :{s.ingest_metrics_port}/metrics. Ctrl-C stops."
+    )
+    try:
+        while not stop.wait(0.5):
+            for name, p in procs.items():
+                if p.poll() is not None and name != "simulator":
+                    console.print(f"[red]{name} exited ({p.returncode}); stopping[/]")
+                    stop.set()
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        console.print("stopped")
 
 
 def main() -> None:

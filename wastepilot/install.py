@@ -36,15 +36,15 @@ def _sudo() -> list[str]:
         return []
     if shutil.which("sudo"):
         return ["sudo", "-n"]
-    raise ServiceError("installing packages needs root (or sudo); run as root or install them by hand")
+    raise ServiceError(
+        "installing packages needs root (or sudo); run as root or install them by hand"
+    )
 
 
 def run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
     """Run a command, returning its output; a failure raises ServiceError with the output's tail."""
     log.debug("running %s", " ".join(cmd))
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False
-    )
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
         raise ServiceError(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n" + "\n".join(tail))
@@ -80,8 +80,10 @@ class Apt:
             return
         self.update()
         log.info("installing %s", " ".join(missing))
-        run([*_sudo(), "apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-            env=self._env())
+        run(
+            [*_sudo(), "apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+            env=self._env(),
+        )
 
 
 def is_installed(package: str) -> bool:
@@ -96,7 +98,9 @@ def installed_pg_majors() -> list[int]:
     """Major versions of PostgreSQL whose server binaries are installed, highest first."""
     if not PG_LIB.is_dir():
         return []
-    majors = [int(p.name) for p in PG_LIB.iterdir() if p.name.isdigit() and (p / "bin/postgres").exists()]
+    majors = [
+        int(p.name) for p in PG_LIB.iterdir() if p.name.isdigit() and (p / "bin/postgres").exists()
+    ]
     return sorted(majors, reverse=True)
 
 
@@ -120,15 +124,17 @@ def debian_mirror() -> str:
         for uri in re.findall(r"^URIs:\s*(\S+)", text, flags=re.M) + re.findall(
             r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)", text, flags=re.M
         ):
-            if uri.rstrip("/").endswith("/debian"):
-                return uri.rstrip("/")
+            uri_s = str(uri).rstrip("/")
+            if uri_s.endswith("/debian"):
+                return uri_s
     return "http://deb.debian.org/debian"
 
 
 def build_timescaledb(major: int, apt: Apt) -> None:
     """Build the Apache-2 edition from Debian's own source package, against this PostgreSQL."""
-    apt.install([f"postgresql-server-dev-{major}", "build-essential", "cmake", "dpkg-dev",
-                 "libssl-dev"])
+    apt.install(
+        [f"postgresql-server-dev-{major}", "build-essential", "cmake", "dpkg-dev", "libssl-dev"]
+    )
     with tempfile.TemporaryDirectory(prefix="wastepilot-tsdb-") as tmp:
         root = Path(tmp)
         for sub in ("lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"):
@@ -162,8 +168,10 @@ def build_timescaledb(major: int, apt: Apt) -> None:
         run(["dpkg-source", "--no-check", "-x", dsc.name, "tree"], cwd=src)
         tree = src / "tree"
         log.info("building timescaledb (Apache-2 edition) for PostgreSQL %s", major)
-        run(["./bootstrap", *TIMESCALE_CMAKE_FLAGS, f"-DPG_CONFIG={pg_bin(major, 'pg_config')}"],
-            cwd=tree)
+        run(
+            ["./bootstrap", *TIMESCALE_CMAKE_FLAGS, f"-DPG_CONFIG={pg_bin(major, 'pg_config')}"],
+            cwd=tree,
+        )
         run(["make", "-j", str(os.cpu_count() or 2)], cwd=tree / "build")
         run([*_sudo(), "make", "install"], cwd=tree / "build")
     if not timescaledb_installed(major):

@@ -37,7 +37,12 @@ DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy"
 DB_NAME = "wastepilot"
 DB_ROLE = "wastepilot"
 # Local broker identities: role in the code -> MQTT username.
-MQTT_USERS = {"ingest": "wp-ingest", "simulator": "wp-simulator", "admin": "wp-admin", "test": "wp-test"}
+MQTT_USERS = {
+    "ingest": "wp-ingest",
+    "simulator": "wp-simulator",
+    "admin": "wp-admin",
+    "test": "wp-test",
+}
 # Tests publish under their own prefixes below this root, with the wp-test identity.
 TEST_TOPIC_ROOT = "wastepilot-test"
 
@@ -77,8 +82,9 @@ def _user_can_reach(user: str, path: Path) -> bool:
     """Whether OS ``user`` can traverse to ``path`` (each parent needs the x bit for others)."""
     if os.geteuid() != 0:
         return True
-    proc = subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(path)], check=False,
-                          capture_output=True)
+    proc = subprocess.run(
+        ["runuser", "-u", user, "--", "test", "-x", str(path)], check=False, capture_output=True
+    )
     return proc.returncode == 0
 
 
@@ -144,8 +150,11 @@ def _load_identities(paths: Paths) -> dict[str, Any]:
 
 def _save_identities(paths: Paths, data: dict[str, Any]) -> None:
     path = paths.state / "local.json"
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if path.exists() and path.read_text() == text:
+        return
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(text)
     tmp.chmod(0o600)
     tmp.replace(path)
 
@@ -188,7 +197,8 @@ def pg_running(paths: Paths, major: int) -> bool:
         return False
     proc = subprocess.run(
         _as_user("postgres", [install.pg_bin(major, "pg_ctl"), "status", "-D", str(paths.pg_data)]),
-        capture_output=True, check=False,
+        capture_output=True,
+        check=False,
     )
     return proc.returncode == 0
 
@@ -200,10 +210,23 @@ def pg_up(settings: Settings, paths: Paths, major: int, password: str) -> str:
     if not (paths.pg_data / "PG_VERSION").exists():
         _chown_tree(paths.pg, "postgres")
         log.info("initialising a PostgreSQL %s cluster in %s", major, paths.pg_data)
-        install.run(_as_user("postgres", [
-            install.pg_bin(major, "initdb"), "-D", str(paths.pg_data), "-U", "postgres",
-            "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8",
-        ]))
+        install.run(
+            _as_user(
+                "postgres",
+                [
+                    install.pg_bin(major, "initdb"),
+                    "-D",
+                    str(paths.pg_data),
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ],
+            )
+        )
     conf = paths.pg_data / "wastepilot.conf"
     wanted = _pg_conf(settings, paths)
     changed = not conf.exists() or conf.read_text() != wanted
@@ -321,7 +344,9 @@ def mqtt_up(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None
     """Configure and start the private broker; reload it when its users or ACL changed."""
     (paths.mqtt / "data").mkdir(parents=True, exist_ok=True)
     conf_changed = _write_if_changed(paths.mqtt_conf, render_mosquitto_conf(settings, paths))
-    acl_changed = _write_if_changed(paths.mqtt / "acl", render_acl(settings.topic_prefix, local=True))
+    acl_changed = _write_if_changed(
+        paths.mqtt / "acl", render_acl(settings.topic_prefix, local=True)
+    )
     users_file = paths.mqtt / "users.plain"
     plain = "".join(f"{user}:{passwords[user]}\n" for user in sorted(MQTT_USERS.values()))
     users_changed = _write_if_changed(users_file, plain)

@@ -1,0 +1,24 @@
+# The application image: one image, one entry point (`wastepilot`), the command picks the service.
+FROM python:3.11-slim-bookworm AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY core core
+COPY ingest ingest
+COPY simulator simulator
+COPY analytics analytics
+COPY api api
+COPY wastepilot wastepilot
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir .
+
+FROM python:3.11-slim-bookworm
+RUN useradd --create-home --uid 10001 wastepilot
+COPY --from=build /opt/venv /opt/venv
+COPY migrations /app/migrations
+COPY deploy /app/deploy
+ENV PATH=/opt/venv/bin:$PATH \
+    WASTEPILOT_STATE_DIR=/tmp/wastepilot \
+    WASTEPILOT_MIGRATIONS_DIR=/app/migrations
+USER wastepilot
+WORKDIR /app
+ENTRYPOINT ["wastepilot"]
+CMD ["--help"]

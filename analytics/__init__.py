@@ -1,0 +1,1 @@
+"""Analytics: usage queries, KPIs, rollups and the scheduled jobs that keep them."""

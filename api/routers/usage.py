@@ -1,0 +1,90 @@
+"""Usage for water-company analysts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import AwareDatetime, BaseModel, Field
+
+from analytics.usage import Bucket, household_usage
+from api.deps import Conn, HouseholdRef
+
+router = APIRouter(prefix="/api/v1", tags=["usage"])
+
+MAX_BUCKETS = 20_000
+
+
+class UsageBucket(BaseModel):
+    bucket: datetime = Field(description="Start of the bucket (in the requested time zone)")
+    uses: int = Field(description="Disposer runs in the bucket")
+    run_s: float = Field(description="Seconds the disposer ran")
+    energy_wh: float = Field(description="Electricity used, watt-hours")
+    water_l: float = Field(description="Cold water used while grinding, litres")
+    faults: int = Field(description="Fault events (jam, overload, leak, power)")
+
+
+class UsageSeries(BaseModel):
+    household: str
+    bucket: Bucket
+    tz: str
+    start: datetime
+    end: datetime
+    points: list[UsageBucket]
+
+
+@router.get("/households/{ref}/usage", response_model=UsageSeries, summary="A household's usage")
+def get_household_usage(
+    ref: HouseholdRef,
+    conn: Conn,
+    bucket: Annotated[Bucket, Query(description="Bucket width: 15m, 1h, 1d or 1w")] = Bucket.D1,
+    start: Annotated[
+        AwareDatetime | None,
+        Query(description="From (inclusive), ISO 8601 with offset; default end - 7 days"),
+    ] = None,
+    end: Annotated[
+        AwareDatetime | None, Query(description="To (exclusive), ISO 8601 with offset; default now")
+    ] = None,
+    tz: Annotated[str, Query(description="IANA time zone the buckets follow")] = "Europe/London",
+) -> UsageSeries:
+    """Disposer use of one pilot household per time bucket: runs, run seconds, watt-hours and
+    litres. Buckets with no use are left out. Households are identified by their pseudonymous
+    reference only."""
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise HTTPException(
+            status_code=422,
+            detail=f"unknown time zone {tz!r}; use an IANA name such as Europe/London",
+        ) from None
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=7)
+    if start >= end:
+        raise HTTPException(status_code=422, detail="start must be before end")
+    if (end - start) / bucket.interval > MAX_BUCKETS:
+        raise HTTPException(
+            status_code=422,
+            detail=f"that period has more than {MAX_BUCKETS} {bucket.value} buckets: "
+            "choose a wider bucket or a shorter period",
+        )
+    points = household_usage(conn, ref, bucket, start, end, tz)
+    return UsageSeries(
+        household=ref,
+        bucket=bucket,
+        tz=tz,
+        start=start,
+        end=end,
+        points=[
+            UsageBucket(
+                bucket=p.bucket,
+                uses=p.uses,
+                run_s=p.run_s,
+                energy_wh=p.energy_wh,
+                water_l=p.water_l,
+                faults=p.faults,
+            )
+            for p in points
+        ],
+    )

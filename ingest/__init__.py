@@ -1,0 +1,1 @@
+"""Ingest: MQTT consumer, validation, batching, idempotent writer, dead letters, backpressure."""

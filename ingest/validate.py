@@ -1,0 +1,243 @@
+"""Checking messages against the contract and the configured limits (pure functions).
+
+``check_message`` turns one MQTT message into the readings to store and the rejects to
+dead-letter; ``check_registry`` then drops readings of unknown or decommissioned devices.
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import orjson
+
+from core.settings import Settings
+from core.topics import parse_topic
+from core.wire import (
+    Reading,
+    Reason,
+    StatusMessage,
+    WireError,
+    decode_payload,
+    parse_reading,
+    parse_status,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The configurable bounds of a valid reading (see Settings.ingest_*)."""
+
+    prefix: str
+    pilot_start: datetime
+    max_future: timedelta
+    max_payload_bytes: int
+    max_readings: int
+    max_run_s: float
+    max_energy_wh: float
+    max_water_l: float
+    max_peak_a: float
+
+    @classmethod
+    def from_settings(cls, s: Settings, prefix: str | None = None) -> Limits:
+        return cls(
+            prefix=prefix or s.topic_prefix,
+            pilot_start=s.pilot_start,
+            max_future=timedelta(seconds=s.ingest_max_future_s),
+            max_payload_bytes=s.ingest_max_payload_bytes,
+            max_readings=s.ingest_max_readings_per_message,
+            max_run_s=s.ingest_max_run_s,
+            max_energy_wh=s.ingest_max_energy_wh,
+            max_water_l=s.ingest_max_water_l,
+            max_peak_a=s.ingest_max_peak_a,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """One dead letter: a whole message (index None) or one element of an array."""
+
+    topic: str
+    device_id: str | None
+    reason: Reason
+    detail: str
+    payload: bytes
+    index: int | None = None
+
+
+@dataclass(slots=True)
+class Checked:
+    """What one message yielded."""
+
+    readings: list[Reading] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    status: StatusMessage | None = None
+
+
+def _bounds(r: Reading, lim: Limits, now: datetime) -> tuple[Reason, str] | None:
+    for name, top in (
+        ("run_s", lim.max_run_s),
+        ("energy_wh", lim.max_energy_wh),
+        ("water_l", lim.max_water_l),
+        ("peak_a", lim.max_peak_a),
+    ):
+        value = getattr(r, name)
+        if value is not None and value > top:
+            return Reason.OUT_OF_RANGE, f"{name}={value} is above the limit {top}"
+    if r.ts > now + lim.max_future:
+        return (
+            Reason.TS_IN_FUTURE,
+            f"ts {r.ts.isoformat()} is ahead of the ingest clock {now.isoformat()}",
+        )
+    if r.ts < lim.pilot_start:
+        return (
+            Reason.TS_BEFORE_PILOT,
+            f"ts {r.ts.isoformat()} is before the pilot ({lim.pilot_start.date()})",
+        )
+    return None
+
+
+def _element_bytes(item: Any, payload: bytes, many: bool) -> bytes:
+    return orjson.dumps(item) if many else payload
+
+
+def check_message(topic: str, payload: bytes, lim: Limits, now: datetime | None = None) -> Checked:
+    """Validate one MQTT message: every element is either a reading or a reject, never lost."""
+    now = now or datetime.now(UTC)
+    out = Checked()
+    addr = parse_topic(lim.prefix, topic)
+    if addr is None:
+        out.rejects.append(
+            Reject(topic, None, Reason.BAD_TOPIC, "not a device readings/status topic", payload)
+        )
+        return out
+    if len(payload) > lim.max_payload_bytes:
+        out.rejects.append(
+            Reject(
+                topic,
+                addr.device_id,
+                Reason.OVERSIZED_PAYLOAD,
+                f"{len(payload)} bytes, the limit is {lim.max_payload_bytes}",
+                payload,
+            )
+        )
+        return out
+    if addr.channel == "status":
+        try:
+            status = parse_status(payload, addr.device_id)
+        except WireError as exc:
+            out.rejects.append(Reject(topic, addr.device_id, exc.reason, exc.detail, payload))
+            return out
+        if status.device_id != addr.device_id:
+            out.rejects.append(
+                Reject(
+                    topic,
+                    addr.device_id,
+                    Reason.DEVICE_MISMATCH,
+                    f"payload device {status.device_id} on its topic",
+                    payload,
+                )
+            )
+        else:
+            out.status = status
+        return out
+    try:
+        items = decode_payload(payload, lim.max_readings)
+    except WireError as exc:
+        out.rejects.append(Reject(topic, addr.device_id, exc.reason, exc.detail, payload))
+        return out
+    many = len(items) > 1 or payload.lstrip()[:1] == b"["
+    for i, item in enumerate(items):
+        index = i if many else None
+        try:
+            reading = parse_reading(item, index)
+        except WireError as exc:
+            out.rejects.append(
+                Reject(
+                    topic,
+                    addr.device_id,
+                    exc.reason,
+                    exc.detail,
+                    _element_bytes(item, payload, many),
+                    index,
+                )
+            )
+            continue
+        problem: tuple[Reason, str] | None
+        if reading.device_id != addr.device_id:
+            problem = (
+                Reason.DEVICE_MISMATCH,
+                f"payload device_id {reading.device_id} differs from the topic's {addr.device_id}",
+            )
+        else:
+            problem = _bounds(reading, lim, now)
+        if problem:
+            out.rejects.append(
+                Reject(
+                    topic,
+                    addr.device_id,
+                    problem[0],
+                    problem[1],
+                    _element_bytes(item, payload, many),
+                    index,
+                )
+            )
+        else:
+            out.readings.append(reading)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """What ingest needs to know of a registered device."""
+
+    decommissioned_at: datetime | None
+
+
+def reading_bytes(r: Reading) -> bytes:
+    """A reading as contract JSON again (for dead letters of readings that parsed)."""
+    return orjson.dumps(r.model_dump(mode="json", exclude_none=True))
+
+
+def check_registry(
+    readings: list[tuple[str, Reading, T]], devices: Mapping[str, DeviceState]
+) -> tuple[list[tuple[Reading, T]], list[tuple[Reject, T]]]:
+    """Split (topic, reading, tag) triples into readings of registered, active devices and
+    rejects, each kept with its tag (ingest tags them with their arrival time)."""
+    good: list[tuple[Reading, T]] = []
+    bad: list[tuple[Reject, T]] = []
+    for topic, r, tag in readings:
+        dev = devices.get(r.device_id)
+        if dev is None:
+            bad.append(
+                (
+                    Reject(
+                        topic,
+                        r.device_id,
+                        Reason.UNKNOWN_DEVICE,
+                        f"device {r.device_id} is not registered",
+                        reading_bytes(r),
+                    ),
+                    tag,
+                )
+            )
+        elif dev.decommissioned_at is not None and r.ts >= dev.decommissioned_at:
+            detail = (
+                f"device {r.device_id} was decommissioned at {dev.decommissioned_at.isoformat()}"
+            )
+            bad.append(
+                (
+                    Reject(
+                        topic, r.device_id, Reason.DECOMMISSIONED_DEVICE, detail, reading_bytes(r)
+                    ),
+                    tag,
+                )
+            )
+        else:
+            good.append((r, tag))
+    return good, bad

@@ -1,0 +1,1 @@
+"""The simulator: pilot households and their disposers, publishing the v1 contract."""

@@ -1,0 +1,112 @@
+"""Fixtures for tests against the real services started by `wastepilot services up`.
+
+A session gets a fresh database (`<name>_test`, migrated); each test gets its own topic prefix
+under the broker's test root and truncated tables, so tests do not leak into each other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from core.migrate import migrate
+from core.settings import Settings
+from wastepilot.services import TEST_TOPIC_ROOT
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+def _with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def admin_db_url(settings: Settings) -> str:
+    return settings.db_url()
+
+
+@pytest.fixture(scope="session")
+def db_url(admin_db_url: str) -> Iterator[str]:
+    """A fresh, migrated test database for the session."""
+    name = (urlsplit(admin_db_url).path.lstrip("/") or "wastepilot") + "_test"
+    with psycopg.connect(admin_db_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = _with_db(admin_db_url, name)
+    migrate(url)
+    yield url
+
+
+TABLES = ("readings", "dead_letters", "device_status", "devices", "households")
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection to the test database, with the pilot tables emptied first."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("TRUNCATE {} CASCADE").format(
+                sql.SQL(", ").join(sql.Identifier(t) for t in TABLES)
+            )
+        )
+        yield conn
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A topic prefix of this test's own, under the broker's test root."""
+    return f"{TEST_TOPIC_ROOT}/{uuid.uuid4().hex[:10]}/v1"
+
+
+@pytest.fixture(scope="session")
+def mqtt_test_url(settings: Settings) -> str:
+    return settings.mqtt_url_for("test")
+
+
+@pytest.fixture
+def start_worker(
+    db: psycopg.Connection[tuple[object, ...]], db_url: str, mqtt_test_url: str, prefix: str
+) -> Iterator[object]:
+    """Start in-process ingest workers on this test's prefix; they are stopped afterwards."""
+    from ingest.validate import Limits
+    from ingest.worker import IngestWorker, WorkerConfig
+    from tests.helpers import wait_for
+
+    group = f"g{uuid.uuid4().hex[:8]}"
+    started: list[IngestWorker] = []
+
+    def start(client_id: str | None = None, **over: object) -> IngestWorker:
+        cfg = WorkerConfig(
+            db_url=db_url,
+            mqtt_url=mqtt_test_url,
+            client_id=client_id or f"test-{uuid.uuid4().hex[:8]}",
+            group=group,
+            limits=Limits.from_settings(Settings(), prefix=prefix),
+            session_expiry_s=120,
+            batch_max_ms=20,
+            probe_interval_s=1.0,
+        )
+        if over:
+            from dataclasses import replace
+
+            cfg = replace(cfg, **over)  # type: ignore[arg-type]
+        w = IngestWorker(cfg)
+        w.start()
+        started.append(w)
+        wait_for(lambda: w.connected and w.database_ok, 15, "ingest worker to be ready")
+        return w
+
+    yield start
+    for w in started:
+        w.stop(timeout=10)

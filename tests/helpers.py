@@ -1,0 +1,89 @@
+"""Shared factories and helpers for the tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from core.mqtturl import parse_mqtt_url
+
+
+def reading(
+    device_id: str = "FWD-000001", seq: int = 1, at: datetime | None = None, **over: Any
+) -> dict[str, Any]:
+    """A valid run reading of the v1 contract at ``at``; keyword arguments replace fields."""
+    ts = at or datetime.now(UTC) - timedelta(minutes=5)
+    r: dict[str, Any] = {
+        "v": 1,
+        "device_id": device_id,
+        "seq": seq,
+        "ts": ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z",
+        "kind": "run",
+        "run_s": 11.5,
+        "energy_wh": 1.9,
+        "water_l": 6.2,
+        "peak_a": 3.1,
+    }
+    r.update(over)
+    return {k: v for k, v in r.items() if v is not _DROP}
+
+
+_DROP = object()
+DROP: Any = _DROP  # reading(..., fault=DROP) leaves a field out
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+class Publisher:
+    """A plain QoS 1 test publisher that waits for every PUBACK."""
+
+    def __init__(self, url: str, client_id: str) -> None:
+        addr = parse_mqtt_url(url)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        if addr.username:
+            self.client.username_pw_set(addr.username, addr.password)
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self._connected = threading.Event()
+        self.client.on_connect = lambda *a: self._connected.set()
+        self.client.connect(addr.host, addr.port)
+        self.client.loop_start()
+        assert self._connected.wait(10), "test publisher could not connect"
+        self.infos: list[mqtt.MQTTMessageInfo] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        assert info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS, mqtt.error_string(info.rc)
+        self.infos.append(info)
+
+    def wait(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        for info in self.infos:
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            assert info.is_published(), "broker did not acknowledge a test message"
+        self.infos.clear()
+
+    def close(self) -> None:
+        self.wait()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,93 @@
+"""Message checks against the configured limits (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.settings import Settings
+from core.wire import Reason
+from ingest.validate import DeviceState, Limits, check_message, check_registry
+from tests.helpers import dumps, reading
+
+PREFIX = "wastepilot/v1"
+TOPIC = f"{PREFIX}/devices/FWD-000001/readings"
+
+
+@pytest.fixture
+def limits() -> Limits:
+    return Limits.from_settings(Settings(), prefix=PREFIX)
+
+
+def test_good_single_and_array(limits: Limits) -> None:
+    assert len(check_message(TOPIC, dumps(reading()), limits).readings) == 1
+    out = check_message(TOPIC, dumps([reading(seq=i) for i in range(1, 6)]), limits)
+    assert [r.seq for r in out.readings] == [1, 2, 3, 4, 5]
+    assert out.rejects == []
+
+
+def test_partially_bad_array_keeps_the_good_readings(limits: Limits) -> None:
+    items = [reading(seq=1), reading(seq="two"), reading(seq=3), {"nonsense": True}, 7]
+    out = check_message(TOPIC, dumps(items), limits)
+    assert [r.seq for r in out.readings] == [1, 3]
+    assert [(r.index, r.reason) for r in out.rejects] == [
+        (1, Reason.WRONG_TYPE),
+        (3, Reason.MISSING_FIELD),
+        (4, Reason.NOT_A_READING),
+    ]
+    # each rejected element keeps its own JSON, so a replay can re-read it alone
+    assert b'"two"' in out.rejects[0].payload
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        (TOPIC, reading(device_id="FWD-000002"), Reason.DEVICE_MISMATCH),
+        (TOPIC, reading(run_s=601.0), Reason.OUT_OF_RANGE),
+        (TOPIC, reading(peak_a=41.0), Reason.OUT_OF_RANGE),
+        (TOPIC, reading(at=datetime.now(UTC) + timedelta(hours=1)), Reason.TS_IN_FUTURE),
+        (TOPIC, reading(at=datetime(2020, 1, 1, tzinfo=UTC)), Reason.TS_BEFORE_PILOT),
+        (f"{PREFIX}/devices/FWD-000001/other", reading(), Reason.BAD_TOPIC),
+        (f"{PREFIX}/elsewhere", reading(), Reason.BAD_TOPIC),
+        (f"{PREFIX}/devices/FWD-000001/status", {"state": "dancing"}, Reason.MISSING_FIELD),
+    ],
+)
+def test_rejections(limits: Limits, topic: str, payload: dict[str, object], reason: Reason) -> None:
+    out = check_message(topic, dumps(payload), limits)
+    assert out.readings == []
+    assert [r.reason for r in out.rejects] == [reason]
+
+
+def test_oversized_payload(limits: Limits) -> None:
+    big = dumps([reading(seq=1, note="x" * limits.max_payload_bytes)])
+    assert len(big) > limits.max_payload_bytes
+    out = check_message(TOPIC, big, limits)
+    assert [r.reason for r in out.rejects] == [Reason.OVERSIZED_PAYLOAD]
+
+
+def test_status_on_its_topic(limits: Limits) -> None:
+    out = check_message(f"{PREFIX}/devices/FWD-000001/status", b"online", limits)
+    assert out.status is not None and out.status.state == "online"
+    mismatch = dumps({"v": 1, "device_id": "FWD-000009", "state": "online"})
+    out = check_message(f"{PREFIX}/devices/FWD-000001/status", mismatch, limits)
+    assert [r.reason for r in out.rejects] == [Reason.DEVICE_MISMATCH]
+
+
+def test_registry_check_splits_unknown_and_decommissioned(limits: Limits) -> None:
+    now = datetime.now(UTC)
+    rs = [
+        check_message(
+            f"{PREFIX}/devices/{d}/readings",
+            dumps(reading(device_id=d, at=now - timedelta(minutes=1))),
+            limits,
+        ).readings[0]
+        for d in ("A1", "B2", "C3")
+    ]
+    devices = {"A1": DeviceState(None), "C3": DeviceState(now - timedelta(hours=1))}
+    good, bad = check_registry([("t", r, i) for i, r in enumerate(rs)], devices)
+    assert [(r.device_id, tag) for r, tag in good] == [("A1", 0)]
+    assert [(rej.device_id, rej.reason, tag) for rej, tag in bad] == [
+        ("B2", Reason.UNKNOWN_DEVICE, 1),
+        ("C3", Reason.DECOMMISSIONED_DEVICE, 2),
+    ]

@@ -1,0 +1,77 @@
+"""`services up` against the machine's real services: idempotent, quick, nothing changed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from core.settings import Settings
+from wastepilot import services
+
+pytestmark = pytest.mark.services
+
+
+def _snapshot(paths: services.Paths) -> dict[str, float]:
+    files = [
+        paths.mqtt_conf,
+        paths.mqtt / "acl",
+        paths.mqtt / "passwd",
+        paths.pg_data / "wastepilot.conf",
+        paths.state / "local.json",
+        paths.mqtt_pid,
+        paths.pg_data / "postmaster.pid",
+    ]
+    return {str(f): f.stat().st_mtime for f in files}
+
+
+def test_services_up_again_is_quick_and_changes_nothing(settings: Settings) -> None:
+    paths = services.paths_for(settings)
+    before = _snapshot(paths)
+    pid = paths.mqtt_pid.read_text()
+    t0 = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "wastepilot", "services", "up"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    elapsed = time.monotonic() - t0
+    assert "running" in out.stdout
+    assert elapsed < 5, f"services up took {elapsed:.1f}s on a ready machine"
+    assert _snapshot(paths) == before
+    assert paths.mqtt_pid.read_text() == pid
+
+
+def test_status_json_gives_working_urls(settings: Settings) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "wastepilot", "services", "status", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    st = json.loads(out.stdout)
+    assert st["database"]["running"] and st["mqtt"]["running"]
+    assert st["database"]["timescaledb_installed"]
+    with psycopg.connect(st["database"]["url"]) as conn:
+        row = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()
+        assert row is not None
+        lic = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
+        assert lic is not None and lic[0] in ("apache", "timescale")
+    assert set(st["mqtt"]["identities"]) == {"ingest", "simulator", "admin", "test"}
+    assert st["mqtt"]["identities"]["ingest"].startswith("mqtt://wp-ingest:")
+
+
+def test_local_broker_runs_the_deploy_tuning(settings: Settings) -> None:
+    conf = services.paths_for(settings).mqtt_conf.read_text()
+    deploy = (Path(services.DEPLOY_DIR) / "mosquitto/mosquitto.conf").read_text()
+    for key in ("max_queued_messages", "max_inflight_messages", "persistence", "allow_anonymous"):
+        line = next(ln for ln in deploy.splitlines() if ln.startswith(key + " "))
+        assert line in conf.splitlines()

@@ -1,0 +1,3 @@
+from wastepilot.cli import main
+
+main()
