@@ -60,9 +60,11 @@ def test_status_json_gives_working_urls(settings: Settings) -> None:
     assert st["database"]["timescaledb_installed"]
     with psycopg.connect(st["database"]["url"]) as conn:
         row = conn.execute(
-            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
         ).fetchone()
         assert row is not None
+        preload = conn.execute("SHOW shared_preload_libraries").fetchone()
+        assert preload is not None and "timescaledb" in str(preload[0])
         lic = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
         assert lic is not None and lic[0] in ("apache", "timescale")
     assert set(st["mqtt"]["identities"]) == {"ingest", "simulator", "admin", "test"}
