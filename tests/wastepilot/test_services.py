@@ -65,10 +65,18 @@ def test_status_json_gives_working_urls(settings: Settings) -> None:
         assert row is not None
         preload = conn.execute("SHOW shared_preload_libraries").fetchone()
         assert preload is not None and "timescaledb" in str(preload[0])
-        lic = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
-        assert lic is not None and lic[0] in ("apache", "timescale")
     assert set(st["mqtt"]["identities"]) == {"ingest", "simulator", "admin", "test"}
     assert st["mqtt"]["identities"]["ingest"].startswith("mqtt://wp-ingest:")
+
+
+def test_migrated_database_runs_timescaledb(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        lic = conn.execute("SELECT current_setting('timescaledb.license', true)").fetchone()
+        assert lic is not None and lic[0] in ("apache", "timescale")
+        ext = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()
+        assert ext is not None
 
 
 def test_local_broker_runs_the_deploy_tuning(settings: Settings) -> None:
