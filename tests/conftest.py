@@ -110,3 +110,73 @@ def start_worker(
     yield start
     for w in started:
         w.stop(timeout=10)
+
+
+@pytest.fixture
+def spawn_ingest(
+    db: psycopg.Connection[tuple[object, ...]],
+    db_url: str,
+    mqtt_test_url: str,
+    prefix: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[object]:
+    """Start `wastepilot ingest` processes as deployed (same command, env settings)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import httpx2
+
+    from tests.helpers import wait_for
+
+    group = f"g{uuid.uuid4().hex[:8]}"
+    procs: list[subprocess.Popen[bytes]] = []
+    logdir = tmp_path_factory.mktemp("ingest-logs")
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+            return port
+
+    def spawn(client_id: str, **env_over: str) -> tuple[subprocess.Popen[bytes], int]:
+        port = free_port()
+        env = {
+            **os.environ,
+            "WASTEPILOT_DATABASE_URL": db_url,
+            "WASTEPILOT_MQTT_URL": mqtt_test_url,
+            "WASTEPILOT_TOPIC_PREFIX": prefix,
+            "WASTEPILOT_INGEST_CLIENT_ID": client_id,
+            "WASTEPILOT_INGEST_GROUP": group,
+            "WASTEPILOT_INGEST_METRICS_PORT": str(port),
+            "WASTEPILOT_INGEST_SESSION_EXPIRY_S": "300",
+            "WASTEPILOT_INGEST_RETRY_MAX_S": "2",
+            **env_over,
+        }
+        with (logdir / f"{client_id}-{len(procs)}.log").open("wb") as log:
+            p = subprocess.Popen(
+                [sys.executable, "-m", "wastepilot", "ingest"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        procs.append(p)
+
+        def ready() -> bool:
+            try:
+                return httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+            except httpx2.TransportError:
+                return False
+
+        wait_for(ready, 30, f"ingest process {client_id} to be ready")
+        return p, port
+
+    yield spawn
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()

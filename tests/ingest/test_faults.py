@@ -1,0 +1,182 @@
+"""Nothing lost, nothing doubled: ingest crash, database outage, broker restart (real services)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import psycopg
+import pytest
+
+from core.registry import Device, add_devices
+from core.settings import Settings
+from core.topics import readings_topic
+from simulator.publisher import MqttSink
+from tests.helpers import dumps, reading, wait_for
+from wastepilot import install, services
+
+pytestmark = pytest.mark.services
+Conn = psycopg.Connection[tuple[object, ...]]
+DEVICES = [f"FWD-{i:06d}" for i in range(1, 21)]
+
+
+def stored(db_url: str) -> tuple[int, int]:
+    """(rows, distinct (device, seq)) in readings; a fresh connection, as the server may restart."""
+    try:
+        with psycopg.connect(db_url, connect_timeout=2) as conn:
+            row = conn.execute(
+                "SELECT count(*), count(DISTINCT (device_id, seq)) FROM readings"
+            ).fetchone()
+    except psycopg.OperationalError:
+        return -1, -1
+    assert row is not None
+    return int(row[0]), int(row[1])  # type: ignore[call-overload]
+
+
+def stream(
+    url: str, prefix: str, total: int, per_second: float | None = None
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """Publish ``total`` single-reading QoS 1 messages round-robin over DEVICES, in a thread."""
+    state: dict[str, Any] = {"sent": 0, "unconfirmed": None}
+
+    def run() -> None:
+        sink = MqttSink(url, f"stream-{uuid.uuid4().hex[:8]}").connect()
+        t0 = time.monotonic()
+        for i in range(total):
+            dev = DEVICES[i % len(DEVICES)]
+            sink.send(
+                readings_topic(prefix, dev),
+                dumps(reading(device_id=dev, seq=i // len(DEVICES) + 1)),
+            )
+            state["sent"] = i + 1
+            if per_second:
+                ahead = (i + 1) / per_second - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+        state["unconfirmed"] = sink.close(timeout=120)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, state
+
+
+def test_kill_9_mid_stream_then_restart_stores_every_reading_once(
+    db: Conn, db_url: str, mqtt_test_url: str, prefix: str, spawn_ingest: Callable[..., Any]
+) -> None:
+    add_devices(db, [Device(d, f"HH-{d}") for d in DEVICES])
+    client_id = f"crash-{uuid.uuid4().hex[:6]}"
+    proc, _ = spawn_ingest(client_id)
+    total = 20_000
+    t, state = stream(mqtt_test_url, prefix, total)
+    wait_for(lambda: stored(db_url)[0] >= 3_000, 60, "3,000 readings before the crash")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    at_crash = stored(db_url)[0]
+    assert at_crash < total, "the stream ended before the crash; nothing was tested"
+    t.join(120)
+    assert state["unconfirmed"] == 0
+    spawn_ingest(client_id)  # same client id: the broker kept its session and the backlog
+    wait_for(lambda: stored(db_url)[0] >= total, 90, f"{total} readings after the restart")
+    time.sleep(1)  # anything doubled would show now
+    assert stored(db_url) == (total, total)
+
+
+def _rss_kb(pid: int) -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    m = re.search(r"VmRSS:\s+(\d+) kB", text)
+    assert m
+    return int(m.group(1))
+
+
+def test_database_outage_holds_bounded_buffer_then_drains(
+    db: Conn,
+    db_url: str,
+    mqtt_test_url: str,
+    prefix: str,
+    spawn_ingest: Callable[..., Any],
+    settings: Settings,
+) -> None:
+    if settings.database_url:
+        pytest.skip("the database is external: this test stops the local cluster")
+    add_devices(db, [Device(d, f"HH-{d}") for d in DEVICES])
+    receive_max = 2000
+    proc, port = spawn_ingest(
+        f"outage-{uuid.uuid4().hex[:6]}", WASTEPILOT_INGEST_RECEIVE_MAXIMUM=str(receive_max)
+    )
+    total = 30_000
+    t, state = stream(mqtt_test_url, prefix, total, per_second=1000)
+    wait_for(lambda: stored(db_url)[0] >= 2_000, 60, "readings before the outage")
+    paths = services.paths_for(settings)
+    major = install.installed_pg_majors()[0]
+    rss_before = _rss_kb(proc.pid)
+    services.pg_ctl(paths, major, "stop")
+    try:
+        t_stop = time.monotonic()
+        not_ready = False
+        buffers: list[float] = []
+        rss: list[int] = []
+        while time.monotonic() - t_stop < 15:
+            r = httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            not_ready = not_ready or r.status_code == 503
+            m = re.search(
+                r"^wastepilot_ingest_buffer_messages (\S+)$",
+                httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text,
+                re.M,
+            )
+            assert m
+            buffers.append(float(m.group(1)))
+            rss.append(_rss_kb(proc.pid))
+            time.sleep(0.5)
+    finally:
+        services.pg_ctl(paths, major, "start")
+    assert not_ready, "/readyz never said not-ready while the database was down"
+    assert state["sent"] > 2_000 + receive_max, (
+        "the stream did not outrun the buffer during the outage"
+    )
+    # bounded: at most Receive Maximum messages held, whatever the length of the outage
+    assert max(buffers) <= receive_max, max(buffers)
+    assert max(rss) - rss_before < 100_000, f"RSS grew by {max(rss) - rss_before} kB"
+    t.join(120)
+    assert state["unconfirmed"] == 0
+    wait_for(lambda: stored(db_url)[0] >= total, 90, "every reading after the outage")
+    wait_for(
+        lambda: httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200,
+        30,
+        "ready again",
+    )
+    time.sleep(1)
+    assert stored(db_url) == (total, total)
+
+
+def test_broker_restart_mid_stream_loses_nothing(
+    db: Conn,
+    db_url: str,
+    mqtt_test_url: str,
+    prefix: str,
+    spawn_ingest: Callable[..., Any],
+    settings: Settings,
+) -> None:
+    if settings.mqtt_url:
+        pytest.skip("the broker is external: this test restarts the local one")
+    add_devices(db, [Device(d, f"HH-{d}") for d in DEVICES])
+    spawn_ingest(f"brk-{uuid.uuid4().hex[:6]}")
+    total = 20_000
+    t, state = stream(mqtt_test_url, prefix, total, per_second=4000)
+    wait_for(lambda: stored(db_url)[0] >= 3_000, 60, "readings before the restart")
+    paths = services.paths_for(settings)
+    services.mqtt_down(paths)  # SIGTERM: Mosquitto saves its persistence file
+    time.sleep(1)
+    services.mqtt_up(settings, paths, services._secrets(paths))
+    t.join(180)
+    assert state["unconfirmed"] == 0, "the broker did not accept every reading"
+    wait_for(lambda: stored(db_url)[0] >= total, 120, "every accepted reading stored")
+    time.sleep(1)
+    assert stored(db_url) == (total, total)
