@@ -17,8 +17,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    Strict,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -60,8 +60,9 @@ class Reading(BaseModel):
     v: int
     device_id: Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
     seq: Annotated[int, Field(ge=0, le=2**63 - 1)]
-    # ISO 8601 text with an offset; strictness is relaxed here only so JSON strings parse.
-    ts: Annotated[AwareDatetime, Strict(False)]
+    # ISO 8601 text with an offset, parsed by _iso_ts (not pydantic's lax parsing, which would
+    # also take numbers as Unix time).
+    ts: AwareDatetime
     kind: Literal["run", "fault"]
     run_s: Measure
     energy_wh: Measure
@@ -80,6 +81,20 @@ class Reading(BaseModel):
                     f"unknown_version: v={version}, this ingest speaks v{WIRE_VERSION}"
                 )
         return data
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _iso_ts(cls, value: Any) -> datetime:
+        if not isinstance(value, str):
+            # pydantic turns only ValueError into a validation error, not TypeError
+            raise ValueError(f"wrong_type: ts must be ISO 8601 text, got {type(value).__name__}")  # noqa: TRY004
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"invalid_value: ts {value[:40]!r} is not ISO 8601") from None
+        if ts.tzinfo is None or ts.utcoffset() is None:
+            raise ValueError("invalid_value: ts needs a UTC offset (Z or +hh:mm)")
+        return ts
 
     @model_validator(mode="after")
     def _consistent(self) -> Reading:

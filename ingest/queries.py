@@ -5,7 +5,7 @@ from typing import LiteralString
 CREATE_STAGING: LiteralString = """
 CREATE TEMP TABLE IF NOT EXISTS readings_staging (
     ts timestamptz NOT NULL, device_id text NOT NULL, seq bigint NOT NULL, kind text NOT NULL,
-    run_s real, energy_wh real, water_l real, peak_a real, fault text,
+    run_s float8, energy_wh float8, water_l float8, peak_a float8, fault text,
     received_at timestamptz NOT NULL
 ) ON COMMIT DELETE ROWS
 """

@@ -288,7 +288,8 @@ class IngestWorker:
 
     def _flush(self, batch: list[tuple[_Inbound, Checked]]) -> bool:
         received = [
-            Received(i.topic, c, datetime.fromtimestamp(i.received_at, UTC)) for i, c in batch
+            Received(i.topic, c, datetime.fromtimestamp(i.received_at, UTC), i.payload)
+            for i, c in batch
         ]
         delay = 0.2
         while True:

@@ -17,7 +17,7 @@ from psycopg.rows import class_row
 
 from core.wire import Reading, Reason
 from ingest import queries
-from ingest.validate import Checked, DeviceState, Reject, check_registry
+from ingest.validate import Checked, DeviceState, Reject, check_registry, reading_bytes
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class Received:
     topic: str
     checked: Checked
     received_at: datetime
+    payload: bytes = b""
 
 
 @dataclass(slots=True)
@@ -116,14 +117,28 @@ class Writer:
             return total
 
     def _write_failed(self, item: Received, exc: psycopg.Error) -> BatchResult:
-        raw = b""
-        if item.checked.rejects:
-            raw = item.checked.rejects[0].payload
-        rej = Reject(item.topic, None, Reason.STORAGE_ERROR, f"the database refused it: {exc}", raw)
+        """Dead-letter a message the database refused: its rejects as they were, and each of its
+        readings as a storage error; if even that fails, the raw message as one row."""
+        detail = f"the database refused it: {str(exc).strip()[:300]}"
+        rows = list(item.checked.rejects) + [
+            Reject(item.topic, r.device_id, Reason.STORAGE_ERROR, detail, reading_bytes(r))
+            for r in item.checked.readings
+        ]
         conn = self._connection()
-        with conn.transaction():
-            self._copy_dead_letters(conn, [(item.received_at, rej)])
-        return BatchResult(dead_letters=1, reasons={Reason.STORAGE_ERROR.value: 1})
+        try:
+            with conn.transaction():
+                self._copy_dead_letters(conn, [(item.received_at, rej) for rej in rows])
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:
+            log.exception("could not dead-letter a refused message; keeping it raw")
+            rows = [Reject(item.topic, None, Reason.STORAGE_ERROR, detail, item.payload)]
+            with conn.transaction():
+                self._copy_dead_letters(conn, [(item.received_at, rows[0])])
+        reasons: dict[str, int] = {}
+        for rej in rows:
+            reasons[rej.reason.value] = reasons.get(rej.reason.value, 0) + 1
+        return BatchResult(dead_letters=len(rows), reasons=reasons)
 
     def _write(self, batch: Sequence[Received]) -> BatchResult:
         conn = self._connection()

@@ -35,7 +35,8 @@ def test_fault_reading_needs_its_fault() -> None:
         ({"seq": 1.5}, Reason.WRONG_TYPE),
         ({"seq": True}, Reason.WRONG_TYPE),
         ({"run_s": "fast"}, Reason.WRONG_TYPE),
-        ({"ts": "yesterday"}, Reason.WRONG_TYPE),
+        ({"ts": "yesterday"}, Reason.INVALID_VALUE),
+        ({"ts": 1795542459}, Reason.WRONG_TYPE),  # no Unix times: the contract says ISO 8601
         ({"ts": "2026-11-24T18:02:11"}, Reason.INVALID_VALUE),  # no offset
         ({"seq": -1}, Reason.OUT_OF_RANGE),
         ({"water_l": -0.5}, Reason.OUT_OF_RANGE),
