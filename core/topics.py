@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -43,6 +44,7 @@ class TopicAddress:
     channel: Channel
 
 
+@lru_cache(maxsize=65536)  # every message is parsed; devices repeat their topics
 def parse_topic(prefix: str, topic: str) -> TopicAddress | None:
     """Split a device topic under ``prefix``; None when it is not one of the contract's topics."""
     head = f"{prefix}/devices/"

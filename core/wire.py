@@ -15,11 +15,11 @@ import orjson
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
-    field_validator,
-    model_validator,
 )
 
 from core.topics import DEVICE_ID_PATTERN
@@ -27,7 +27,6 @@ from core.topics import DEVICE_ID_PATTERN
 WIRE_VERSION = 1
 
 FaultKind = Literal["jam", "overload", "leak", "power"]
-Measure = Annotated[float | None, Field(default=None, ge=0, allow_inf_nan=False)]
 
 
 class Reason(StrEnum):
@@ -52,61 +51,66 @@ class Reason(StrEnum):
     STORAGE_ERROR = "storage_error"  # valid by the contract, but the database refused it
 
 
+def _iso_ts(value: Any) -> datetime:
+    """ISO 8601 text with a UTC offset -> aware datetime (pydantic's own parsing would also take
+    numbers and numeric strings as Unix time, which the contract does not allow)."""
+    if not isinstance(value, str):
+        # pydantic turns only ValueError into a validation error, not TypeError
+        raise ValueError(f"wrong_type: ts must be ISO 8601 text, got {type(value).__name__}")  # noqa: TRY004
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"invalid_value: ts {value[:40]!r} is not ISO 8601") from None
+    if ts.tzinfo is None:
+        raise ValueError("invalid_value: ts needs a UTC offset (Z or +hh:mm)")
+    return ts
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_ts)]
+Measure = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class Reading(BaseModel):
-    """One use of a disposer (``kind="run"``) or a fault event (``kind="fault"``)."""
+    """One use of a disposer (``kind="run"``) or a fault event (``kind="fault"``).
+
+    Validated entirely by pydantic-core (strict JSON), except the timestamp: the subclasses
+    below are the two shapes, chosen by ``kind``.
+    """
 
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
-    v: int
+    v: Literal[1]
     device_id: Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
     seq: Annotated[int, Field(ge=0, le=2**63 - 1)]
-    # ISO 8601 text with an offset, parsed by _iso_ts (not pydantic's lax parsing, which would
-    # also take numbers as Unix time).
-    ts: AwareDatetime
+    ts: IsoTime
     kind: Literal["run", "fault"]
+    run_s: Measure | None = None
+    energy_wh: Measure | None = None
+    water_l: Measure | None = None
+    peak_a: Measure | None = None
+    fault: FaultKind | None = None
+
+
+class RunReading(Reading):
+    """One use: the motor ran for ``run_s`` seconds."""
+
+    kind: Literal["run"]
     run_s: Measure
     energy_wh: Measure
     water_l: Measure
-    peak_a: Measure
-    fault: FaultKind | None = None
+    fault: None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _known_version(cls, data: Any) -> Any:
-        # Checked first so a v2 message is reported as such, not as a pile of field errors.
-        if isinstance(data, dict):
-            version = data.get("v")
-            if type(version) is int and version != WIRE_VERSION:
-                raise ValueError(
-                    f"unknown_version: v={version}, this ingest speaks v{WIRE_VERSION}"
-                )
-        return data
 
-    @field_validator("ts", mode="before")
-    @classmethod
-    def _iso_ts(cls, value: Any) -> datetime:
-        if not isinstance(value, str):
-            # pydantic turns only ValueError into a validation error, not TypeError
-            raise ValueError(f"wrong_type: ts must be ISO 8601 text, got {type(value).__name__}")  # noqa: TRY004
-        try:
-            ts = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"invalid_value: ts {value[:40]!r} is not ISO 8601") from None
-        if ts.tzinfo is None or ts.utcoffset() is None:
-            raise ValueError("invalid_value: ts needs a UTC offset (Z or +hh:mm)")
-        return ts
+class FaultReading(Reading):
+    """A jam, overload, leak or power loss."""
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Reading:
-        if self.kind == "run":
-            missing = [n for n in ("run_s", "energy_wh", "water_l") if getattr(self, n) is None]
-            if missing:
-                raise ValueError(f"missing_field: a run needs {', '.join(missing)}")
-            if self.fault is not None:
-                raise ValueError("invalid_value: a run carries no fault")
-        elif self.fault is None:
-            raise ValueError("missing_field: a fault event needs fault (jam|overload|leak|power)")
-        return self
+    kind: Literal["fault"]
+    fault: FaultKind
+
+
+AnyReading = Annotated[RunReading | FaultReading, Field(discriminator="kind")]
+_ONE: TypeAdapter[RunReading | FaultReading] = TypeAdapter(AnyReading)
+_MANY: TypeAdapter[list[RunReading | FaultReading]] = TypeAdapter(list[AnyReading])
 
 
 class StatusMessage(BaseModel):
@@ -133,15 +137,14 @@ class WireError(ValueError):
         self.index = index
 
 
-_TYPE_ERRORS = ("_type", "_parsing", "is_instance_of", "model_attributes_type", "dict_type")
+_TYPE_ERRORS = ("_type", "_parsing", "is_instance_of", "dict_type")
 
 
-def reason_of(exc: ValidationError) -> tuple[Reason, str]:
-    """The dead-letter reason and a one-line detail for a pydantic validation error."""
-    err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "reading"
-    etype = err["type"]
-    msg = err["msg"]
+def _reason_of_error(err: Any) -> tuple[Reason, str]:
+    loc_parts = [str(p) for p in err["loc"] if p not in ("run", "fault")]
+    loc = ".".join(loc_parts) or "reading"
+    etype: str = err["type"]
+    msg: str = err["msg"]
     if etype == "value_error":
         text = str(err.get("ctx", {}).get("error", msg))
         code, _, detail = text.partition(": ")
@@ -149,15 +152,41 @@ def reason_of(exc: ValidationError) -> tuple[Reason, str]:
             return Reason(code), detail
         except ValueError:
             return Reason.INVALID_VALUE, text
+    if etype == "literal_error" and loc_parts[-1:] == ["v"]:
+        value = err.get("input")
+        if type(value) is int:
+            return Reason.UNKNOWN_VERSION, f"v={value}, this ingest speaks v{WIRE_VERSION}"
+        return Reason.WRONG_TYPE, f"v: {msg}"
+    if etype == "union_tag_not_found":
+        return Reason.MISSING_FIELD, "kind is required (run or fault)"
+    if etype == "union_tag_invalid":
+        return Reason.INVALID_VALUE, "kind must be run or fault"
+    if etype == "model_type":
+        return Reason.NOT_A_READING, f"expected an object, got {type(err.get('input')).__name__}"
+    if etype == "none_required":
+        return Reason.INVALID_VALUE, f"{loc}: a run carries no fault"
     if etype == "missing":
         return Reason.MISSING_FIELD, f"{loc} is required"
     if etype in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         return Reason.OUT_OF_RANGE, f"{loc}: {msg}"
     if etype == "finite_number":
         return Reason.INVALID_VALUE, f"{loc}: NaN and infinity are not readings"
-    if etype.endswith(_TYPE_ERRORS) or etype in ("bool_type",):
+    if etype.endswith(_TYPE_ERRORS):
         return Reason.WRONG_TYPE, f"{loc}: {msg}"
     return Reason.INVALID_VALUE, f"{loc}: {msg}"
+
+
+def reason_of(exc: ValidationError) -> tuple[Reason, str]:
+    """The dead-letter reason and a one-line detail for a pydantic validation error.
+
+    An unknown version wins over everything else: a v2 message is reported as such, not as
+    the pile of field errors its other shape causes.
+    """
+    reasons = [_reason_of_error(e) for e in exc.errors(include_url=False)]
+    for reason in reasons:
+        if reason[0] is Reason.UNKNOWN_VERSION:
+            return reason
+    return reasons[0]
 
 
 def decode_payload(payload: bytes, max_items: int) -> list[Any]:
@@ -172,17 +201,20 @@ def decode_payload(payload: bytes, max_items: int) -> list[Any]:
     if isinstance(data, dict):
         return [data]
     if isinstance(data, list):
-        if not data:
-            raise WireError(Reason.EMPTY, "an empty array carries no readings")
-        if len(data) > max_items:
-            raise WireError(
-                Reason.TOO_MANY_READINGS,
-                f"{len(data)} readings in one message, at most {max_items}",
-            )
+        _check_length(len(data), max_items)
         return data
     raise WireError(
         Reason.NOT_A_READING, f"expected an object or an array, got {type(data).__name__}"
     )
+
+
+def _check_length(n: int, max_items: int) -> None:
+    if n == 0:
+        raise WireError(Reason.EMPTY, "an empty array carries no readings")
+    if n > max_items:
+        raise WireError(
+            Reason.TOO_MANY_READINGS, f"{n} readings in one message, at most {max_items}"
+        )
 
 
 def parse_reading(item: Any, index: int | None = None) -> Reading:
@@ -192,10 +224,46 @@ def parse_reading(item: Any, index: int | None = None) -> Reading:
             Reason.NOT_A_READING, f"expected an object, got {type(item).__name__}", index
         )
     try:
-        return Reading.model_validate(item)
+        # Through JSON again, so an element is judged exactly as the fast path judges it.
+        return _ONE.validate_json(orjson.dumps(item))
     except ValidationError as exc:
         reason, detail = reason_of(exc)
         raise WireError(reason, detail, index) from None
+    except orjson.JSONEncodeError as exc:
+        raise WireError(Reason.INVALID_VALUE, f"unencodable element: {exc}", index) from None
+
+
+def parse_readings(
+    payload: bytes, max_items: int
+) -> tuple[list[tuple[int | None, Reading]], list[tuple[WireError, Any]]]:
+    """All readings of a message with their index in it (None for a single object), and the
+    elements that failed (with their decoded value).
+
+    Fast path: the whole payload validated by pydantic-core in one call. Only when that fails is
+    the payload split so that each element gets its own verdict. Raises WireError when the
+    message as a whole is unusable (not JSON, empty, too long, not a reading at all).
+    """
+    head = payload.lstrip()[:1]
+    try:
+        if head == b"{":
+            return [(None, _ONE.validate_json(payload))], []
+        if head == b"[":
+            items = _MANY.validate_json(payload)
+            _check_length(len(items), max_items)
+            return list(enumerate(items)), []
+    except ValidationError:
+        pass
+    elements = decode_payload(payload, max_items)
+    many = head == b"["
+    good: list[tuple[int | None, Reading]] = []
+    bad: list[tuple[WireError, Any]] = []
+    for i, item in enumerate(elements):
+        index = i if many else None
+        try:
+            good.append((index, parse_reading(item, index)))
+        except WireError as exc:
+            bad.append((exc, item))
+    return good, bad
 
 
 def parse_status(payload: bytes, device_id: str) -> StatusMessage:

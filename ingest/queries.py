@@ -64,9 +64,10 @@ WHERE replayed_at IS NULL AND NOT truncated
   AND (%(reason)s::text IS NULL OR reason = %(reason)s)
 ORDER BY id
 LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED
 """
 
+# Only rows not replayed yet: of two replays at once, the second one's UPDATE waits for the
+# first, then finds fewer rows than it read, and rolls back (ReplayConflict).
 MARK_REPLAYED: LiteralString = """
-UPDATE dead_letters SET replayed_at = now() WHERE id = ANY(%s)
+UPDATE dead_letters SET replayed_at = now() WHERE id = ANY(%s) AND replayed_at IS NULL
 """

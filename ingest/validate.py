@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
 
 import orjson
 
@@ -21,12 +20,9 @@ from core.wire import (
     Reason,
     StatusMessage,
     WireError,
-    decode_payload,
-    parse_reading,
+    parse_readings,
     parse_status,
 )
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +76,23 @@ class Checked:
 
 
 def _bounds(r: Reading, lim: Limits, now: datetime) -> tuple[Reason, str] | None:
-    for name, top in (
-        ("run_s", lim.max_run_s),
-        ("energy_wh", lim.max_energy_wh),
-        ("water_l", lim.max_water_l),
-        ("peak_a", lim.max_peak_a),
+    # plain comparisons first: this runs for every reading
+    run_s, wh, litres, amps = r.run_s, r.energy_wh, r.water_l, r.peak_a
+    if (
+        (run_s is not None and run_s > lim.max_run_s)
+        or (wh is not None and wh > lim.max_energy_wh)
+        or (litres is not None and litres > lim.max_water_l)
+        or (amps is not None and amps > lim.max_peak_a)
     ):
-        value = getattr(r, name)
-        if value is not None and value > top:
-            return Reason.OUT_OF_RANGE, f"{name}={value} is above the limit {top}"
+        for name, top in (
+            ("run_s", lim.max_run_s),
+            ("energy_wh", lim.max_energy_wh),
+            ("water_l", lim.max_water_l),
+            ("peak_a", lim.max_peak_a),
+        ):
+            value = getattr(r, name)
+            if value is not None and value > top:
+                return Reason.OUT_OF_RANGE, f"{name}={value} is above the limit {top}"
     if r.ts > now + lim.max_future:
         return (
             Reason.TS_IN_FUTURE,
@@ -100,10 +104,6 @@ def _bounds(r: Reading, lim: Limits, now: datetime) -> tuple[Reason, str] | None
             f"ts {r.ts.isoformat()} is before the pilot ({lim.pilot_start.date()})",
         )
     return None
-
-
-def _element_bytes(item: Any, payload: bytes, many: bool) -> bytes:
-    return orjson.dumps(item) if many else payload
 
 
 def check_message(topic: str, payload: bytes, lim: Limits, now: datetime | None = None) -> Checked:
@@ -147,48 +147,28 @@ def check_message(topic: str, payload: bytes, lim: Limits, now: datetime | None 
             out.status = status
         return out
     try:
-        items = decode_payload(payload, lim.max_readings)
+        good, bad = parse_readings(payload, lim.max_readings)
     except WireError as exc:
         out.rejects.append(Reject(topic, addr.device_id, exc.reason, exc.detail, payload))
         return out
-    many = len(items) > 1 or payload.lstrip()[:1] == b"["
-    for i, item in enumerate(items):
-        index = i if many else None
-        try:
-            reading = parse_reading(item, index)
-        except WireError as exc:
-            out.rejects.append(
-                Reject(
-                    topic,
-                    addr.device_id,
-                    exc.reason,
-                    exc.detail,
-                    _element_bytes(item, payload, many),
-                    index,
-                )
-            )
-            continue
+    for err, item in bad:
+        raw = payload if err.index is None else orjson.dumps(item)
+        out.rejects.append(Reject(topic, addr.device_id, err.reason, err.detail, raw, err.index))
+    device = addr.device_id
+    for index, reading in good:
         problem: tuple[Reason, str] | None
-        if reading.device_id != addr.device_id:
+        if reading.device_id != device:
             problem = (
                 Reason.DEVICE_MISMATCH,
-                f"payload device_id {reading.device_id} differs from the topic's {addr.device_id}",
+                f"payload device_id {reading.device_id} differs from the topic's {device}",
             )
         else:
             problem = _bounds(reading, lim, now)
-        if problem:
-            out.rejects.append(
-                Reject(
-                    topic,
-                    addr.device_id,
-                    problem[0],
-                    problem[1],
-                    _element_bytes(item, payload, many),
-                    index,
-                )
-            )
-        else:
+        if problem is None:
             out.readings.append(reading)
+        else:
+            raw = payload if index is None else reading_bytes(reading)
+            out.rejects.append(Reject(topic, device, problem[0], problem[1], raw, index))
     return out
 
 
@@ -205,39 +185,28 @@ def reading_bytes(r: Reading) -> bytes:
 
 
 def check_registry(
-    readings: list[tuple[str, Reading, T]], devices: Mapping[str, DeviceState]
-) -> tuple[list[tuple[Reading, T]], list[tuple[Reject, T]]]:
-    """Split (topic, reading, tag) triples into readings of registered, active devices and
-    rejects, each kept with its tag (ingest tags them with their arrival time)."""
-    good: list[tuple[Reading, T]] = []
-    bad: list[tuple[Reject, T]] = []
-    for topic, r, tag in readings:
-        dev = devices.get(r.device_id)
-        if dev is None:
-            bad.append(
-                (
-                    Reject(
-                        topic,
-                        r.device_id,
-                        Reason.UNKNOWN_DEVICE,
-                        f"device {r.device_id} is not registered",
-                        reading_bytes(r),
-                    ),
-                    tag,
-                )
-            )
-        elif dev.decommissioned_at is not None and r.ts >= dev.decommissioned_at:
-            detail = (
-                f"device {r.device_id} was decommissioned at {dev.decommissioned_at.isoformat()}"
-            )
-            bad.append(
-                (
-                    Reject(
-                        topic, r.device_id, Reason.DECOMMISSIONED_DEVICE, detail, reading_bytes(r)
-                    ),
-                    tag,
-                )
-            )
-        else:
-            good.append((r, tag))
+    topic: str, readings: list[Reading], devices: Mapping[str, DeviceState]
+) -> tuple[list[Reading], list[Reject]]:
+    """Split one message's readings (all of one device: check_message saw to that) into those
+    of a registered, active device and rejects."""
+    if not readings:
+        return [], []
+    device_id = readings[0].device_id
+    dev = devices.get(device_id)
+    if dev is None:
+        detail = f"device {device_id} is not registered"
+        return [], [
+            Reject(topic, device_id, Reason.UNKNOWN_DEVICE, detail, reading_bytes(r))
+            for r in readings
+        ]
+    until = dev.decommissioned_at
+    if until is None:
+        return readings, []
+    detail = f"device {device_id} was decommissioned at {until.isoformat()}"
+    good = [r for r in readings if r.ts < until]
+    bad = [
+        Reject(topic, device_id, Reason.DECOMMISSIONED_DEVICE, detail, reading_bytes(r))
+        for r in readings
+        if r.ts >= until
+    ]
     return good, bad

@@ -8,14 +8,14 @@ idempotent, so a retry after an unknown commit outcome never doubles a reading.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
 from psycopg.rows import class_row
 
-from core.wire import Reading, Reason
+from core.wire import Reason
 from ingest import queries
 from ingest.validate import Checked, DeviceState, Reject, check_registry, reading_bytes
 
@@ -88,14 +88,18 @@ class Writer:
             return False
         return True
 
-    def write(self, batch: Sequence[Received]) -> BatchResult:
+    def write(
+        self,
+        batch: Sequence[Received],
+        after: Callable[[psycopg.Connection[tuple[object, ...]]], None] | None = None,
+    ) -> BatchResult:
         """Store one batch in one transaction. Raises DatabaseUnavailable on connection trouble.
 
         Any other database error (a value the schema refuses) must not stall ingest: the batch
         is split and each message is written alone; one that still fails is dead-lettered.
         """
         try:
-            return self._write(batch)
+            return self._write(batch, after)
         except psycopg.OperationalError as exc:
             self.close()
             raise DatabaseUnavailable(str(exc).strip()) from exc
@@ -114,6 +118,10 @@ class Writer:
                 total.statuses += res.statuses
                 for k, v in res.reasons.items():
                     total.reasons[k] = total.reasons.get(k, 0) + v
+            if after is not None:
+                conn = self._connection()
+                with conn.transaction():
+                    after(conn)
             return total
 
     def _write_failed(self, item: Received, exc: psycopg.Error) -> BatchResult:
@@ -140,17 +148,19 @@ class Writer:
             reasons[rej.reason.value] = reasons.get(rej.reason.value, 0) + 1
         return BatchResult(dead_letters=len(rows), reasons=reasons)
 
-    def _write(self, batch: Sequence[Received]) -> BatchResult:
+    def _write(
+        self,
+        batch: Sequence[Received],
+        after: Callable[[psycopg.Connection[tuple[object, ...]]], None] | None,
+    ) -> BatchResult:
         conn = self._connection()
         result = BatchResult(reasons={})
-        triples: list[tuple[str, Reading, datetime]] = []
         dead: list[tuple[datetime, Reject]] = []
         for item in batch:
-            triples.extend((item.topic, r, item.received_at) for r in item.checked.readings)
             dead.extend((item.received_at, rej) for rej in item.checked.rejects)
         with conn.transaction():
             ids = sorted(
-                {r.device_id for _, r, _ in triples}
+                {item.checked.readings[0].device_id for item in batch if item.checked.readings}
                 | {item.checked.status.device_id for item in batch if item.checked.status}
             )
             devices: dict[str, DeviceState] = {}
@@ -158,29 +168,24 @@ class Writer:
                 with conn.cursor(row_factory=class_row(_DeviceRow)) as cur:
                     for dev in cur.execute(queries.DEVICES_BY_ID, (ids,)):
                         devices[dev.id] = DeviceState(dev.decommissioned_at)
-            good, unregistered = check_registry(triples, devices)
-            dead.extend((at, rej) for rej, at in unregistered)
-            if good:
-                with conn.cursor() as cur:
-                    with cur.copy(queries.COPY_STAGING) as copy:
-                        for r, at in good:
-                            copy.write_row(
-                                (
-                                    r.ts,
-                                    r.device_id,
-                                    r.seq,
-                                    r.kind,
-                                    r.run_s,
-                                    r.energy_wh,
-                                    r.water_l,
-                                    r.peak_a,
-                                    r.fault,
-                                    at,
-                                )
-                            )
+            staged = 0
+            with conn.cursor() as cur:
+                with cur.copy(queries.COPY_STAGING) as copy:
+                    write = copy.write_row
+                    for item in batch:
+                        good, unregistered = check_registry(
+                            item.topic, item.checked.readings, devices
+                        )
+                        at = item.received_at
+                        dead.extend((at, rej) for rej in unregistered)
+                        staged += len(good)
+                        for r in good:
+                            write((r.ts, r.device_id, r.seq, r.kind, r.run_s, r.energy_wh,
+                                   r.water_l, r.peak_a, r.fault, at))  # fmt: skip
+                if staged:
                     cur.execute(queries.INSERT_FROM_STAGING)
                     result.inserted = cur.rowcount
-                    result.duplicates = len(good) - cur.rowcount
+                    result.duplicates = staged - cur.rowcount
                     cur.execute(queries.UPSERT_LAST_SEEN)
             for item in batch:
                 st = item.checked.status
@@ -214,6 +219,8 @@ class Writer:
                 result.statuses += 1
             if dead:
                 self._copy_dead_letters(conn, dead)
+            if after is not None:
+                after(conn)
         result.dead_letters = len(dead)
         reasons: dict[str, int] = {}
         for _, rej in dead:

@@ -212,6 +212,29 @@ def ingest_cmd(
             health.stop()
 
 
+@app.command("replay-dead-letters")
+def replay_cmd(
+    reason: Annotated[str | None, typer.Option(help="Only dead letters with this reason")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many")] = 10_000,
+) -> None:
+    """Check dead letters again under today's rules and registry; store what is now valid."""
+    from ingest.replay import replay_dead_letters
+    from ingest.validate import Limits
+
+    s = get_settings()
+    res = replay_dead_letters(
+        s.db_url(),
+        Limits.from_settings(s),
+        reason=reason,
+        limit=limit,
+        dead_letter_max_bytes=s.ingest_dead_letter_max_bytes,
+    )
+    console.print(
+        f"replayed {res.replayed}: {res.stored} stored, {res.duplicates} already stored, "
+        f"{res.dead_again} still bad (new dead letters)"
+    )
+
+
 # --- API -----------------------------------------------------------------------------------------
 
 

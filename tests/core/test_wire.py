@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from core.wire import Reason, WireError, decode_payload, parse_reading, parse_status
+from core.wire import (
+    Reason,
+    WireError,
+    decode_payload,
+    parse_reading,
+    parse_readings,
+    parse_status,
+)
 from tests.helpers import DROP, dumps, reading
 
 
@@ -40,8 +47,6 @@ def test_fault_reading_needs_its_fault() -> None:
         ({"ts": "2026-11-24T18:02:11"}, Reason.INVALID_VALUE),  # no offset
         ({"seq": -1}, Reason.OUT_OF_RANGE),
         ({"water_l": -0.5}, Reason.OUT_OF_RANGE),
-        ({"run_s": math.inf}, Reason.INVALID_VALUE),
-        ({"run_s": math.nan}, Reason.INVALID_VALUE),
         ({"kind": "grind"}, Reason.INVALID_VALUE),
         ({"device_id": "bad id/#"}, Reason.INVALID_VALUE),
         ({"fault": "jam"}, Reason.INVALID_VALUE),  # a run carries no fault
@@ -51,6 +56,20 @@ def test_invalid_readings_get_their_reason(change: dict[str, object], reason: Re
     with pytest.raises(WireError) as err:
         parse_reading(reading(**change))
     assert err.value.reason is reason, err.value.detail
+
+
+def test_infinity_and_nan_are_not_readings() -> None:
+    good = dumps(reading())
+    # JSON has no NaN or infinity; an overflowing number is the way infinity arrives
+    huge = good.replace(b'"run_s":11.5', b'"run_s":1e999')
+    assert huge != good
+    with pytest.raises(WireError) as err:
+        parse_readings(huge, 1000)
+    assert err.value.reason is Reason.MALFORMED_JSON
+    with pytest.raises(WireError) as err:
+        parse_readings(good.replace(b'"run_s":11.5', b'"run_s":NaN'), 1000)
+    assert err.value.reason is Reason.MALFORMED_JSON
+    assert math.isfinite(parse_readings(good, 1000)[0][0][1].run_s or 0)
 
 
 def test_decode_single_object_and_array() -> None:

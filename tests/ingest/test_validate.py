@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.settings import Settings
-from core.wire import Reason
+from core.wire import Reading, Reason
 from ingest.validate import DeviceState, Limits, check_message, check_registry
 from tests.helpers import dumps, reading
 
@@ -76,18 +76,23 @@ def test_status_on_its_topic(limits: Limits) -> None:
 
 def test_registry_check_splits_unknown_and_decommissioned(limits: Limits) -> None:
     now = datetime.now(UTC)
-    rs = [
-        check_message(
-            f"{PREFIX}/devices/{d}/readings",
-            dumps(reading(device_id=d, at=now - timedelta(minutes=1))),
-            limits,
-        ).readings[0]
-        for d in ("A1", "B2", "C3")
-    ]
+
+    def msg(dev: str, *ages_h: float) -> list[Reading]:
+        body = [
+            reading(device_id=dev, seq=i, at=now - timedelta(hours=a)) for i, a in enumerate(ages_h)
+        ]
+        return check_message(f"{PREFIX}/devices/{dev}/readings", dumps(body), limits).readings
+
     devices = {"A1": DeviceState(None), "C3": DeviceState(now - timedelta(hours=1))}
-    good, bad = check_registry([("t", r, i) for i, r in enumerate(rs)], devices)
-    assert [(r.device_id, tag) for r, tag in good] == [("A1", 0)]
-    assert [(rej.device_id, rej.reason, tag) for rej, tag in bad] == [
-        ("B2", Reason.UNKNOWN_DEVICE, 1),
-        ("C3", Reason.DECOMMISSIONED_DEVICE, 2),
+    good, bad = check_registry("t", msg("A1", 3, 2), devices)
+    assert [r.seq for r in good] == [0, 1] and bad == []
+    good, bad = check_registry("t", msg("B2", 3, 2), devices)
+    assert (
+        good == [] and [(b.device_id, b.reason) for b in bad] == [("B2", Reason.UNKNOWN_DEVICE)] * 2
+    )
+    # readings from before the decommissioning are still the household's data
+    good, bad = check_registry("t", msg("C3", 3, 0.5), devices)
+    assert [r.seq for r in good] == [0]
+    assert [(b.reason, b'"seq":1' in b.payload) for b in bad] == [
+        (Reason.DECOMMISSIONED_DEVICE, True)
     ]

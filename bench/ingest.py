@@ -1,0 +1,455 @@
+"""Ingest benchmark: throughput and latency against ceilings and a naive baseline, in one run.
+
+Every throughput figure drains a backlog published beforehand to an offline persistent session,
+so ingest and its ceilings are measured the same way:
+
+- broker ceiling: a raw paho subscriber that only counts (no database);
+- database ceiling: the idempotent COPY-upsert of ingest's writer, no MQTT;
+- naive ingest: one json.loads + INSERT + commit per message (the baseline);
+- ingest, single-reading messages and 100-reading arrays;
+- latency: publish -> commit at a fixed rate, ack after commit.
+
+Run: `.venv/bin/python bench/ingest.py` (after `wastepilot services up`); `--quick` for a
+smaller run. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from psycopg import sql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.migrate import migrate
+from core.mqtturl import parse_mqtt_url
+from core.registry import Device, add_devices
+from core.settings import Settings
+from core.topics import readings_topic
+from ingest import queries
+from ingest.validate import Limits
+from ingest.worker import IngestWorker, WorkerConfig
+from ingest.writer import Received
+from simulator.publisher import MqttSink
+
+DEVICES = [f"BENCH-{i:04d}" for i in range(200)]
+T0 = datetime.now(UTC) - timedelta(days=3)
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def reading(dev: str, seq: int, ts: datetime | None = None) -> dict[str, Any]:
+    t = ts or T0 + timedelta(milliseconds=seq)
+    return {
+        "v": 1,
+        "device_id": dev,
+        "seq": seq,
+        "ts": t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z",
+        "kind": "run",
+        "run_s": 11.5,
+        "energy_wh": 2.4,
+        "water_l": 1.2,
+        "peak_a": 5.1,
+    }
+
+
+def fresh_db(admin_url: str, name: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
+    migrate(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        add_devices(conn, [Device(d, "BENCH-HH") for d in DEVICES])
+    return url
+
+
+def count(url: str) -> tuple[int, int]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT (device_id, seq, ts)) FROM readings"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def truncate(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE readings, dead_letters, device_status")
+
+
+def publish_backlog(url: str, prefix: str, messages: list[tuple[str, bytes]]) -> float:
+    sink = MqttSink(url, f"bench-pub-{uuid.uuid4().hex[:6]}").connect()
+    t = time.perf_counter()
+    for topic, payload in messages:
+        sink.send(topic, payload)
+    lost = sink.close(timeout=300)
+    assert lost == 0, f"{lost} backlog messages not confirmed by the broker"
+    return len(messages) / (time.perf_counter() - t)
+
+
+def single_messages(prefix: str, n: int, seq0: int = 1) -> list[tuple[str, bytes]]:
+    out = []
+    for i in range(n):
+        dev = DEVICES[i % len(DEVICES)]
+        out.append(
+            (readings_topic(prefix, dev), orjson.dumps(reading(dev, seq0 + i // len(DEVICES))))
+        )
+    return out
+
+
+def array_messages(prefix: str, n_msgs: int, per: int) -> list[tuple[str, bytes]]:
+    out = []
+    for i in range(n_msgs):
+        dev = DEVICES[i % len(DEVICES)]
+        base = (i // len(DEVICES)) * per
+        out.append(
+            (
+                readings_topic(prefix, dev),
+                orjson.dumps([reading(dev, base + k + 1) for k in range(per)]),
+            )
+        )
+    return out
+
+
+# --- the raw broker ceiling ------------------------------------------------------------------
+
+
+class RawSubscriber:
+    """A paho subscriber that counts messages and acknowledges each one: no parsing, no database."""
+
+    def __init__(self, url: str, client_id: str, topic: str) -> None:
+        a = parse_mqtt_url(url)
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.c.username_pw_set(a.username, a.password)
+        self.a, self.topic = a, topic
+        self.n = 0
+        self.first = self.last = 0.0
+        self.connected = threading.Event()
+        self.c.on_connect = self._on_connect
+        self.c.on_message = self._on_message
+
+    def _on_connect(self, c: mqtt.Client, *_: Any) -> None:
+        c.subscribe([(self.topic, SubscribeOptions(qos=1))])
+        self.connected.set()
+
+    def _on_message(self, *_: Any) -> None:
+        now = time.perf_counter()
+        if not self.n:
+            self.first = now
+        self.n += 1
+        self.last = now
+
+    def start(self) -> None:
+        p = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        p.SessionExpiryInterval = 600
+        p.ReceiveMaximum = 5000
+        self.c.connect(self.a.host, self.a.port, clean_start=False, properties=p)
+        self.c.loop_start()
+        assert self.connected.wait(10)
+
+    def stop(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def broker_ceiling(url: str, prefix: str, n: int) -> float:
+    topic = f"$share/raw{uuid.uuid4().hex[:6]}/{prefix}/devices/+/readings"
+    sub = RawSubscriber(url, f"bench-raw-{uuid.uuid4().hex[:6]}", topic)
+    sub.start()
+    sub.stop()  # the session stays: the backlog queues for it
+    publish_backlog(url, prefix, single_messages(prefix, n))
+    sub.start()
+    deadline = time.monotonic() + 300
+    while sub.n < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sub.stop()
+    assert sub.n >= n, f"raw subscriber got {sub.n} of {n}"
+    return n / (sub.last - sub.first)
+
+
+# --- the database ceiling --------------------------------------------------------------------
+
+
+def db_ceiling(url: str, n: int, batch: int) -> float:
+    rows = [
+        (
+            T0 + timedelta(milliseconds=i),
+            DEVICES[i % len(DEVICES)],
+            i,
+            "run",
+            11.5,
+            2.4,
+            1.2,
+            5.1,
+            None,
+            datetime.now(UTC),
+        )
+        for i in range(n)
+    ]
+    with psycopg.connect(url) as conn:
+        conn.execute(queries.CREATE_STAGING)
+        conn.commit()
+        t = time.perf_counter()
+        for i in range(0, n, batch):
+            with conn.cursor() as cur:
+                with cur.copy(queries.COPY_STAGING) as copy:
+                    for r in rows[i : i + batch]:
+                        copy.write_row(r)
+                cur.execute(queries.INSERT_FROM_STAGING)
+            conn.commit()
+        return n / (time.perf_counter() - t)
+
+
+# --- the naive baseline ----------------------------------------------------------------------
+
+
+def naive(mqtt_url: str, db_url: str, prefix: str, n: int) -> float:
+    """One json.loads + INSERT + commit per message, in the MQTT callback."""
+    conn = psycopg.connect(db_url)
+    topic = f"$share/naive{uuid.uuid4().hex[:6]}/{prefix}/devices/+/readings"
+    sub = RawSubscriber(mqtt_url, f"bench-naive-{uuid.uuid4().hex[:6]}", topic)
+    done = {"n": 0, "first": 0.0, "last": 0.0}
+
+    def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if not done["n"]:
+            done["first"] = time.perf_counter()
+        items = json.loads(msg.payload)
+        for r in items if isinstance(items, list) else [items]:
+            conn.execute(
+                "INSERT INTO readings (ts, device_id, seq, kind, run_s, energy_wh, water_l, peak_a) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (
+                    r["ts"],
+                    r["device_id"],
+                    r["seq"],
+                    r["kind"],
+                    r["run_s"],
+                    r["energy_wh"],
+                    r["water_l"],
+                    r["peak_a"],
+                ),
+            )
+        conn.commit()
+        done["n"] += 1
+        done["last"] = time.perf_counter()
+
+    sub.c.on_message = on_message
+    sub.start()
+    sub.stop()
+    publish_backlog(mqtt_url, prefix, single_messages(prefix, n))
+    sub.start()
+    deadline = time.monotonic() + 300
+    while done["n"] < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sub.stop()
+    conn.close()
+    return n / (done["last"] - done["first"])
+
+
+# --- ingest ----------------------------------------------------------------------------------
+
+
+def worker_cfg(
+    s: Settings, db_url: str, mqtt_url: str, prefix: str, client_id: str
+) -> WorkerConfig:
+    return WorkerConfig(
+        db_url=db_url,
+        mqtt_url=mqtt_url,
+        client_id=client_id,
+        group=f"bench{uuid.uuid4().hex[:6]}",
+        limits=Limits.from_settings(s, prefix=prefix),
+        session_expiry_s=600,
+        receive_maximum=s.ingest_receive_maximum,
+        batch_size=s.ingest_batch_size,
+        batch_max_ms=s.ingest_batch_max_ms,
+    )
+
+
+def drain(
+    cfg: WorkerConfig, db_url: str, prefix: str, messages: list[tuple[str, bytes]], expect: int
+) -> float:
+    """Create the worker's session, publish the backlog while it is away, then time the drain
+    from its first received message to the commit of the last reading."""
+    w = IngestWorker(cfg)
+    w.start()
+    while not w.connected:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    w.stop()
+    publish_backlog(parse_url(cfg), prefix, messages)
+    marks: dict[str, float] = {"last": 0.0, "n": 0}
+
+    def on_commit(batch: list[Received]) -> None:
+        marks["n"] += sum(len(r.checked.readings) for r in batch)
+        marks["last"] = time.perf_counter()
+
+    w = IngestWorker(cfg, on_commit=on_commit)
+    t_start = time.perf_counter()
+    w.start()
+    deadline = time.monotonic() + 600
+    while marks["n"] < expect and time.monotonic() < deadline:
+        time.sleep(0.02)
+    w.stop()
+    assert marks["n"] >= expect, f"ingest committed {marks['n']} of {expect}"
+    log(f"  {w.batches} batches, {expect / max(w.batches, 1):.0f} readings per batch on average")
+    return expect / (marks["last"] - t_start)
+
+
+def parse_url(cfg: WorkerConfig) -> str:
+    return cfg.mqtt_url
+
+
+def latency(cfg: WorkerConfig, prefix: str, rate: int, seconds: float) -> tuple[float, float, int]:
+    """p50/p99 publish -> commit at a fixed rate; readings carry their publish time as ts."""
+    lat: list[float] = []
+
+    def on_commit(batch: list[Received]) -> None:
+        now = time.time()
+        for r in batch:
+            for rd in r.checked.readings:
+                lat.append((now - rd.ts.timestamp()) * 1000)
+
+    w = IngestWorker(cfg, on_commit=on_commit)
+    w.start()
+    while not w.connected:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    sink = MqttSink(cfg.mqtt_url, f"bench-lat-{uuid.uuid4().hex[:6]}").connect()
+    n = int(rate * seconds)
+    t0 = time.perf_counter()
+    for i in range(n):
+        target = t0 + i / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        dev = DEVICES[i % len(DEVICES)]
+        sink.send(
+            readings_topic(prefix, dev),
+            orjson.dumps(reading(dev, 10_000_000 + i, datetime.now(UTC))),
+        )
+    achieved = n / (time.perf_counter() - t0)
+    sink.close()
+    deadline = time.monotonic() + 60
+    while len(lat) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    w.stop()
+    lat.sort()
+    log(f"  latency run: {n} messages at {achieved:.0f}/s achieved")
+    # ts has millisecond precision: up to 1 ms of each figure is that rounding
+    return statistics.median(lat), lat[int(len(lat) * 0.99) - 1], len(lat)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller run (about a third)")
+    args = ap.parse_args()
+    scale = 1 / 3 if args.quick else 1.0
+    n_single = int(60_000 * scale)
+    n_arrays = int(1_500 * scale)
+    n_naive = int(6_000 * scale)
+    n_db = int(300_000 * scale)
+
+    s = Settings()
+    mqtt_url = s.mqtt_url_for("test")
+    db_url = fresh_db(s.db_url(), "wastepilot_bench")
+    run = uuid.uuid4().hex[:8]
+    prefix = lambda part: f"wastepilot-test/bench-{run}-{part}/v1"  # noqa: E731
+
+    log("== ceilings")
+    broker = broker_ceiling(mqtt_url, prefix("raw"), n_single)
+    log(f"  broker -> raw subscriber: {broker:,.0f} messages/s ({n_single} messages)")
+    dbc = db_ceiling(db_url, n_db, s.ingest_batch_size)
+    log(
+        f"  idempotent COPY-upsert, no MQTT: {dbc:,.0f} rows/s ({n_db} rows, batches of {s.ingest_batch_size})"
+    )
+    truncate(db_url)
+
+    log("== naive ingest (one INSERT + commit per message)")
+    naive_rate = naive(mqtt_url, db_url, prefix("naive"), n_naive)
+    log(f"  {naive_rate:,.0f} readings/s ({n_naive} messages)")
+    lost_doubled = []
+    c = count(db_url)
+    lost_doubled.append((n_naive - c[1], c[0] - c[1]))
+    truncate(db_url)
+
+    log("== ingest, single-reading messages")
+    cfg = worker_cfg(s, db_url, mqtt_url, prefix("single"), f"bench-single-{run}")
+    single = drain(
+        cfg, db_url, prefix("single"), single_messages(prefix("single"), n_single), n_single
+    )
+    c = count(db_url)
+    lost_doubled.append((n_single - c[1], c[0] - c[1]))
+    log(f"  {single:,.0f} readings/s ({n_single} messages)")
+    truncate(db_url)
+
+    log("== ingest, 100-reading arrays")
+    cfg = worker_cfg(s, db_url, mqtt_url, prefix("array"), f"bench-array-{run}")
+    arrays = drain(
+        cfg, db_url, prefix("array"), array_messages(prefix("array"), n_arrays, 100), n_arrays * 100
+    )
+    c = count(db_url)
+    lost_doubled.append((n_arrays * 100 - c[1], c[0] - c[1]))
+    log(f"  {arrays:,.0f} readings/s ({n_arrays} messages of 100)")
+    truncate(db_url)
+
+    log("== latency at 2,000 messages/s, ack after commit")
+    cfg = worker_cfg(s, db_url, mqtt_url, prefix("lat"), f"bench-lat-{run}")
+    p50, p99, got = latency(cfg, prefix("lat"), 2000, 10 * scale if args.quick else 10)
+    c = count(db_url)
+    lost_doubled.append((got - c[1], c[0] - c[1]))
+    log(f"  publish -> commit p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+
+    lost = sum(x for x, _ in lost_doubled)
+    doubled = sum(y for _, y in lost_doubled)
+    log("== ratios")
+    log(f"  single-reading ingest / broker ceiling: {single / broker:.2f} (target >= 0.80)")
+    log(f"  single-reading ingest / naive:          {single / naive_rate:.1f}x (target >= 8x)")
+    log(f"  array ingest / database ceiling:        {arrays / dbc:.2f} (target >= 0.80)")
+    log(f"  array ingest / naive:                   {arrays / naive_rate:.1f}x (target >= 25x)")
+    log(f"  p99 publish->commit at 2,000/s:          {p99:.1f} ms (target <= 100 ms)")
+    log(f"  lost {lost}, doubled {doubled}")
+    print(
+        json.dumps(
+            {
+                "single_readings_per_s": round(single),
+                "array_readings_per_s": round(arrays),
+                "naive_readings_per_s": round(naive_rate),
+                "broker_ceiling_msgs_per_s": round(broker),
+                "db_ceiling_rows_per_s": round(dbc),
+                "p50_ms": round(p50, 1),
+                "p99_ms": round(p99, 1),
+                "single_vs_broker": round(single / broker, 3),
+                "single_vs_naive": round(single / naive_rate, 1),
+                "array_vs_db": round(arrays / dbc, 3),
+                "array_vs_naive": round(arrays / naive_rate, 1),
+                "lost": lost,
+                "doubled": doubled,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

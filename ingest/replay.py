@@ -1,0 +1,77 @@
+"""Re-ingesting dead letters after a fix (a device registered, a limit raised, a bug mended)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+
+from core.errors import WastepilotError
+from ingest import queries
+from ingest.validate import Limits, check_message
+from ingest.writer import Received, Writer
+
+log = logging.getLogger(__name__)
+
+
+class ReplayConflict(WastepilotError):
+    """Another replay ran at the same time; nothing of this one was kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    replayed: int
+    stored: int
+    duplicates: int
+    dead_again: int
+
+
+def replay_dead_letters(
+    db_url: str,
+    limits: Limits,
+    *,
+    reason: str | None = None,
+    limit: int = 10_000,
+    dead_letter_max_bytes: int = 16 * 1024,
+) -> ReplayResult:
+    """Check each pending dead letter again under today's rules and registry.
+
+    What is now valid is stored (idempotently); what is still bad becomes a new dead letter;
+    the old row is marked replayed in the same transaction, so a replay never runs twice.
+    Truncated payloads cannot be replayed and are left as they are.
+    """
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            queries.DEAD_LETTERS_TO_REPLAY, {"reason": reason, "limit": limit}
+        ).fetchall()
+        conn.rollback()
+    if not rows:
+        return ReplayResult(0, 0, 0, 0)
+    now = datetime.now(UTC)
+    batch = [
+        Received(
+            str(topic), check_message(str(topic), bytes(payload), limits, now), now, bytes(payload)
+        )
+        for _, topic, payload in rows
+    ]
+    ids = [int(i) for i, _, _ in rows]
+
+    def mark(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        if conn.execute(queries.MARK_REPLAYED, (ids,)).rowcount != len(ids):
+            raise ReplayConflict("another replay took some of these dead letters; run it again")
+
+    writer = Writer(db_url, dead_letter_max_bytes=dead_letter_max_bytes)
+    try:
+        res = writer.write(batch, after=mark)
+    finally:
+        writer.close()
+    log.info(
+        "replayed %d dead letters: %d stored, %d already stored, %d still bad",
+        len(rows),
+        res.inserted,
+        res.duplicates,
+        res.dead_letters,
+    )
+    return ReplayResult(len(rows), res.inserted, res.duplicates, res.dead_letters)
