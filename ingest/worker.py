@@ -106,7 +106,9 @@ class IngestWorker:
         self.cfg = cfg
         self._on_commit = on_commit
         self.metrics = metrics or IngestMetrics()
-        self._queue: queue.Queue[_Inbound | object] = queue.Queue()
+        # SimpleQueue (C, no task tracking): a put per message is on paho's thread. It needs
+        # no bound of its own: the broker sends at most Receive Maximum unacknowledged messages.
+        self._queue: queue.SimpleQueue[_Inbound | object] = queue.SimpleQueue()
         self._writer = Writer(cfg.db_url, dead_letter_max_bytes=cfg.dead_letter_max_bytes)
         self._epoch = 0
         self._epoch_lock = threading.Lock()
@@ -196,7 +198,15 @@ class IngestWorker:
                 client.ack(msg.mid, msg.qos)
             return
         self._queue.put(
-            _Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._epoch, time.time())
+            # paho hands over bytes; the conversion is only for the type checker's bytearray
+            _Inbound(
+                msg.topic,
+                msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload),
+                msg.mid,
+                msg.qos,
+                self._epoch,
+                time.time(),
+            )
         )
 
     # --- lifecycle ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 import psycopg
 from psycopg.rows import class_row
@@ -32,9 +33,8 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached or dropped the connection; retry later."""
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
-    """One MQTT message after validation, with when it arrived."""
+class Received(NamedTuple):
+    """One MQTT message after validation, with when it arrived (a tuple: one per message)."""
 
     topic: str
     checked: Checked
