@@ -17,6 +17,7 @@ import orjson
 
 from core.topics import readings_topic, status_topic
 from simulator.device import DeviceState, OutMessage, device_messages, status_dict
+from simulator.faults import Malformed
 from simulator.model import HouseholdSpec, household_day, local_days, offline_spell, rng_for
 from simulator.params import Params
 from simulator.publisher import Sink
@@ -35,6 +36,7 @@ class Summary:
     not_confirmed: int = 0
     seconds: float = 0.0
     expected_keys: set[tuple[str, int]] = field(default_factory=set)
+    malformed: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -99,6 +101,15 @@ def _account(summary: Summary, m: OutMessage, payload: bytes) -> None:
             summary.faults += 1
 
 
+def send_malformed(sink: Sink, prefix: str, messages: list[Malformed], summary: Summary) -> None:
+    """Publish deliberately bad messages (``--malformed``), counting them by expected reason."""
+    for m in messages:
+        sink.send(readings_topic(prefix, m.device_id), m.payload)
+        summary.malformed[m.reason.value] = summary.malformed.get(m.reason.value, 0) + 1
+        summary.messages += 1
+        summary.bytes += len(m.payload)
+
+
 def backfill(
     sink: Sink,
     prefix: str,
@@ -110,10 +121,14 @@ def backfill(
     seqs: SeqStore,
     progress: Callable[[int, int], None] | None = None,
     stop: threading.Event | None = None,
+    malformed: list[Malformed] | None = None,
 ) -> Summary:
-    """Publish the history of [start, end) as fast as the sink takes it."""
+    """Publish the history of [start, end) as fast as the sink takes it (and, when asked,
+    the malformed messages first)."""
     summary = Summary()
     t0 = time.perf_counter()
+    if malformed:
+        send_malformed(sink, prefix, malformed, summary)
     days = local_days(start, end)
     done_days = 0
     current_day = None

@@ -281,6 +281,9 @@ def simulate_cmd(
         list[str] | None, typer.Option(help="Override a model parameter: name=value")
     ] = None,
     first: Annotated[int, typer.Option(min=1, help="Index of the first household")] = 1,
+    malformed: Annotated[
+        bool, typer.Option(help="Also send one malformed message of each dead-letter reason")
+    ] = False,
 ) -> None:
     """Simulate pilot households: backfill history and/or publish live."""
     from simulator.model import make_fleet
@@ -318,7 +321,17 @@ def simulate_cmd(
         return MqttSink(s.mqtt_url_for("simulator"), f"wastepilot-sim-{seed_}").connect()
 
     now = datetime.now(UTC)
-    if backfill_days > 0:
+    bad = None
+    if malformed:
+        from simulator.faults import malformed_messages
+
+        bad = malformed_messages(
+            fleet[0],
+            now - timedelta(hours=1),
+            unknown_device="FWD-UNREGISTERED",
+            max_payload_bytes=s.ingest_max_payload_bytes,
+        )
+    if backfill_days > 0 or bad:
         start = now - timedelta(days=backfill_days)
         with Progress(
             TextColumn("backfill"),
@@ -340,12 +353,15 @@ def simulate_cmd(
                 seqs,
                 progress=lambda d, t: bar.update(task, completed=d, total=t),
                 stop=stop,
+                malformed=bad,
             )
         console.print(
             f"backfill: {summ.readings} readings ({summ.faults} faults, {summ.resends} re-sent) "
             f"in {summ.messages} messages, {summ.bytes / 1e6:.1f} MB, {summ.seconds:.1f}s "
             f"({summ.rate:.0f} readings/s); not confirmed: {summ.not_confirmed}"
         )
+        if summ.malformed:
+            console.print(f"malformed messages sent, by expected reason: {summ.malformed}")
     if live and not stop.is_set() and output is None:
         sp = speed or s.sim_speed
         console.print(f"live: {n} households at {sp:g}x; Ctrl-C stops")
