@@ -47,7 +47,7 @@ def test_run_time_energy_and_water_per_use(month: list[tuple[int, list[object]]]
     assert 1.5 <= wh <= 4.0, wh  # "~3 Wh per use" [E], from 400-900 W motors
     assert 1.0 <= litres <= 1.5, litres  # "~1-1.5 L grinding"
     watts = [e.energy_wh * 3600 / e.run_s for e in runs]  # type: ignore[attr-defined]
-    assert 400 <= min(watts) and max(watts) <= 950  # "motor draw ~400-900 W"
+    assert min(watts) >= 400 and max(watts) <= 950  # "motor draw ~400-900 W"
 
 
 def test_daily_water_and_yearly_energy(month: list[tuple[int, list[object]]]) -> None:
