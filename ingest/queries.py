@@ -16,24 +16,27 @@ COPY readings_staging (ts, device_id, seq, kind, run_s, energy_wh, water_l, peak
 """
 
 # Idempotent: the unique key (device_id, seq, ts) turns a re-sent or redelivered reading into a
-# conflict that is skipped, never an overwrite. rowcount = readings newly stored.
+# conflict that is skipped, never an overwrite. One statement (one round trip) also moves each
+# device's last seen/last seq, locking device_status rows in device order so that two workers
+# never deadlock. Returns the number of readings newly stored.
 INSERT_FROM_STAGING: LiteralString = """
-INSERT INTO readings (ts, device_id, seq, kind, run_s, energy_wh, water_l, peak_a, fault,
-                      received_at)
-SELECT ts, device_id, seq, kind, run_s, energy_wh, water_l, peak_a, fault, received_at
-FROM readings_staging
-ON CONFLICT (device_id, seq, ts) DO NOTHING
-"""
-
-# Sorted by device so that two workers lock device_status rows in the same order.
-UPSERT_LAST_SEEN: LiteralString = """
-INSERT INTO device_status (device_id, last_seen, last_seq, updated_at)
-SELECT device_id, max(ts), max(seq), now() FROM readings_staging
-GROUP BY device_id ORDER BY device_id
-ON CONFLICT (device_id) DO UPDATE SET
-    last_seen = GREATEST(device_status.last_seen, EXCLUDED.last_seen),
-    last_seq = GREATEST(device_status.last_seq, EXCLUDED.last_seq),
-    updated_at = now()
+WITH stored AS (
+    INSERT INTO readings (ts, device_id, seq, kind, run_s, energy_wh, water_l, peak_a, fault,
+                          received_at)
+    SELECT ts, device_id, seq, kind, run_s, energy_wh, water_l, peak_a, fault, received_at
+    FROM readings_staging
+    ON CONFLICT (device_id, seq, ts) DO NOTHING
+    RETURNING 1
+), seen AS (
+    INSERT INTO device_status (device_id, last_seen, last_seq, updated_at)
+    SELECT device_id, max(ts), max(seq), now() FROM readings_staging
+    GROUP BY device_id ORDER BY device_id
+    ON CONFLICT (device_id) DO UPDATE SET
+        last_seen = GREATEST(device_status.last_seen, EXCLUDED.last_seen),
+        last_seq = GREATEST(device_status.last_seq, EXCLUDED.last_seq),
+        updated_at = now()
+)
+SELECT count(*) FROM stored
 """
 
 UPSERT_STATUS: LiteralString = """

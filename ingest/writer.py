@@ -8,6 +8,7 @@ idempotent, so a retry after an unknown commit outcome never doubles a reading.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -54,9 +55,13 @@ class BatchResult:
 class Writer:
     """Stores batches; one instance per ingest worker thread."""
 
-    def __init__(self, url: str, *, dead_letter_max_bytes: int) -> None:
+    def __init__(
+        self, url: str, *, dead_letter_max_bytes: int, registry_ttl_s: float = 5.0
+    ) -> None:
         self._url = url
         self._max_dl = dead_letter_max_bytes
+        self._registry_ttl = registry_ttl_s
+        self._registry: dict[str, tuple[DeviceState, float]] = {}
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
@@ -71,6 +76,23 @@ class Writer:
                 raise DatabaseUnavailable(str(exc).strip()) from exc
             self._conn = conn
         return self._conn
+
+    def _device_states(
+        self, conn: psycopg.Connection[tuple[object, ...]], ids: list[str]
+    ) -> dict[str, DeviceState]:
+        """Registry entries of ``ids``; known devices are remembered for ``registry_ttl_s``
+        (a query per batch saved), unknown ones are asked for every time."""
+        now = time.monotonic()
+        cache = self._registry
+        stale = [i for i in ids if i not in cache or now - cache[i][1] > self._registry_ttl]
+        if stale:
+            with conn.cursor(row_factory=class_row(_DeviceRow)) as cur:
+                for dev in cur.execute(queries.DEVICES_BY_ID, (stale,)):
+                    cache[dev.id] = (DeviceState(dev.decommissioned_at), now)
+            for i in stale:
+                if i in cache and cache[i][1] != now:
+                    del cache[i]  # no longer registered
+        return {i: cache[i][0] for i in ids if i in cache}
 
     def close(self) -> None:
         if self._conn is not None:
@@ -163,11 +185,7 @@ class Writer:
                 {item.checked.readings[0].device_id for item in batch if item.checked.readings}
                 | {item.checked.status.device_id for item in batch if item.checked.status}
             )
-            devices: dict[str, DeviceState] = {}
-            if ids:
-                with conn.cursor(row_factory=class_row(_DeviceRow)) as cur:
-                    for dev in cur.execute(queries.DEVICES_BY_ID, (ids,)):
-                        devices[dev.id] = DeviceState(dev.decommissioned_at)
+            devices = self._device_states(conn, ids)
             staged = 0
             with conn.cursor() as cur:
                 with cur.copy(queries.COPY_STAGING) as copy:
@@ -183,10 +201,9 @@ class Writer:
                             write((r.ts, r.device_id, r.seq, r.kind, r.run_s, r.energy_wh,
                                    r.water_l, r.peak_a, r.fault, at))  # fmt: skip
                 if staged:
-                    cur.execute(queries.INSERT_FROM_STAGING)
-                    result.inserted = cur.rowcount
-                    result.duplicates = staged - cur.rowcount
-                    cur.execute(queries.UPSERT_LAST_SEEN)
+                    row = cur.execute(queries.INSERT_FROM_STAGING).fetchone()
+                    result.inserted = int(row[0]) if row else 0  # type: ignore[call-overload]
+                    result.duplicates = staged - result.inserted
             for item in batch:
                 st = item.checked.status
                 if st is None:
