@@ -64,7 +64,9 @@ class Settings(BaseSettings):
 
     # --- ingest -----------------------------------------------------------------------------
     ingest_group: str = Field(
-        "ingest", description="Shared-subscription group ($share/<group>/...)"
+        "ingest",
+        description="Shared-subscription group ($share/<group>/...); empty = plain subscription "
+        "(one worker only)",
     )
     ingest_client_id: str = Field(
         "wastepilot-ingest-1", description="Stable MQTT client id of an ingest worker (session key)"

@@ -30,7 +30,9 @@ class PublishError(Exception):
 
 
 class Sink(Protocol):
-    def send(self, topic: str, payload: bytes, *, retain: bool = False) -> None: ...
+    def send(self, topic: str, payload: bytes, *, retain: bool = False) -> object:
+        """Hand over one message; returns a handle of the sink's own (or None)."""
+        ...
 
     def close(self, timeout: float = 30.0) -> int:
         """Finish; returns how many messages were not confirmed."""
@@ -131,7 +133,9 @@ class MqttSink:
             raise PublishError(f"the broker refused {self._addr.redacted()}: {self._refused}")
         return self
 
-    def send(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+    def send(self, topic: str, payload: bytes, *, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        """Queue one QoS 1 message, waiting while paho's queue is full. The returned info tells
+        later whether the broker confirmed it (``is_published()``)."""
         while True:
             with self._cond:
                 self._pending += 1
@@ -139,7 +143,7 @@ class MqttSink:
             if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 # NO_CONN at QoS 1: paho keeps the message and sends it after reconnecting.
                 self.sent += 1
-                return
+                return info
             with self._cond:
                 self._pending -= 1
             if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:

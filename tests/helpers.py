@@ -80,10 +80,18 @@ class Publisher:
         self.client.loop_stop()
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+def wait_for(
+    cond: Callable[[], bool],
+    timeout: float = 30,
+    what: str = "condition",
+    state: Callable[[], object] | None = None,
+) -> None:
+    """Poll ``cond`` until true; on time-out, fail saying what was awaited and, if given, the
+    state at that moment (so a failure in CI explains itself)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    extra = f"; state: {state()}" if state is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
