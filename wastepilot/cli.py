@@ -11,7 +11,7 @@ import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,7 +22,10 @@ from core.errors import ConfigError, WastepilotError
 from core.logs import setup_logging
 from core.migrate import MIGRATIONS_DIR, migrate
 from core.registry import Device, Household, add_devices, add_households
-from core.settings import get_settings
+from core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from simulator.device_sink import DeviceSinks as DeviceSinksType
 from wastepilot import services
 
 app = typer.Typer(
@@ -284,6 +287,13 @@ def simulate_cmd(
     malformed: Annotated[
         bool, typer.Option(help="Also send one malformed message of each dead-letter reason")
     ] = False,
+    per_device: Annotated[
+        bool,
+        typer.Option(
+            help="Each device on its own connection with its own credentials "
+            "(local broker); default: the load identity publishes for all"
+        ),
+    ] = False,
 ) -> None:
     """Simulate pilot households: backfill history and/or publish live."""
     from simulator.model import make_fleet
@@ -318,6 +328,8 @@ def simulate_cmd(
     def sink() -> Sink:
         if output is not None:
             return FileSink(output)
+        if per_device:
+            return _device_sinks(s, fleet)
         return MqttSink(s.mqtt_url_for("simulator"), f"wastepilot-sim-{seed_}").connect()
 
     now = datetime.now(UTC)
@@ -370,6 +382,34 @@ def simulate_cmd(
             f"live: {summ.readings} readings in {summ.messages} messages; "
             f"not confirmed: {summ.not_confirmed}"
         )
+
+
+def _device_sinks(s: Settings, fleet: list[Any]) -> DeviceSinksType:
+    """Connections of the fleet's own devices, with credentials issued on the local broker."""
+    import secrets as secretlib
+
+    from core.mqtturl import parse_mqtt_url
+    from simulator.device_sink import DeviceSinks
+
+    if s.mqtt_url:
+        raise ConfigError(
+            "--per-device issues credentials on the local broker; "
+            "WASTEPILOT_MQTT_URL points elsewhere"
+        )
+    path = s.state_dir / "simulator" / "credentials.json"
+    creds: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    new = {h.device_id: secretlib.token_urlsafe(16) for h in fleet if h.device_id not in creds}
+    if new:
+        services.set_device_credentials(s, new)
+        creds.update(new)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(creds))
+        path.chmod(0o600)
+    addr = parse_mqtt_url(s.mqtt_url_for("simulator"))
+    console.print(f"connecting {len(fleet)} devices with their own credentials")
+    return DeviceSinks(
+        addr.host, addr.port, s.topic_prefix, {h.device_id: creds[h.device_id] for h in fleet}
+    ).connect()
 
 
 # --- everything together ---

@@ -125,6 +125,7 @@ def _chown_tree(path: Path, user: str) -> None:
     if os.geteuid() != 0:
         return
     entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
     for root, dirs, files in os.walk(path):
         os.chown(root, entry.pw_uid, entry.pw_gid)
         for name in dirs + files:
@@ -351,13 +352,11 @@ def mqtt_up(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None
     plain = "".join(f"{user}:{passwords[user]}\n" for user in sorted(MQTT_USERS.values()))
     users_changed = _write_if_changed(users_file, plain)
     users_file.chmod(0o600)
-    passwd = paths.mqtt / "passwd"
-    if users_changed or not passwd.exists():
-        tmp = paths.mqtt / "passwd.new"
-        tmp.write_text(plain)
-        tmp.chmod(0o600)
-        install.run(["mosquitto_passwd", "-U", str(tmp)])  # hashes the file in place
-        tmp.replace(passwd)
+    service_passwd = paths.mqtt / "service.passwd"
+    if users_changed or not service_passwd.exists():
+        service_passwd.write_text(_hash_lines(paths, plain))
+        service_passwd.chmod(0o600)
+    users_changed = _assemble_passwd(paths) or users_changed
     if _has_user("mosquitto"):
         _chown_tree(paths.mqtt, "mosquitto")
     pid = mqtt_pid(paths)
@@ -375,6 +374,63 @@ def mqtt_up(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None
         _wait(lambda: port_open("127.0.0.1", settings.mqtt_port), 10, "Mosquitto", paths.mqtt_log)
     elif acl_changed or users_changed:
         os.kill(pid, signal.SIGHUP)  # reloads password and ACL files
+
+
+def _hash_lines(paths: Paths, plain: str) -> str:
+    """``user:password`` lines -> Mosquitto's hashed lines (mosquitto_passwd -U, in one call)."""
+    tmp = paths.mqtt / "passwd.new"
+    tmp.write_text(plain)
+    tmp.chmod(0o600)
+    try:
+        install.run(["mosquitto_passwd", "-U", str(tmp)])  # hashes the file in place
+        return tmp.read_text()
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _assemble_passwd(paths: Paths) -> bool:
+    """The broker's password file = service identities + device credentials. True if changed."""
+    parts = [paths.mqtt / "service.passwd", paths.mqtt / "devices.passwd"]
+    text = "".join(p.read_text() for p in parts if p.exists())
+    passwd = paths.mqtt / "passwd"
+    if passwd.exists() and passwd.read_text() == text:
+        return False
+    tmp = paths.mqtt / "passwd.tmp"
+    tmp.write_text(text)
+    tmp.chmod(0o600)
+    if _has_user("mosquitto"):
+        _chown_tree(tmp, "mosquitto")
+    tmp.replace(passwd)
+    return True
+
+
+def set_device_credentials(
+    settings: Settings, secrets_by_device: dict[str, str], *, remove: list[str] | None = None
+) -> None:
+    """Give devices broker logins on the local broker (username = device id), or take them
+    away; the broker reloads its password file. Devices may then write only under their own
+    topics (the ACL's ``pattern`` lines)."""
+    paths = paths_for(settings)
+    devices_file = paths.mqtt / "devices.passwd"
+    entries: dict[str, str] = {}
+    if devices_file.exists():
+        for line in devices_file.read_text().splitlines():
+            user, _, _ = line.partition(":")
+            entries[user] = line
+    for user in remove or []:
+        entries.pop(user, None)
+    if secrets_by_device:
+        hashed = _hash_lines(paths, "".join(f"{d}:{s}\n" for d, s in secrets_by_device.items()))
+        for line in hashed.splitlines():
+            entries[line.partition(":")[0]] = line
+    devices_file.write_text("".join(f"{line}\n" for line in entries.values()))
+    devices_file.chmod(0o600)
+    if _has_user("mosquitto"):
+        _chown_tree(devices_file, "mosquitto")
+    if _assemble_passwd(paths):
+        pid = mqtt_pid(paths)
+        if pid is not None:
+            os.kill(pid, signal.SIGHUP)  # reloads the password file
 
 
 def mqtt_down(paths: Paths) -> None:
