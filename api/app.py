@@ -18,7 +18,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = settings or get_settings()
-        pool = open_pool(s.db_url(), max_size=s.db_pool_max, name="wastepilot-api")
+        # the API starts while the database is away and says so on /readyz
+        pool = open_pool(s.db_url(), max_size=s.db_pool_max, name="wastepilot-api", wait=False)
         app.state.pool = pool
         app.state.settings = s
         try:

@@ -11,9 +11,15 @@ log = logging.getLogger(__name__)
 
 
 def open_pool(
-    url: str, *, max_size: int = 8, min_size: int = 1, name: str = "wastepilot"
+    url: str,
+    *,
+    max_size: int = 8,
+    min_size: int = 1,
+    name: str = "wastepilot",
+    wait: bool = True,
 ) -> ConnectionPool:
-    """Open a pool and wait until it has a connection, so a wrong URL fails at start-up."""
+    """Open a pool. With ``wait`` it must get a connection within 30 s, so a wrong URL fails at
+    start-up; without, a service starts while the database is away and reports not-ready."""
     pool = ConnectionPool(
         url,
         min_size=min_size,
@@ -24,7 +30,7 @@ def open_pool(
         # A dropped server (restart, failover) leaves dead connections: check before lending.
         check=ConnectionPool.check_connection,
     )
-    pool.open(wait=True, timeout=30)
+    pool.open(wait=wait, timeout=30)
     return pool
 
 

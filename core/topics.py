@@ -38,11 +38,6 @@ def ingest_subscriptions(prefix: str, group: str) -> list[str]:
     ]
 
 
-def status_subscription(prefix: str) -> str:
-    """Plain subscription used to read retained statuses (shared ones get no retained messages)."""
-    return f"{prefix}/devices/+/status"
-
-
 @dataclass(frozen=True, slots=True)
 class TopicAddress:
     """What a topic names: the device and the channel."""

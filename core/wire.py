@@ -289,8 +289,3 @@ def parse_status(payload: bytes, device_id: str) -> StatusMessage:
 def format_ts(ts: datetime) -> str:
     """The contract's timestamp text: UTC, milliseconds, ``Z``."""
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
-
-
-def encode_readings(readings: list[dict[str, Any]]) -> bytes:
-    """Serialise reading dicts as one message: a single object, or an array of several."""
-    return orjson.dumps(readings[0] if len(readings) == 1 else readings)

@@ -237,14 +237,6 @@ class IngestWorker:
         self.client.loop_stop()
         self._writer.close()
 
-    def kill(self) -> None:
-        """Drop everything without acknowledging or flushing (a crash, for tests)."""
-        self._abandon.set()
-        self._stopping.set()
-        self._queue.put(_STOP)
-        self.client.loop_stop()
-        self._drop_connection()
-
     def _drop_connection(self) -> None:
         # Shutting the socket down (not closing it under paho's select) makes the broker see
         # the connection gone and paho see a lost connection, which it reconnects.
@@ -414,19 +406,3 @@ class IngestWorker:
                 self.metrics.stalls.inc()
                 self._probe_seen = time.monotonic()
                 self._drop_connection()
-
-
-def run_workers(
-    cfgs: list[WorkerConfig], metrics: IngestMetrics, until: Callable[[], bool]
-) -> list[IngestWorker]:
-    """Start workers and block until ``until()`` is true, then stop them gracefully."""
-    workers = [IngestWorker(cfg, metrics) for cfg in cfgs]
-    for w in workers:
-        w.start()
-    try:
-        while not until():
-            time.sleep(0.2)
-    finally:
-        for w in workers:
-            w.stop()
-    return workers

@@ -18,7 +18,6 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from core.mqtturl import MqttAddress
 from core.topics import parse_topic, status_topic
 from simulator.publisher import PublishError
 
@@ -175,8 +174,3 @@ class DeviceSinks:
             client.loop_write()
         self._sel.close()
         return unconfirmed
-
-
-def device_address(addr: MqttAddress) -> tuple[str, int]:
-    """Where devices connect: the same broker as the load identity."""
-    return addr.host, addr.port

@@ -31,3 +31,18 @@ def test_compose_images_are_pinned() -> None:
 def test_deploy_acl_is_the_rendered_template() -> None:
     acl = (ROOT / "deploy/mosquitto/acl").read_text()
     assert acl.split("\n", 1)[1] == render_acl("wastepilot/v1", local=False)
+
+
+def test_compose_file_validates_against_the_compose_specification() -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    tool = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
+    out = subprocess.run(
+        [tool, "--builtin-schema", "vendor.compose-spec", str(ROOT / "docker-compose.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr

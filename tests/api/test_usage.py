@@ -108,3 +108,12 @@ def test_bad_requests_get_a_4xx_with_a_message(
 def test_probes(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
+
+
+def test_api_starts_without_its_database_and_says_not_ready() -> None:
+    unreachable = "postgresql://nobody:x@127.0.0.1:9/nowhere?connect_timeout=1"
+    with TestClient(create_app(Settings(database_url=unreachable))) as c:
+        assert c.get("/healthz").status_code == 200
+        r = c.get("/readyz")
+        assert r.status_code == 503
+        assert r.json()["reason"] == "database unavailable"
