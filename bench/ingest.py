@@ -215,6 +215,7 @@ def db_ceiling(url: str, n: int, batch: int) -> float:
         for i in range(0, n, batch):
             with conn.cursor() as cur:
                 with cur.copy(queries.COPY_STAGING) as copy:
+                    copy.set_types(queries.STAGING_TYPES)
                     for r in rows[i : i + batch]:
                         copy.write_row(r)
                 cur.execute(queries.INSERT_FROM_STAGING)
