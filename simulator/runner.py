@@ -189,9 +189,10 @@ def live(
     t0 = time.perf_counter()
     while not stop.is_set():
         now = sim_now()
-        # generate ahead, one simulated hour at a time
+        # generate ahead in six-hour steps: a step computes each household's whole day, so
+        # short steps would repeat that work and delay publishing at high speed factors
         while horizon < now + timedelta(hours=1):
-            nxt = horizon + timedelta(hours=1)
+            nxt = horizon + timedelta(hours=6)
             for m in period_messages(fleet, horizon, nxt, seed, p, seqs):
                 heapq.heappush(heap, (m.due, counter, m))
                 counter += 1
