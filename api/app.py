@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from api.routers import health, usage
+from api.bids.errors import BidSupportError
+from api.routers import bids, councils, health, reports, usage, workshops
 from core.db import open_pool
 from core.settings import Settings, get_settings
 
@@ -21,6 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # the API starts while the database is away and says so on /readyz
         pool = open_pool(s.db_url(), max_size=s.db_pool_max, name="wastepilot-api", wait=False)
         app.state.pool = pool
+        app.state.db_slots = asyncio.Semaphore(s.db_pool_max)
         app.state.settings = s
         try:
             yield
@@ -35,4 +40,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(usage.router)
+    for r in (councils.router, workshops.router, bids.router, reports.router):
+        app.include_router(r)
+
+    @app.exception_handler(BidSupportError)
+    def bid_support_error(request: Request, exc: BidSupportError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+
+    @app.exception_handler(psycopg.DataError)
+    def data_error(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # the database refused a value the models let through (e.g. a date out of its range)
+        return JSONResponse(
+            {"detail": f"a value is out of range: {exc.diag.message_primary or exc}"},
+            status_code=422,
+        )
+
     return app

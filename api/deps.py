@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 import psycopg
@@ -17,8 +18,21 @@ def get_pool(request: Request) -> ConnectionPool:
     return pool
 
 
+async def db_slot(request: Request) -> AsyncIterator[None]:
+    """Wait, without holding a worker thread, until the pool has a connection for this request.
+
+    Sync routes and their sync dependencies run on a limited set of worker threads. Were more
+    requests than pool connections to wait for a connection *on* those threads, the requests
+    holding connections could find no thread left to finish on, and all would stall until the
+    pool's timeout. Queueing here, on the event loop, first keeps that from happening."""
+    slots: asyncio.Semaphore = request.app.state.db_slots
+    async with slots:
+        yield
+
+
 def get_conn(
     pool: Annotated[ConnectionPool, Depends(get_pool)],
+    _slot: Annotated[None, Depends(db_slot)],
 ) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """A pooled connection for one request; committed if the route returns, rolled back if not."""
     with pool.connection() as conn:
@@ -43,3 +57,23 @@ def household_ref(
 
 
 HouseholdRef = Annotated[str, Depends(household_ref)]
+
+
+def current_actor() -> str:
+    """Who is making the request, for the audit log. Until people sign in (the security issue)
+    every change is recorded as made through the API."""
+    return "api"
+
+
+Actor = Annotated[str, Depends(current_actor)]
+
+
+def officer_conn(conn: Conn, actor: Actor) -> psycopg.Connection[tuple[object, ...]]:
+    """The request's connection, with its transaction's changes attributed to the actor."""
+    from api.bids.audit import set_actor
+
+    set_actor(conn, actor)
+    return conn
+
+
+OfficerConn = Annotated[psycopg.Connection[tuple[object, ...]], Depends(officer_conn)]

@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the API listens on")
     api_port: int = Field(8080, description="Port the API listens on")
 
+    # --- bid support ------------------------------------------------------------------------
+    attendee_retention_days: int = Field(
+        730,
+        ge=1,
+        description="Days after a workshop ends that attendees' names and emails are kept "
+        "(`wastepilot bids erase-expired` anonymises older ones)",
+    )
+
     # --- simulator --------------------------------------------------------------------------
     sim_households: int = Field(5, ge=1, description="Households simulated by `run`/`simulate`")
     sim_speed: float = Field(

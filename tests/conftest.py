@@ -45,6 +45,10 @@ def db_url(admin_db_url: str) -> Iterator[str]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = _with_db(admin_db_url, name)
     migrate(url)
+    from api.bids.records import load_reference_councils
+
+    with psycopg.connect(url) as conn:
+        load_reference_councils(conn)
     yield url
 
 

@@ -95,3 +95,31 @@ def wait_for(
         time.sleep(0.05)
     extra = f"; state: {state()}" if state is not None else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
+
+
+# --- bid support ---
+
+
+def workshop_body(**over: Any) -> dict[str, Any]:
+    start = datetime.now(UTC) + timedelta(days=14)
+    body: dict[str, Any] = {
+        "title": "Bid workshop",
+        "venue": "Civic Hall",
+        "town": "Leeds",
+        "region": "Yorkshire and The Humber",
+        "starts_at": start.isoformat(),
+        "ends_at": (start + timedelta(hours=5)).isoformat(),
+        "capacity": 20,
+        "speakers": [{"name": "A Speaker", "organisation": "WRAP"}],
+    }
+    body.update(over)
+    return body
+
+
+def person(i: int, council: str = "E06000002") -> dict[str, str]:
+    return {
+        "council_code": council,
+        "person_name": f"Person {i}",
+        "person_role": "Waste officer",
+        "email": f"person{i}@council.example.org",
+    }

@@ -20,13 +20,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from core.db import connect
 from core.errors import ConfigError, WastepilotError
 from core.logs import setup_logging
-from core.migrate import MIGRATIONS_DIR, migrate
 from core.registry import Device, Household, add_devices, add_households
 from core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from simulator.device_sink import DeviceSinks as DeviceSinksType
 from wastepilot import services
+from wastepilot.bids_cli import bids_app, prepare_database
 
 app = typer.Typer(
     help="wastepilot: food-waste disposer pilot and bid support.",
@@ -39,6 +39,7 @@ devices_app = typer.Typer(help="Disposer meters (registry).", no_args_is_help=Tr
 app.add_typer(services_app, name="services")
 app.add_typer(households_app, name="households")
 app.add_typer(devices_app, name="devices")
+app.add_typer(bids_app, name="bids")
 console = Console()
 log = logging.getLogger(__name__)
 
@@ -120,14 +121,10 @@ def _redact(url: str) -> str:
 
 @app.command("migrate")
 def migrate_cmd() -> None:
-    """Apply pending SQL migrations (each once, in order; re-running is a no-op)."""
-    s = get_settings()
-    applied = migrate(s.db_url(), s.migrations_dir or MIGRATIONS_DIR)
-    if applied:
-        for m in applied:
-            console.print(f"applied {m.version:03d}_{m.name}")
-    else:
-        console.print("database schema is up to date")
+    """Apply pending SQL migrations (each once, in order) and load the council reference data;
+    re-running is a no-op."""
+    prepare_database(get_settings())
+    console.print("database schema and council registry are up to date")
 
 
 @households_app.command("add")
@@ -425,7 +422,7 @@ def run_cmd(
     """Services up, migrate, then ingest + API + simulator in the foreground; Ctrl-C stops all."""
     s = get_settings()
     services.up(s)
-    migrate(s.db_url(), s.migrations_dir or MIGRATIONS_DIR)
+    prepare_database(s)
     stop = _stop_on_signals()
     exe = [sys.executable, "-m", "wastepilot"]
     sim = [*exe, "simulate", "--backfill-days", str(backfill_days)]

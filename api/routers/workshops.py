@@ -1,0 +1,197 @@
+"""Workshops, registrations, attendance and attendance-sheet imports, for programme officers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
+from pydantic import BaseModel, Field
+
+from api.bids import imports, records, registrations
+from api.bids.errors import Invalid
+from api.bids.schemas import (
+    Erasure,
+    ErasureIn,
+    Region,
+    Registration,
+    RegistrationIn,
+    RegistrationStatus,
+    StatusChange,
+    Workshop,
+    WorkshopIn,
+    WorkshopPatch,
+    WorkshopStatus,
+)
+from api.bids.sheets import SheetError, read_sheet
+from api.deps import Actor, Conn, OfficerConn
+
+router = APIRouter(prefix="/api/v1", tags=["workshops"])
+
+MAX_SHEET_BYTES = 5 * 1024 * 1024
+
+IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def workshop(workshop_id: IdPath, conn: Conn) -> dict[str, Any]:
+    """The workshop of the path, or 404."""
+    return records.get_workshop(conn, workshop_id)
+
+
+WorkshopRow = Annotated[dict[str, Any], Depends(workshop)]
+
+
+@router.get("/workshops", response_model=list[Workshop], summary="List workshops")
+def list_workshops(
+    conn: Conn, status: WorkshopStatus | None = None, region: Region | None = None
+) -> list[dict[str, Any]]:
+    """Bid workshops, earliest first, with places taken and the waiting list's length."""
+    return records.list_workshops(conn, status, region)
+
+
+@router.post("/workshops", response_model=Workshop, status_code=201, summary="Add a workshop")
+def create_workshop(body: WorkshopIn, conn: OfficerConn) -> dict[str, Any]:
+    """Record a workshop: title, venue, town, region, start and end (ISO 8601 with offset; the
+    `timezone` says where it happens), capacity, speakers and linked guidance resources."""
+    if body.ends_at <= body.starts_at:
+        raise Invalid("a workshop must end after it starts")
+    return records.create_workshop(conn, body.model_dump(mode="python"))
+
+
+@router.get("/workshops/{workshop_id}", response_model=Workshop, summary="One workshop")
+def get_workshop(w: WorkshopRow) -> dict[str, Any]:
+    """A workshop with its places taken and free and its waiting list's length."""
+    return w
+
+
+@router.patch("/workshops/{workshop_id}", response_model=Workshop, summary="Change a workshop")
+def update_workshop(w: WorkshopRow, body: WorkshopPatch, conn: OfficerConn) -> dict[str, Any]:
+    """Change a workshop; only the fields sent change. Mark it `held` after the day or
+    `cancelled`. Raising the capacity gives places to the waiting list in order; capacity cannot
+    go below the places already taken."""
+    changes = body.model_dump(mode="python", exclude_unset=True)
+    for k in ("title", "venue", "town", "starts_at", "ends_at", "timezone", "capacity", "status"):
+        if k in changes and changes[k] is None:
+            raise Invalid(f"{k} cannot be empty")
+    return records.update_workshop(conn, int(w["id"]), changes)
+
+
+@router.get(
+    "/workshops/{workshop_id}/registrations",
+    response_model=list[Registration],
+    summary="A workshop's registrations",
+)
+def list_registrations(
+    w: WorkshopRow, conn: Conn, status: RegistrationStatus | None = None
+) -> list[dict[str, Any]]:
+    """Everyone registered for the workshop, in the order they registered; people waiting carry
+    their place on the waiting list."""
+    return registrations.list_registrations(conn, int(w["id"]), status)
+
+
+@router.post(
+    "/workshops/{workshop_id}/registrations",
+    response_model=Registration,
+    status_code=201,
+    summary="Register a person",
+)
+def register(
+    w: WorkshopRow, body: RegistrationIn, conn: OfficerConn, actor: Actor
+) -> dict[str, Any]:
+    """Register a person from a council. They get a place while places are free, otherwise they
+    join the waiting list (`status: waiting`, with `waiting_position`). One registration per
+    email address per workshop."""
+    return registrations.register(
+        conn,
+        int(w["id"]),
+        body.council_code,
+        body.person_name,
+        body.person_role,
+        str(body.email),
+        actor,
+    )
+
+
+@router.get(
+    "/registrations/{registration_id}", response_model=Registration, summary="One registration"
+)
+def get_registration(registration_id: IdPath, conn: Conn) -> dict[str, Any]:
+    """A registration by id."""
+    return registrations.get_registration(conn, registration_id)
+
+
+@router.patch(
+    "/registrations/{registration_id}",
+    response_model=Registration,
+    summary="Record attendance or a cancellation",
+)
+def change_status(registration_id: IdPath, body: StatusChange, conn: OfficerConn) -> dict[str, Any]:
+    """Move a registration on: `attended` or `no_show` on or after the day, `cancelled` at any
+    time. Cancelling a place gives it to the first person on the waiting list."""
+    return registrations.change_status(conn, registration_id, body.status.value)
+
+
+class ImportProblem(BaseModel):
+    field: str
+    message: str
+    suggestion: str | None = None
+    suggestion_code: str | None = None
+
+
+class ImportRow(BaseModel):
+    row: int = Field(description="Row number in the sheet")
+    name: str
+    email: str
+    council: str
+    council_code: str | None
+    status: str | None
+    outcome: str = Field(description="new, update, unchanged or error")
+    problems: list[ImportProblem]
+    registration_id: int | None
+
+
+class ImportResult(BaseModel):
+    committed: bool
+    counts: dict[str, int]
+    sheet_problems: list[str]
+    rows: list[ImportRow]
+
+
+@router.post(
+    "/workshops/{workshop_id}/attendance-import",
+    response_model=ImportResult,
+    summary="Import an attendance sheet",
+)
+def import_attendance(
+    workshop_id: IdPath,
+    file: Annotated[UploadFile, File(description="The sheet: .xlsx or .csv")],
+    conn: OfficerConn,
+    actor: Actor,
+    commit: Annotated[
+        bool, Query(description="false: preview only (default); true: apply the good rows")
+    ] = False,
+    accept_suggestions: Annotated[
+        bool, Query(description="Take the closest council name where a name is misspelt")
+    ] = False,
+) -> ImportResult:
+    """Check an attendance sheet against the workshop and the council registry. Headers are
+    recognised in the usual wordings (Name, Email, Council or GSS code, Attended). Every row's
+    problems are listed — unknown council (with the closest match), bad email, duplicate. With
+    `commit=true` the rows without problems are applied together; importing the same sheet
+    again changes nothing."""
+    data = file.file.read(MAX_SHEET_BYTES + 1)
+    if len(data) > MAX_SHEET_BYTES:
+        raise Invalid(f"the sheet is larger than {MAX_SHEET_BYTES // (1024 * 1024)} MB")
+    try:
+        rows = read_sheet(file.filename or "", data)
+    except SheetError as exc:
+        raise Invalid(str(exc)) from exc
+    w = records.get_workshop(conn, workshop_id)
+    result = imports.import_sheet(conn, w, rows, actor, commit, accept_suggestions)
+    return ImportResult.model_validate(result, from_attributes=True)
+
+
+@router.post("/people/erasure", response_model=Erasure, summary="Erase a person's data")
+def erase_person(body: ErasureIn, conn: OfficerConn) -> Erasure:
+    """Erase a person's personal data (name, role, email) from every registration and from the
+    audit log; the registrations stay, anonymous, so take-up counts do not change."""
+    return Erasure(registrations_erased=registrations.erase_person(conn, str(body.email)))
