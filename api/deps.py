@@ -32,14 +32,16 @@ async def db_slot(request: Request) -> AsyncIterator[None]:
 
 def get_conn(
     pool: Annotated[ConnectionPool, Depends(get_pool)],
-    _slot: Annotated[None, Depends(db_slot)],
+    _slot: Annotated[None, Depends(db_slot, scope="function")],
 ) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """A pooled connection for one request; committed if the route returns, rolled back if not."""
     with pool.connection() as conn:
         yield conn
 
 
-Conn = Annotated[psycopg.Connection[tuple[object, ...]], Depends(get_conn)]
+# "function" scope: the transaction commits before the response is sent, so a client that was
+# told 201 can read its change at once, and a failed commit is an error response, not a 201
+Conn = Annotated[psycopg.Connection[tuple[object, ...]], Depends(get_conn, scope="function")]
 
 
 def household_ref(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -215,11 +216,19 @@ WORKSHOP_COLUMNS = (
 )
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _cell(v: object) -> object:
+    """A value safe for a spreadsheet: no control characters (XLSX cannot hold them), and text
+    that a spreadsheet would run as a formula (=, +, -, @ first) kept as text."""
     if isinstance(v, datetime):
         return v.isoformat()
     if isinstance(v, Decimal):
         return float(v)
+    if isinstance(v, str):
+        v = _CONTROL.sub("", v)
+        return "'" + v if v[:1] in ("=", "+", "-", "@") else v
     return "" if v is None else v
 
 
