@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal, get_args
@@ -50,6 +50,17 @@ def _zone(name: str) -> str:
     return name
 
 
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _sensible(t: datetime) -> datetime:
+    if not _EARLIEST <= t < _LATEST:
+        raise ValueError("must be between 2000-01-01 and 2100-01-01")
+    return t
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_sensible)]
 Text = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
@@ -161,8 +172,8 @@ class WorkshopIn(Body):
     venue: Text
     town: Text
     region: Region | None = None
-    starts_at: AwareDatetime = Field(description="Start, ISO 8601 with offset")
-    ends_at: AwareDatetime = Field(description="End, ISO 8601 with offset")
+    starts_at: Instant = Field(description="Start, ISO 8601 with offset")
+    ends_at: Instant = Field(description="End, ISO 8601 with offset")
     timezone: Zone = Field("Europe/London", description="Where the workshop happens (IANA)")
     capacity: int = Field(ge=1, le=10_000, description="Places")
     status: WorkshopStatus = WorkshopStatus.PLANNED
@@ -175,8 +186,8 @@ class WorkshopPatch(Body):
     venue: Text | None = None
     town: Text | None = None
     region: Region | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
     timezone: Zone | None = None
     capacity: int | None = Field(None, ge=1, le=10_000)
     status: WorkshopStatus | None = None

@@ -112,7 +112,12 @@ def read_csv(data: bytes) -> list[SheetRow]:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], ",;\t")
     except csv.Error:
         dialect = csv.excel
-    grid = [[c.strip() for c in row] for row in csv.reader(io.StringIO(text), dialect)]
+    try:
+        grid = [
+            [c.strip() for c in row] for row in csv.reader(io.StringIO(text, newline=""), dialect)
+        ]
+    except csv.Error as exc:
+        raise SheetError(f"not a readable CSV file: {exc}") from exc
     return _rows_from_grid(grid)
 
 

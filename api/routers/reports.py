@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from api.bids import report
-from api.bids.schemas import RoundCode
+from api.bids.schemas import Instant, RoundCode
 from api.deps import Conn
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
@@ -39,8 +39,8 @@ class TakeUp(BaseModel):
 Round = Annotated[
     RoundCode | None, Query(alias="round", description="Fund round code; default the latest")
 ]
-Start = Annotated[AwareDatetime | None, Query(description="Workshops starting from (inclusive)")]
-End = Annotated[AwareDatetime | None, Query(description="Workshops starting before")]
+Start = Annotated[Instant | None, Query(description="Workshops starting from (inclusive)")]
+End = Annotated[Instant | None, Query(description="Workshops starting before")]
 
 
 @router.get("/take-up", response_model=TakeUp, summary="Take-up report")

@@ -69,9 +69,12 @@ def update_workshop(w: WorkshopRow, body: WorkshopPatch, conn: OfficerConn) -> d
     `cancelled`. Raising the capacity gives places to the waiting list in order; capacity cannot
     go below the places already taken."""
     changes = body.model_dump(mode="python", exclude_unset=True)
-    for k in ("title", "venue", "town", "starts_at", "ends_at", "timezone", "capacity", "status"):
+    for k in (
+        "title", "venue", "town", "starts_at", "ends_at", "timezone", "capacity", "status",
+        "speakers", "resource_ids",
+    ):  # fmt: skip
         if k in changes and changes[k] is None:
-            raise Invalid(f"{k} cannot be empty")
+            raise Invalid(f"{k} cannot be null; leave it out to keep it (a list may be [])")
     return records.update_workshop(conn, int(w["id"]), changes)
 
 

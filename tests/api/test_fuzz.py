@@ -3,6 +3,7 @@ real database: whatever it sends, the answer is never a 5xx."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -51,7 +52,8 @@ def base_url(db_url: str) -> Iterator[str]:
 
 @schema.parametrize()
 @settings(
-    max_examples=40,
+    # FUZZ_MAX_EXAMPLES=500 for a longer hunt than the test command's
+    max_examples=int(os.environ.get("FUZZ_MAX_EXAMPLES", "40")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
