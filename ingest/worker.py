@@ -33,6 +33,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from core.mqtturl import parse_mqtt_url
 from core.settings import Settings
 from core.topics import ingest_subscriptions
+from ingest import mqttclient
 from ingest.metrics import IngestMetrics
 from ingest.validate import Checked, Limits, check_message
 from ingest.writer import DatabaseUnavailable, Received, Writer
@@ -133,7 +134,8 @@ class IngestWorker:
 
     def _make_client(self) -> mqtt.Client:
         addr = parse_mqtt_url(self.cfg.mqtt_url)
-        client = mqtt.Client(
+        cls = mqttclient.BufferedClient if mqttclient.supported() else mqtt.Client
+        client = cls(
             CallbackAPIVersion.VERSION2,
             client_id=self.cfg.client_id,
             protocol=mqtt.MQTTv5,
