@@ -1,14 +1,21 @@
-"""Usage series: time-bucketed disposer runs, computed in SQL (time_bucket), never in memory."""
+"""Usage series for a household, a cohort or the whole pilot, bucketed in SQL (time_bucket).
+
+Whole hours up to the rollup watermark come from `usage_hourly`; the rest (a period's ragged
+edges, 15-minute buckets, the last minutes not yet rolled up) from raw readings — the same
+figures either way, so a series is complete and current without scanning a year of readings.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import LiteralString
+from typing import Any, Literal, LiteralString
 
 import psycopg
 from psycopg.rows import class_row
+
+Scope = Literal["household", "cohort", "pilot"]
 
 
 class Bucket(StrEnum):
@@ -29,20 +36,41 @@ class Bucket(StrEnum):
         }[self.value]
 
 
+_SCOPE: LiteralString = """
+(%(scope)s = 'pilot' OR (%(scope)s = 'household' AND h.ref = %(key)s)
+ OR (%(scope)s = 'cohort' AND h.cohort = %(key)s))
+"""
+
 # Buckets follow local time in `tz` (day buckets start at local midnight across DST changes).
-HOUSEHOLD_USAGE: LiteralString = """
-SELECT time_bucket(%(width)s::interval, r.ts, %(tz)s) AS bucket,
-       count(*) FILTER (WHERE r.kind = 'run') AS uses,
-       round(coalesce(sum(r.run_s::numeric), 0), 2)::float8 AS run_s,
-       round(coalesce(sum(r.energy_wh::numeric), 0), 3)::float8 AS energy_wh,
-       round(coalesce(sum(r.water_l::numeric), 0), 3)::float8 AS water_l,
-       count(*) FILTER (WHERE r.kind = 'fault') AS faults
-FROM readings r
-JOIN devices d ON d.id = r.device_id
-WHERE d.household_ref = %(ref)s AND r.ts >= %(start)s AND r.ts < %(end)s
+SERIES: LiteralString = (
+    """
+WITH src AS (
+    SELECT u.hour AS t, u.uses::bigint AS uses, u.run_s, u.energy_wh, u.water_l,
+           u.faults::bigint AS faults
+    FROM usage_hourly u JOIN households h ON h.ref = u.household_ref
+    WHERE """
+    + _SCOPE
+    + """ AND u.hour >= %(r_lo)s AND u.hour < %(r_hi)s
+    UNION ALL
+    SELECT r.ts, (r.kind = 'run')::int, coalesce(r.run_s, 0)::float8,
+           coalesce(r.energy_wh, 0)::float8, coalesce(r.water_l, 0)::float8,
+           (r.kind = 'fault')::int
+    FROM readings r
+    JOIN devices d ON d.id = r.device_id
+    JOIN households h ON h.ref = d.household_ref
+    WHERE """
+    + _SCOPE
+    + """ AND ((r.ts >= %(start)s AND r.ts < %(r_lo)s) OR (r.ts >= %(r_hi)s AND r.ts < %(end)s))
+)
+SELECT time_bucket(%(width)s::interval, t, %(tz)s) AS bucket,
+       sum(uses)::bigint AS uses, round(sum(run_s)::numeric, 2)::float8 AS run_s,
+       round(sum(energy_wh)::numeric, 3)::float8 AS energy_wh,
+       round(sum(water_l)::numeric, 3)::float8 AS water_l, sum(faults)::bigint AS faults
+FROM src
 GROUP BY 1
 ORDER BY 1
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +83,58 @@ class UsagePoint:
     faults: int
 
 
+def _floor_hour(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def rollup_range(
+    start: datetime, end: datetime, bucket: Bucket, watermark: datetime | None
+) -> tuple[datetime, datetime]:
+    """The whole hours of [start, end) that the hourly rollup can answer (possibly empty)."""
+    lo = _floor_hour(start)
+    if lo < start:
+        lo += timedelta(hours=1)
+    lo = min(lo, end)
+    if bucket is Bucket.M15 or watermark is None:
+        return lo, lo
+    hi = max(lo, _floor_hour(min(end, watermark)))
+    return lo, hi
+
+
+def usage_series(
+    conn: psycopg.Connection[Any],
+    scope: Scope,
+    key: str | None,
+    bucket: Bucket,
+    start: datetime,
+    end: datetime,
+    tz: str = "Europe/London",
+) -> list[UsagePoint]:
+    """Usage per bucket in [start, end) of one household (key = its reference), one cohort (key
+    = its name) or the pilot; buckets with neither a use nor a fault are omitted."""
+    row = conn.execute(
+        "SELECT received_until FROM rollup_watermarks WHERE name = 'usage'"
+    ).fetchone()
+    r_lo, r_hi = rollup_range(start, end, bucket, row[0] if row else None)
+    with conn.cursor(row_factory=class_row(UsagePoint)) as cur:
+        cur.execute(
+            SERIES,
+            {
+                "scope": scope,
+                "key": key,
+                "width": bucket.interval,
+                "tz": tz,
+                "start": start,
+                "end": end,
+                "r_lo": r_lo,
+                "r_hi": r_hi,
+            },
+        )
+        return cur.fetchall()
+
+
 def household_usage(
-    conn: psycopg.Connection[tuple[object, ...]],
+    conn: psycopg.Connection[Any],
     ref: str,
     bucket: Bucket,
     start: datetime,
@@ -64,9 +142,4 @@ def household_usage(
     tz: str = "Europe/London",
 ) -> list[UsagePoint]:
     """One household's usage per bucket in [start, end); empty buckets are omitted."""
-    with conn.cursor(row_factory=class_row(UsagePoint)) as cur:
-        cur.execute(
-            HOUSEHOLD_USAGE,
-            {"width": bucket.interval, "tz": tz, "ref": ref, "start": start, "end": end},
-        )
-        return cur.fetchall()
+    return usage_series(conn, "household", ref, bucket, start, end, tz)

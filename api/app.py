@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.bids.errors import BidSupportError
-from api.routers import bids, councils, health, reports, usage, workshops
+from api.routers import analytics, bids, councils, health, reports, usage, workshops
 from core.db import open_pool
 from core.settings import Settings, get_settings
 
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(usage.router)
-    for r in (councils.router, workshops.router, bids.router, reports.router):
+    for r in (analytics.router, councils.router, workshops.router, bids.router, reports.router):
         app.include_router(r)
 
     @app.exception_handler(BidSupportError)

@@ -10,6 +10,7 @@ import psycopg
 from fastapi import Depends, HTTPException, Path, Request
 from psycopg_pool import ConnectionPool
 
+from core.settings import Settings
 from core.topics import DEVICE_ID_PATTERN
 
 
@@ -79,3 +80,11 @@ def officer_conn(conn: Conn, actor: Actor) -> psycopg.Connection[tuple[object, .
 
 
 OfficerConn = Annotated[psycopg.Connection[tuple[object, ...]], Depends(officer_conn)]
+
+
+def app_settings(request: Request) -> Settings:
+    s: Settings = request.app.state.settings
+    return s
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]

@@ -117,6 +117,44 @@ class Settings(BaseSettings):
         "(`wastepilot bids erase-expired` anonymises older ones)",
     )
 
+    # --- analytics and scheduled jobs --------------------------------------------------------
+    food_kg_per_use: float = Field(
+        0.22,
+        gt=0,
+        description="Estimated food waste per disposer use, kg (0.15-0.3 published; "
+        "shared/domain figures)",
+    )
+    rollup_late_window_h: int = Field(
+        168,
+        ge=1,
+        description="Late readings stamped up to this many hours back are re-aggregated by the "
+        "rollup job (older ones: `wastepilot rollups rebuild`)",
+    )
+    rollup_interval_s: int = Field(
+        60, ge=5, description="How often the scheduler refreshes rollups"
+    )
+    raw_retention_days: int = Field(
+        730,
+        ge=7,
+        description="Raw readings older than this are dropped (whole chunks) by the retention "
+        "job; rollups are kept",
+    )
+    offline_after_h: float = Field(
+        48.0, gt=0, description="A device not heard from for this long is listed as offline"
+    )
+    jam_rate_max: float = Field(
+        0.05, gt=0, description="Jams per use above which a device is listed (over 14 days)"
+    )
+    water_per_use_max_l: float = Field(
+        4.0,
+        gt=0,
+        description="Mean litres per use above which a device is listed (14 days); a "
+        "normal use takes 1-1.5 L",
+    )
+    reports_dir: Path = Field(
+        Path("reports"), description="Folder `wastepilot report` writes its files to"
+    )
+
     # --- simulator --------------------------------------------------------------------------
     sim_households: int = Field(5, ge=1, description="Households simulated by `run`/`simulate`")
     sim_speed: float = Field(

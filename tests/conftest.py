@@ -52,7 +52,19 @@ def db_url(admin_db_url: str) -> Iterator[str]:
     yield url
 
 
-TABLES = ("readings", "dead_letters", "device_status", "devices", "households")
+TABLES = (
+    "readings",
+    "dead_letters",
+    "device_status",
+    "devices",
+    "households",
+    "usage_hourly",
+    "usage_daily",
+    "rollup_watermarks",
+    "anomalies",
+    "job_runs",
+    "weekly_reports",
+)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from simulator.device_sink import DeviceSinks as DeviceSinksType
-from wastepilot import services
+from wastepilot import scheduler, services
 from wastepilot.bids_cli import bids_app, prepare_database
 
 app = typer.Typer(
@@ -40,6 +40,9 @@ app.add_typer(services_app, name="services")
 app.add_typer(households_app, name="households")
 app.add_typer(devices_app, name="devices")
 app.add_typer(bids_app, name="bids")
+app.add_typer(scheduler.rollups_app, name="rollups")
+app.command("scheduler")(scheduler.scheduler)
+app.command("report")(scheduler.report)
 console = Console()
 log = logging.getLogger(__name__)
 

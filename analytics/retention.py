@@ -1,0 +1,33 @@
+"""Retention of raw readings: whole chunks older than the setting are dropped (`drop_chunks`);
+the rollups of that period are brought up to date first and kept."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+
+from analytics.rollups import rebuild
+
+log = logging.getLogger(__name__)
+
+
+def drop_raw(conn: psycopg.Connection[Any], retention_days: int) -> int:
+    """Drop raw-reading chunks entirely older than `retention_days`; returns how many."""
+    row = conn.execute(
+        "SELECT min(ts), now() - make_interval(days => %s) FROM readings", (retention_days,)
+    ).fetchone()
+    assert row is not None  # noqa: S101  (aggregate returns a row)
+    oldest, cutoff = row
+    if oldest is None or oldest >= cutoff:
+        return 0
+    # the readings about to go may never have been rolled up (older than the late window when
+    # they arrived): aggregate them now, so the rollups keep the period
+    rebuild(conn, oldest, cutoff)
+    with conn.transaction():
+        dropped = conn.execute(
+            "SELECT drop_chunks('readings', older_than => %s::timestamptz)", (cutoff,)
+        ).fetchall()
+    log.info("retention: dropped %d chunks of readings older than %s", len(dropped), cutoff)
+    return len(dropped)

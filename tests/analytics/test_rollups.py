@@ -1,0 +1,200 @@
+"""Rollups and KPIs against hand-computed expectations on small fixed data: daylight-saving days
+(23 and 25 hours), late readings, re-sent readings and gaps in seq."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from analytics.kpis import pilot_kpis
+from analytics.rollups import rebuild, refresh
+from analytics.usage import Bucket, usage_series
+from core.registry import Device, Household, add_devices, add_households
+
+pytestmark = pytest.mark.services
+
+Conn = psycopg.Connection[tuple[object, ...]]
+WINDOW = timedelta(days=7)
+LONDON = ZoneInfo("Europe/London")
+
+
+def z(s: str) -> datetime:
+    return datetime.fromisoformat(s).replace(tzinfo=UTC)
+
+
+def insert(db: Conn, device: str, seq: int, ts: datetime, kind: str = "run", fault: str | None = None,
+           water: float = 1.0) -> None:  # fmt: skip
+    # as ingest writes: a reading sent again is not stored again
+    db.execute(
+        "INSERT INTO readings (ts, device_id, seq, kind, run_s, energy_wh, water_l, peak_a, fault) "
+        "VALUES (%s, %s, %s, %s, 12.0, 3.0, %s, 4.0, %s) ON CONFLICT DO NOTHING",
+        (ts, device, seq, kind, water, fault),
+    )
+
+
+@pytest.fixture
+def fixed(db: Conn) -> Conn:
+    add_households(
+        db,
+        [Household("HH-1", cohort="A", joined_on=date(2026, 1, 1)),
+         Household("HH-2", cohort="B", joined_on=date(2026, 1, 1))],
+    )  # fmt: skip
+    add_devices(db, [Device("D-1", "HH-1"), Device("D-2", "HH-2")])
+    # spring forward, Sunday 29 March 2026: the local day is 00:00Z to 23:00Z (23 hours)
+    insert(db, "D-1", 1, z("2026-03-28T23:30"))  # 23:30 GMT, Saturday
+    insert(db, "D-1", 2, z("2026-03-29T00:30"))  # 00:30 GMT, Sunday
+    insert(db, "D-1", 2, z("2026-03-29T00:30"))  # sent again: stored once
+    insert(db, "D-1", 3, z("2026-03-29T12:00"), "fault", "jam")
+    insert(db, "D-1", 4, z("2026-03-29T22:30"))  # 23:30 BST, still Sunday
+    insert(db, "D-1", 6, z("2026-03-29T23:30"))  # 00:30 BST Monday; seq 5 never arrived
+    # fall back, Sunday 25 October 2026: the local day is 23:00Z on the 24th to 00:00Z on the
+    # 26th (25 hours)
+    for seq, ts in [
+        (10, "2026-10-24T22:30"),
+        (11, "2026-10-24T23:30"),
+        (12, "2026-10-25T00:30"),
+        (13, "2026-10-25T01:30"),
+        (14, "2026-10-25T23:30"),
+        (15, "2026-10-26T00:30"),
+    ]:
+        insert(db, "D-2", seq, z(ts))  # fmt: skip
+    return db
+
+
+def daily(db: Conn) -> list[tuple[Any, ...]]:
+    return db.execute(
+        "SELECT household_ref, day, uses, faults, jams, water_l, readings_received, "
+        "readings_missing FROM usage_daily ORDER BY 1, 2"
+    ).fetchall()
+
+
+def test_daily_rollups_follow_london_days_across_dst(fixed: Conn) -> None:
+    r = refresh(fixed, WINDOW)
+    assert r.days == 6
+    assert daily(fixed) == [
+        ("HH-1", date(2026, 3, 28), 1, 0, 0, 1.0, 1, 0),
+        ("HH-1", date(2026, 3, 29), 2, 1, 1, 3.0, 3, 0),  # the jam ran the motor and used water
+        ("HH-1", date(2026, 3, 30), 1, 0, 0, 1.0, 1, 1),  # seq 5 missing, counted on arrival of 6
+        ("HH-2", date(2026, 10, 24), 1, 0, 0, 1.0, 1, 0),
+        ("HH-2", date(2026, 10, 25), 4, 0, 0, 4.0, 4, 0),  # 25-hour day
+        ("HH-2", date(2026, 10, 26), 1, 0, 0, 1.0, 1, 0),
+    ]
+    # hourly rollups: the autumn day has two distinct 01:xx local hours (BST, then GMT)
+    hours = fixed.execute(
+        "SELECT hour, uses FROM usage_hourly WHERE household_ref = 'HH-2' ORDER BY hour"
+    ).fetchall()
+    assert [(h.isoformat(), n) for h, n in hours] == [
+        ("2026-10-24T22:00:00+00:00", 1), ("2026-10-24T23:00:00+00:00", 1),
+        ("2026-10-25T00:00:00+00:00", 1), ("2026-10-25T01:00:00+00:00", 1),
+        ("2026-10-25T23:00:00+00:00", 1), ("2026-10-26T00:00:00+00:00", 1),
+    ]  # fmt: skip
+
+
+def test_series_from_rollups_equal_series_from_raw(fixed: Conn) -> None:
+    start, end = z("2026-10-23T23:00"), z("2026-10-27T00:00")  # local midnight 24th .. 27th
+    raw = usage_series(fixed, "household", "HH-2", Bucket.D1, start, end)  # no watermark yet
+    refresh(fixed, WINDOW)
+    rolled = usage_series(fixed, "household", "HH-2", Bucket.D1, start, end)
+    assert rolled == raw
+    assert [(p.bucket.astimezone(UTC).isoformat(), p.uses) for p in rolled] == [
+        ("2026-10-23T23:00:00+00:00", 1),  # local midnight, BST
+        ("2026-10-24T23:00:00+00:00", 4),
+        ("2026-10-26T00:00:00+00:00", 1),  # local midnight, GMT
+    ]
+    week = usage_series(
+        fixed, "cohort", "A", Bucket.W1, z("2026-03-22T00:00"), z("2026-04-06T00:00")
+    )
+    # weeks start on Monday local midnight: 23-29 March holds 3 uses, 30 March- holds 1
+    assert [(p.bucket.astimezone(LONDON).date().isoformat(), p.uses, p.faults) for p in week] == [
+        ("2026-03-23", 3, 1), ("2026-03-30", 1, 0),
+    ]  # fmt: skip
+    pilot = usage_series(
+        fixed, "pilot", None, Bucket.H1, z("2026-03-29T00:00"), z("2026-03-29T02:00")
+    )
+    assert [(p.bucket.astimezone(UTC).hour, p.uses) for p in pilot] == [(0, 1)]
+
+
+def test_late_readings_are_rolled_up_and_refresh_is_idempotent(db: Conn) -> None:
+    add_devices(db, [Device("D-9", "HH-9")])
+    now = datetime.now(UTC)
+    insert(db, "D-9", 1, now - timedelta(days=2, hours=1))
+    # no commit lag in this test: its inserts have all committed
+    refresh(db, WINDOW, commit_lag=timedelta(0))
+    before = db.execute("SELECT sum(uses) FROM usage_daily").fetchone()
+    # a device's backlog arrives: stamped two days ago, received now
+    insert(db, "D-9", 2, now - timedelta(days=2))
+    insert(db, "D-9", 3, now - timedelta(days=30))  # older than the late window
+    assert refresh(db, WINDOW, commit_lag=timedelta(0)).hours == 1
+    after = db.execute("SELECT sum(uses) FROM usage_daily").fetchone()
+    assert (before, after) == ((1,), (2,))
+    snapshot = db.execute("SELECT * FROM usage_hourly ORDER BY hour").fetchall()
+    assert refresh(db, WINDOW, commit_lag=timedelta(0)).hours == 0
+    assert db.execute("SELECT * FROM usage_hourly ORDER BY hour").fetchall() == snapshot
+    # the reading beyond the window waits for an explicit rebuild
+    rebuild(db, now - timedelta(days=31), now)
+    assert db.execute("SELECT sum(uses) FROM usage_daily").fetchone() == (3,)
+
+
+def test_kpis_hand_computed_and_equal_from_raw(fixed: Conn) -> None:
+    refresh(fixed, WINDOW)
+    k = pilot_kpis(fixed, date(2026, 10, 24), date(2026, 10, 27))
+    assert (k.households_enrolled, k.households_active) == (2, 1)
+    # per household per day: HH-1 0/3, HH-2 6/3
+    assert (k.uses_per_household_day_median, k.uses_per_household_day_p25,
+            k.uses_per_household_day_p75, k.uses_per_household_day_mean) == (1.0, 0.5, 1.5, 1.0)  # fmt: skip
+    assert k.food_kg_diverted == 1.3  # 6 uses x 0.22 kg
+    assert (k.water_l_per_household_day, k.energy_wh_per_household_day) == (1.0, 3.0)
+    assert (k.faults_per_100_uses, k.completeness) == (0.0, 1.0)
+    # local hours of HH-2's uses: 23 (BST), 00, 01 (BST), 01 (GMT), 23 (GMT), 00
+    assert {h.hour: (h.uses, h.share_of_uses) for h in k.time_of_day} == {
+        0: (2, 0.3333), 1: (2, 0.3333), 23: (2, 0.3333),
+    }  # fmt: skip
+    assert pilot_kpis(fixed, date(2026, 10, 24), date(2026, 10, 27), source="raw") == k
+
+    spring = pilot_kpis(fixed, date(2026, 3, 28), date(2026, 3, 31), cohort="A")
+    assert spring.households_enrolled == 1
+    assert spring.faults_per_100_uses == 25.0  # one jam in four uses
+    assert spring.completeness == 0.8333  # 5 received of 6 expected (seq 5 missing)
+    assert (
+        pilot_kpis(fixed, date(2026, 3, 28), date(2026, 3, 31), cohort="A", source="raw") == spring
+    )
+
+
+def test_exports_stream_the_rollups(fixed: Conn, db_url: str) -> None:
+    import pyarrow.parquet as pq
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from core.settings import Settings
+
+    refresh(fixed, WINDOW)
+    params = {"bucket": "1d", "start": "2026-03-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"}
+    with TestClient(create_app(Settings(database_url=db_url))) as api:
+        r = api.get("/api/v1/exports/usage.csv", params=params)
+        assert r.status_code == 200
+        lines = r.text.strip().splitlines()
+        assert lines[0] == "household,bucket,uses,run_s,energy_wh,water_l,faults"
+        assert len(lines) == 1 + 6
+        assert lines[5] == "HH-2,2026-10-24T23:00:00+00:00,4,48.0,12.0,4.0,0"
+        r = api.get("/api/v1/exports/usage.parquet", params=params | {"household": "HH-1"})
+        table = pq.read_table(io.BytesIO(r.content))
+        assert table.column("uses").to_pylist() == [1, 2, 1]
+        assert set(table.column("household").to_pylist()) == {"HH-1"}
+        k = api.get("/api/v1/kpis", params={"start": "2026-10-24", "end": "2026-10-27"})
+        assert k.json()["households_active"] == 1
+        assert (
+            api.get("/api/v1/kpis", params={"start": "2026-10-27", "end": "2026-10-24"}).status_code
+            == 422
+        )
+        s = api.get("/api/v1/usage", params={"scope": "cohort", "key": "B", "bucket": "1d",
+                                             "start": "2026-10-23T23:00:00Z", "end": "2026-10-27T00:00:00Z"})  # fmt: skip
+        assert [p["uses"] for p in s.json()["points"]] == [1, 4, 1]
+        assert api.get("/api/v1/usage", params={"scope": "cohort"}).status_code == 422
+        assert api.get("/api/v1/cohorts").json() == [
+            {"cohort": "A", "households": 1}, {"cohort": "B", "households": 1},
+        ]  # fmt: skip

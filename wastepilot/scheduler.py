@@ -1,0 +1,137 @@
+"""`wastepilot scheduler`: the scheduled jobs in their own process (APScheduler 3), plus
+`wastepilot report` and `wastepilot rollups rebuild`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+import typer
+from rich.console import Console
+
+from analytics.jobs import ANALYTICS_JOBS, JobFn, Outcome, run_job
+from core.db import connect
+from core.logs import setup_logging
+from core.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+console = Console()
+rollups_app = typer.Typer(help="Usage rollups.", no_args_is_help=True)
+
+
+def attendee_retention(conn: psycopg.Connection[Any], s: Settings) -> int:
+    """Bid support's retention rule: anonymise attendees of long-past workshops."""
+    from api.bids.audit import set_actor
+    from api.bids.registrations import erase_expired
+
+    with conn.transaction():
+        set_actor(conn, "retention job")
+        return erase_expired(conn, s.attendee_retention_days)
+
+
+JOBS: dict[str, JobFn] = {**ANALYTICS_JOBS, "attendee_retention": attendee_retention}
+
+
+def run_once(name: str, s: Settings) -> Outcome:
+    return run_job(s.db_url(), name, JOBS[name], s)
+
+
+def scheduler(
+    once: Annotated[
+        str | None, typer.Option(help=f"Run one job now and exit: {', '.join(JOBS)}")
+    ] = None,
+) -> None:
+    """Run the scheduled jobs: rollup refresh (every WASTEPILOT_ROLLUP_INTERVAL_S), device health
+    (15 min), retention and attendee retention (daily, 03:30 UK time), weekly report (Mondays
+    06:00). Safe to run twice: a job already running elsewhere is skipped and recorded."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    s = get_settings()
+    setup_logging(s.log_level, json=s.log_json)
+    if once is not None:
+        if once not in JOBS:
+            raise typer.BadParameter(f"no job {once!r}; jobs: {', '.join(JOBS)}")
+        out = run_once(once, s)
+        console.print(f"{out.job}: {out.outcome} {out.rows if out.rows is not None else ''}")
+        raise typer.Exit(0 if out.outcome != "failed" else 1)
+    sched = BlockingScheduler(timezone="Europe/London")
+    now = datetime.now(UTC)
+    triggers = {
+        "rollup_refresh": IntervalTrigger(seconds=s.rollup_interval_s),
+        "device_health": IntervalTrigger(minutes=15),
+        "retention": CronTrigger(hour=3, minute=30),
+        "attendee_retention": CronTrigger(hour=3, minute=45),
+        "weekly_report": CronTrigger(day_of_week="mon", hour=6),
+    }
+    for name, trigger in triggers.items():
+        sched.add_job(
+            run_once,
+            trigger,
+            args=[name, s],
+            id=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=300,
+            next_run_time=now if name in ("rollup_refresh", "device_health") else None,
+        )
+    console.print(f"scheduler: {', '.join(triggers)} (Ctrl-C stops)")
+    try:
+        sched.start()
+    except (KeyboardInterrupt, SystemExit):
+        sched.shutdown(wait=False)
+
+
+def report(
+    start: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day (default: last week)")
+    ] = None,
+    end: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Day after the last")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder (default WASTEPILOT_REPORTS_DIR)")
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Also keep it in the database (API)")] = False,
+) -> None:
+    """Write the pilot report (HTML with charts, and CSV) for any period."""
+    from analytics.report import build, last_full_week, store_report
+
+    s = get_settings()
+    d0, d1 = last_full_week(datetime.now(UTC).date())
+    first: date = start.date() if start else d0
+    last: date = end.date() if end else (first + timedelta(days=7) if start else d1)
+    if first >= last:
+        raise typer.BadParameter("start must be before end")
+    folder = out or s.reports_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    with connect(s.db_url()) as conn:
+        html, csv_text = build(conn, first, last, s)
+        if keep:
+            store_report(conn, first, last, s)
+    stem = folder / f"pilot-{first}-to-{last}"
+    stem.with_suffix(".html").write_text(html)
+    stem.with_suffix(".csv").write_text(csv_text)
+    console.print(f"wrote {stem}.html and {stem}.csv")
+
+
+@rollups_app.command("rebuild")
+def rebuild(
+    since: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="From this UTC day")],
+    until: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="To this UTC day (default now)")
+    ] = None,
+) -> None:
+    """Re-aggregate the rollups for readings stamped in a period (late data beyond the window)."""
+    from analytics.rollups import rebuild as rebuild_fn
+
+    s = get_settings()
+    start = since.replace(tzinfo=UTC)
+    stop = until.replace(tzinfo=UTC) if until else datetime.now(UTC)
+    with connect(s.db_url(), autocommit=True) as conn:
+        r = rebuild_fn(conn, start, stop)
+    console.print(f"re-aggregated {r.hours} household-hours and {r.days} household-days")
