@@ -66,6 +66,15 @@ WHERE (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
 GROUP BY 1 ORDER BY 1
 """
 
+# the same from the per-day profile rollup, when the zone is the rollups' own
+_PROFILE_DAILY: LiteralString = """
+SELECT hour AS hour_of_day, sum(uses)::bigint AS uses, sum(water_l) AS water_l
+FROM usage_profile_daily
+WHERE day >= %(start)s AND day < %(end)s
+  AND (%(cohort)s::text IS NULL OR cohort = %(cohort)s)
+GROUP BY 1 ORDER BY 1
+"""
+
 _PROFILE_RAW: LiteralString = """
 SELECT extract(hour FROM r.ts AT TIME ZONE %(tz)s)::int AS hour_of_day,
        count(*) FILTER (WHERE r.kind = 'run') AS uses,
@@ -189,7 +198,11 @@ def pilot_kpis(
         cur.execute(_FROM_ROLLUP if source == "rollup" else _FROM_RAW, params)
         cols = [c.name for c in cur.description or []]
         usage = pd.DataFrame(cur.fetchall(), columns=cols)
-        cur.execute(_PROFILE_ROLLUP if source == "rollup" else _PROFILE_RAW, params)
+        if source == "raw":
+            profile_sql = _PROFILE_RAW
+        else:
+            profile_sql = _PROFILE_DAILY if tz == "Europe/London" else _PROFILE_ROLLUP
+        cur.execute(profile_sql, params)
         profile = pd.DataFrame(cur.fetchall(), columns=["hour_of_day", "uses", "water_l"])
     frame = enrolled.merge(usage, on="household", how="left")
     for c in ("uses", "run_s", "energy_wh", "water_l", "faults", "received", "missing"):

@@ -63,17 +63,45 @@ ON CONFLICT (household_ref, hour) DO UPDATE SET
     leaks = excluded.leaks, refreshed_at = excluded.refreshed_at
 """
 
-# Completeness per device and local day from seq: the readings expected since the device's last
-# reading before the day, against the distinct new ones received.
-_REFRESH_DAILY: LiteralString = """
-WITH days AS (
+# The local days to re-aggregate: those of the affected hours, and each household's next day
+# with data (its expected count starts from the seq before it, which a late reading may change).
+_AFFECTED_DAYS: LiteralString = """
+CREATE TEMP TABLE affected_days ON COMMIT DROP AS
+WITH d AS (
     SELECT DISTINCT household_ref, (hour AT TIME ZONE 'Europe/London')::date AS day
     FROM affected_hours
-), bounds AS (
+)
+SELECT household_ref, day FROM d
+UNION
+SELECT d.household_ref, n.day FROM d
+CROSS JOIN LATERAL (
+    SELECT u.day FROM usage_daily u
+    WHERE u.household_ref = d.household_ref AND u.day > d.day ORDER BY u.day LIMIT 1
+) n
+"""
+
+_REFRESH_DEVICE_DAILY: LiteralString = """
+INSERT INTO device_daily AS x (device_id, day, received, min_seq, max_seq)
+SELECT r.device_id, (r.ts AT TIME ZONE 'Europe/London')::date,
+       count(DISTINCT r.seq), min(r.seq), max(r.seq)
+FROM readings r
+JOIN devices dv ON dv.id = r.device_id
+JOIN affected_days a ON a.household_ref = dv.household_ref
+     AND a.day = (r.ts AT TIME ZONE 'Europe/London')::date
+WHERE r.ts >= %(lo)s AND r.ts < %(hi)s
+GROUP BY 1, 2
+ON CONFLICT (device_id, day) DO UPDATE SET
+    received = excluded.received, min_seq = excluded.min_seq, max_seq = excluded.max_seq
+"""
+
+# Completeness per household and day from seq: for each device, the readings expected since its
+# last seq of an earlier day, against the distinct ones received.
+_REFRESH_DAILY: LiteralString = """
+WITH bounds AS (
     SELECT household_ref, day,
            (day::timestamp AT TIME ZONE 'Europe/London') AS t0,
            ((day + 1)::timestamp AT TIME ZONE 'Europe/London') AS t1
-    FROM days
+    FROM affected_days
 ), sums AS (
     SELECT b.household_ref, b.day, sum(h.uses)::int AS uses, sum(h.run_s) AS run_s,
            sum(h.energy_wh) AS energy_wh, sum(h.water_l) AS water_l,
@@ -81,24 +109,18 @@ WITH days AS (
     FROM bounds b
     JOIN usage_hourly h ON h.household_ref = b.household_ref AND h.hour >= b.t0 AND h.hour < b.t1
     GROUP BY 1, 2
-), per_device AS (
-    SELECT b.household_ref, b.day, s.received,
-           greatest(s.max_seq - coalesce(p.seq, s.min_seq - 1) - s.received, 0) AS missing
-    FROM bounds b
-    JOIN devices d ON d.household_ref = b.household_ref
-    LEFT JOIN LATERAL (
-        SELECT r.seq FROM readings r
-        WHERE r.device_id = d.id AND r.ts < b.t0 ORDER BY r.ts DESC LIMIT 1
-    ) p ON true
-    JOIN LATERAL (
-        SELECT count(DISTINCT r.seq) FILTER (WHERE p.seq IS NULL OR r.seq > p.seq) AS received,
-               max(r.seq) AS max_seq, min(r.seq) AS min_seq
-        FROM readings r
-        WHERE r.device_id = d.id AND r.ts >= b.t0 AND r.ts < b.t1
-    ) s ON s.max_seq IS NOT NULL
 ), completeness AS (
-    SELECT household_ref, day, sum(received)::int AS received, sum(missing)::int AS missing
-    FROM per_device GROUP BY 1, 2
+    SELECT a.household_ref, a.day, sum(x.received)::int AS received,
+           sum(greatest(x.max_seq - coalesce(p.max_seq, x.min_seq - 1) - x.received, 0))::int
+               AS missing
+    FROM affected_days a
+    JOIN devices dv ON dv.household_ref = a.household_ref
+    JOIN device_daily x ON x.device_id = dv.id AND x.day = a.day
+    LEFT JOIN LATERAL (
+        SELECT y.max_seq FROM device_daily y
+        WHERE y.device_id = x.device_id AND y.day < x.day ORDER BY y.day DESC LIMIT 1
+    ) p ON true
+    GROUP BY 1, 2
 )
 INSERT INTO usage_daily AS u (household_ref, day, uses, run_s, energy_wh, water_l, faults, jams,
                               leaks, readings_received, readings_missing, refreshed_at)
@@ -110,6 +132,20 @@ ON CONFLICT (household_ref, day) DO UPDATE SET
     water_l = excluded.water_l, faults = excluded.faults, jams = excluded.jams,
     leaks = excluded.leaks, readings_received = excluded.readings_received,
     readings_missing = excluded.readings_missing, refreshed_at = excluded.refreshed_at
+"""
+
+
+_REFRESH_PROFILE: LiteralString = """
+WITH days AS (SELECT DISTINCT day FROM affected_days)
+INSERT INTO usage_profile_daily (day, cohort, hour, uses, water_l)
+SELECT (u.hour AT TIME ZONE 'Europe/London')::date, h.cohort,
+       extract(hour FROM u.hour AT TIME ZONE 'Europe/London')::smallint,
+       sum(u.uses)::int, sum(u.water_l)
+FROM days
+JOIN usage_hourly u ON u.hour >= (days.day::timestamp AT TIME ZONE 'Europe/London')
+                   AND u.hour < ((days.day + 1)::timestamp AT TIME ZONE 'Europe/London')
+JOIN households h ON h.ref = u.household_ref
+GROUP BY 1, 2, 3
 """
 
 
@@ -126,7 +162,16 @@ def _apply(conn: Conn) -> tuple[int, int]:
         return 0, 0
     lo, hi = span[0], span[1] + timedelta(hours=1)
     hours = conn.execute(_REFRESH_HOURLY, {"lo": lo, "hi": hi}).rowcount
+    conn.execute(_AFFECTED_DAYS)
+    # whole local days around the affected hours (a day is 23-25 hours)
+    conn.execute(
+        _REFRESH_DEVICE_DAILY, {"lo": lo - timedelta(hours=26), "hi": hi + timedelta(hours=26)}
+    )
+    conn.execute("ANALYZE affected_days")
     days = conn.execute(_REFRESH_DAILY).rowcount
+    # (a statement does not see its own CTE's deletions: delete first, then insert)
+    conn.execute("DELETE FROM usage_profile_daily WHERE day IN (SELECT day FROM affected_days)")
+    conn.execute(_REFRESH_PROFILE)
     return hours, days
 
 

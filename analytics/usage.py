@@ -109,13 +109,17 @@ def usage_series(
     start: datetime,
     end: datetime,
     tz: str = "Europe/London",
+    *,
+    use_rollups: bool = True,
 ) -> list[UsagePoint]:
     """Usage per bucket in [start, end) of one household (key = its reference), one cohort (key
-    = its name) or the pilot; buckets with neither a use nor a fault are omitted."""
+    = its name) or the pilot; buckets with neither a use nor a fault are omitted.
+    `use_rollups=False` reads raw readings only (the benchmark's comparison)."""
     row = conn.execute(
         "SELECT received_until FROM rollup_watermarks WHERE name = 'usage'"
     ).fetchone()
-    r_lo, r_hi = rollup_range(start, end, bucket, row[0] if row else None)
+    watermark = row[0] if row and use_rollups else None
+    r_lo, r_hi = rollup_range(start, end, bucket, watermark)
     with conn.cursor(row_factory=class_row(UsagePoint)) as cur:
         cur.execute(
             SERIES,

@@ -60,6 +60,8 @@ TABLES = (
     "households",
     "usage_hourly",
     "usage_daily",
+    "device_daily",
+    "usage_profile_daily",
     "rollup_watermarks",
     "anomalies",
     "job_runs",

@@ -422,7 +422,8 @@ def run_cmd(
         float, typer.Option(min=0, help="History the simulator sends first")
     ] = 1.0,
 ) -> None:
-    """Services up, migrate, then ingest + API + simulator in the foreground; Ctrl-C stops all."""
+    """Services up, migrate, then ingest + API + scheduler + simulator in the foreground; Ctrl-C
+    stops all."""
     s = get_settings()
     services.up(s)
     prepare_database(s)
@@ -434,6 +435,7 @@ def run_cmd(
     procs = {
         "ingest": subprocess.Popen([*exe, "ingest"]),
         "api": subprocess.Popen([*exe, "api"]),
+        "scheduler": subprocess.Popen([*exe, "scheduler"]),
     }
     time.sleep(1.0)
     procs["simulator"] = subprocess.Popen(sim)
