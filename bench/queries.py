@@ -58,7 +58,7 @@ def database(admin_url: str) -> str:
     return url
 
 
-def load(url: str, households: int, days: int, seed: int) -> tuple[date, date]:
+def load(url: str, households: int, days: int, seed: int, reload: bool) -> tuple[date, date]:
     """The simulated period [first, last) of local days, loaded unless already there."""
     last = datetime.now(UTC).astimezone(LONDON).date()
     first = last - timedelta(days=days)
@@ -69,7 +69,7 @@ def load(url: str, households: int, days: int, seed: int) -> tuple[date, date]:
         row = conn.execute(
             "SELECT received_until FROM rollup_watermarks WHERE name = %s", (marker,)
         ).fetchone()
-        if row:
+        if row and not reload:
             log(f"== reusing the loaded data ({marker})")
             return first, last
         conn.execute(
@@ -128,12 +128,13 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeats", type=int, default=30, help="timed runs from rollups")
+    ap.add_argument("--reload", action="store_true", help="load and build again (after code changes)")
     ap.add_argument("--raw-repeats", type=int, default=5, help="timed runs from raw readings")
     args = ap.parse_args()
 
     url = database(Settings().db_url())
     log(f"== one simulated period: {args.households} households, {args.days} days")
-    first, last = load(url, args.households, args.days, args.seed)
+    first, last = load(url, args.households, args.days, args.seed, args.reload)
     t_first = datetime.combine(first, dtime(), LONDON)
     t_last = datetime.combine(last, dtime(), LONDON)
     results: dict[str, Any] = {}
