@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString
 
 import psycopg
@@ -55,7 +55,7 @@ SELECT d.household_ref, time_bucket('1 hour', r.ts),
 FROM readings r
 JOIN devices d ON d.id = r.device_id
 JOIN affected_hours a ON a.household_ref = d.household_ref AND a.hour = time_bucket('1 hour', r.ts)
-WHERE r.ts >= %(lo)s AND r.ts < %(hi)s
+WHERE r.ts >= %(lo)s AND r.ts < %(hi)s AND r.received_at <= %(until)s
 GROUP BY 1, 2
 ON CONFLICT (household_ref, hour) DO UPDATE SET
     uses = excluded.uses, run_s = excluded.run_s, energy_wh = excluded.energy_wh,
@@ -156,12 +156,14 @@ class Refreshed:
     received_until: datetime | None
 
 
-def _apply(conn: Conn) -> tuple[int, int]:
+def _apply(conn: Conn, until: datetime) -> tuple[int, int]:
+    """Re-aggregate the affected hours and days from the readings received up to `until`: a
+    rollup row holds exactly those, and series add the ones received later from raw readings."""
     span = conn.execute("SELECT min(hour), max(hour), count(*) FROM affected_hours").fetchone()
     if span is None or span[0] is None:
         return 0, 0
     lo, hi = span[0], span[1] + timedelta(hours=1)
-    hours = conn.execute(_REFRESH_HOURLY, {"lo": lo, "hi": hi}).rowcount
+    hours = conn.execute(_REFRESH_HOURLY, {"lo": lo, "hi": hi, "until": until}).rowcount
     conn.execute(_AFFECTED_DAYS)
     # whole local days around the affected hours (a day is 23-25 hours)
     conn.execute(
@@ -194,7 +196,7 @@ def refresh(conn: Conn, late_window: timedelta, commit_lag: timedelta = COMMIT_L
                 _AFFECTED_SINCE,
                 {"after": row[0], "until": until[0], "since": until[0] - late_window},
             )
-        hours, days = _apply(conn)
+        hours, days = _apply(conn, until[0])
         conn.execute(
             "INSERT INTO rollup_watermarks (name, received_until) VALUES (%s, %s) "
             "ON CONFLICT (name) DO UPDATE SET received_until = excluded.received_until, "
@@ -209,6 +211,10 @@ def rebuild(conn: Conn, start: datetime, end: datetime) -> Refreshed:
     """Re-aggregate every household-hour with readings stamped in [start, end) — for readings
     that arrived later than the late window, or after a fix. One transaction."""
     with conn.transaction():
+        row = conn.execute(
+            "SELECT received_until FROM rollup_watermarks WHERE name = %s FOR UPDATE", (WATERMARK,)
+        ).fetchone()
+        until = row[0] if row else datetime.now(UTC)
         conn.execute(_AFFECTED_RANGE, {"start": start, "end": end})
-        hours, days = _apply(conn)
+        hours, days = _apply(conn, until)
     return Refreshed(hours, days, None)

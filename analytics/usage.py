@@ -1,7 +1,8 @@
 """Usage series for a household, a cohort or the whole pilot, bucketed in SQL (time_bucket).
 
-Whole hours up to the rollup watermark come from `usage_hourly`; the rest (a period's ragged
-edges, 15-minute buckets, the last minutes not yet rolled up) from raw readings — the same
+Whole hours up to the rollup watermark come from `usage_hourly`, which holds exactly the readings
+received up to the watermark; the rest — a period's ragged edges, 15-minute buckets, the newest
+hour, and readings received since the watermark (late backlogs) — from raw readings. The same
 figures either way, so a series is complete and current without scanning a year of readings.
 """
 
@@ -61,6 +62,17 @@ WITH src AS (
     WHERE """
     + _SCOPE
     + """ AND ((r.ts >= %(start)s AND r.ts < %(r_lo)s) OR (r.ts >= %(r_hi)s AND r.ts < %(end)s))
+    UNION ALL
+    -- readings received after the rollups' watermark, in hours the rollups answer
+    SELECT r.ts, (r.kind = 'run')::int, coalesce(r.run_s, 0)::float8,
+           coalesce(r.energy_wh, 0)::float8, coalesce(r.water_l, 0)::float8,
+           (r.kind = 'fault')::int
+    FROM readings r
+    JOIN devices d ON d.id = r.device_id
+    JOIN households h ON h.ref = d.household_ref
+    WHERE """
+    + _SCOPE
+    + """ AND r.ts >= %(r_lo)s AND r.ts < %(r_hi)s AND r.received_at > %(watermark)s
 )
 SELECT time_bucket(%(width)s::interval, t, %(tz)s) AS bucket,
        sum(uses)::bigint AS uses, round(sum(run_s)::numeric, 2)::float8 AS run_s,
@@ -132,6 +144,7 @@ def usage_series(
                 "end": end,
                 "r_lo": r_lo,
                 "r_hi": r_hi,
+                "watermark": watermark or end,
             },
         )
         return cur.fetchall()

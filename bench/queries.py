@@ -128,7 +128,9 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeats", type=int, default=30, help="timed runs from rollups")
-    ap.add_argument("--reload", action="store_true", help="load and build again (after code changes)")
+    ap.add_argument(
+        "--reload", action="store_true", help="load and build again (after code changes)"
+    )
     ap.add_argument("--raw-repeats", type=int, default=5, help="timed runs from raw readings")
     args = ap.parse_args()
 

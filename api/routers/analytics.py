@@ -93,6 +93,9 @@ def cohorts(conn: Conn) -> list[dict[str, Any]]:
 
 
 def _kpi_period(start: date | None, end: date | None) -> tuple[date, date]:
+    for d in (start, end):
+        if d is not None and not date(2000, 1, 1) <= d <= date(2100, 1, 1):
+            raise HTTPException(422, "start and end must be between 2000-01-01 and 2100-01-01")
     end = end or datetime.now(UTC).date()
     start = start or end - timedelta(days=7)
     if not (date(2000, 1, 1) <= start < end <= date(2100, 1, 1)):
@@ -123,30 +126,43 @@ def kpis(
     ).as_dict()
 
 
-@router.get("/kpis.csv", summary="Pilot KPIs, CSV", response_class=Response)
-def kpis_csv(
+@router.get("/kpis.{fmt}", summary="Pilot KPIs, CSV or Parquet", response_class=Response)
+def kpis_file(
+    fmt: Literal["csv", "parquet"],
     conn: Conn,
     settings: AppSettings,
     start: Annotated[date | None, Query()] = None,
     end: Annotated[date | None, Query()] = None,
     cohort: Annotated[str | None, Name] = None,
 ) -> Response:
-    """The KPIs as figure,value rows, and the time-of-day profile as hour rows."""
+    """The KPIs as (figure, value) rows — the time-of-day profile as one row per hour — for
+    spreadsheets (CSV) or data tools (Parquet)."""
     import csv
     import io
 
     start, end = _kpi_period(start, end)
     k = pilot_kpis(conn, start, end, cohort=cohort, food_kg_per_use=settings.food_kg_per_use)
-    out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow(["figure", "value"])
+    rows: list[tuple[str, float | None]] = []
     for key, value in k.as_dict().items():
-        if key != "time_of_day":
-            w.writerow([key, "" if value is None else value])
-    for h in k.time_of_day:
-        w.writerow([f"hour_{h.hour:02d}_share_of_uses", h.share_of_uses])
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="kpis.csv"'})  # fmt: skip
+        if isinstance(value, int | float) or value is None:
+            rows.append((key, None if value is None else float(value)))
+    rows += [(f"hour_{h.hour:02d}_share_of_uses", h.share_of_uses) for h in k.time_of_day]
+    name = f"kpis-{start}-to-{end}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if fmt == "csv":
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(["figure", "value"])
+        for figure, value in rows:
+            w.writerow([figure, "" if value is None else value])
+        return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    table = pa.table({"figure": [f for f, _ in rows], "value": [v for _, v in rows]})
+    pq.write_table(table, buf)
+    return Response(buf.getvalue(), media_type="application/vnd.apache.parquet", headers=headers)
 
 
 @router.get("/exports/usage.{fmt}", summary="Export per-household usage (streamed)")

@@ -175,3 +175,21 @@ def test_weekly_report_is_kept_and_downloadable(db: Conn, db_url: str) -> None:
         assert api.get("/api/v1/reports/weekly/999999.html").status_code == 404
         jobs = api.get("/api/v1/jobs").json()
         assert isinstance(jobs, list)
+
+
+def test_report_command_writes_any_period(db: Conn, db_url: str, tmp_path: Path) -> None:
+    add_households(db, [Household("HH-C", joined_on=date(2026, 1, 1))])
+    add_devices(db, [Device("D-C", "HH-C")])
+    insert(db, "D-C", 1, datetime(2026, 6, 3, 18, 0, tzinfo=UTC))
+    refresh(db, timedelta(days=7), commit_lag=timedelta(0))
+    env = {"WASTEPILOT_DATABASE_URL": db_url, "PATH": "/usr/bin:/bin"}
+    exe = str(Path(sys.executable).parent / "wastepilot")
+    args = ["report", "--start", "2026-06-01", "--end", "2026-06-08", "--out", str(tmp_path)]
+    done = subprocess.run(
+        [exe, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    html = (tmp_path / "pilot-2026-06-01-to-2026-06-08.html").read_text()
+    assert "1 of 1 households used their" in html
+    csv_text = (tmp_path / "pilot-2026-06-01-to-2026-06-08.csv").read_text()
+    assert csv_text.splitlines()[0] == "figure,2026-06-01..2026-06-08,2026-05-25..2026-06-01,change"

@@ -74,7 +74,7 @@ def daily(db: Conn) -> list[tuple[Any, ...]]:
 
 
 def test_daily_rollups_follow_london_days_across_dst(fixed: Conn) -> None:
-    r = refresh(fixed, WINDOW)
+    r = refresh(fixed, WINDOW, commit_lag=timedelta(0))
     assert r.days == 6
     assert daily(fixed) == [
         ("HH-1", date(2026, 3, 28), 1, 0, 0, 1.0, 1, 0),
@@ -98,7 +98,7 @@ def test_daily_rollups_follow_london_days_across_dst(fixed: Conn) -> None:
 def test_series_from_rollups_equal_series_from_raw(fixed: Conn) -> None:
     start, end = z("2026-10-23T23:00"), z("2026-10-27T00:00")  # local midnight 24th .. 27th
     raw = usage_series(fixed, "household", "HH-2", Bucket.D1, start, end)  # no watermark yet
-    refresh(fixed, WINDOW)
+    refresh(fixed, WINDOW, commit_lag=timedelta(0))
     rolled = usage_series(fixed, "household", "HH-2", Bucket.D1, start, end)
     assert rolled == raw
     assert [(p.bucket.astimezone(UTC).isoformat(), p.uses) for p in rolled] == [
@@ -129,6 +129,9 @@ def test_late_readings_are_rolled_up_and_refresh_is_idempotent(db: Conn) -> None
     # a device's backlog arrives: stamped two days ago, received now
     insert(db, "D-9", 2, now - timedelta(days=2))
     insert(db, "D-9", 3, now - timedelta(days=30))  # older than the late window
+    # before the next refresh, series already show it (raw readings received since the watermark)
+    series = usage_series(db, "household", "HH-9", Bucket.D1, now - timedelta(days=3), now)
+    assert sum(p.uses for p in series) == 2
     assert refresh(db, WINDOW, commit_lag=timedelta(0)).hours == 1
     after = db.execute("SELECT sum(uses) FROM usage_daily").fetchone()
     assert (before, after) == ((1,), (2,))
@@ -141,7 +144,7 @@ def test_late_readings_are_rolled_up_and_refresh_is_idempotent(db: Conn) -> None
 
 
 def test_kpis_hand_computed_and_equal_from_raw(fixed: Conn) -> None:
-    refresh(fixed, WINDOW)
+    refresh(fixed, WINDOW, commit_lag=timedelta(0))
     k = pilot_kpis(fixed, date(2026, 10, 24), date(2026, 10, 27))
     assert (k.households_enrolled, k.households_active) == (2, 1)
     # per household per day: HH-1 0/3, HH-2 6/3
@@ -172,7 +175,7 @@ def test_exports_stream_the_rollups(fixed: Conn, db_url: str) -> None:
     from api.app import create_app
     from core.settings import Settings
 
-    refresh(fixed, WINDOW)
+    refresh(fixed, WINDOW, commit_lag=timedelta(0))
     params = {"bucket": "1d", "start": "2026-03-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"}
     with TestClient(create_app(Settings(database_url=db_url))) as api:
         r = api.get("/api/v1/exports/usage.csv", params=params)
@@ -191,6 +194,13 @@ def test_exports_stream_the_rollups(fixed: Conn, db_url: str) -> None:
             api.get("/api/v1/kpis", params={"start": "2026-10-27", "end": "2026-10-24"}).status_code
             == 422
         )
+        period = {"start": "2026-10-24", "end": "2026-10-27"}
+        assert "households_active,1.0" in api.get("/api/v1/kpis.csv", params=period).text
+        t = pq.read_table(io.BytesIO(api.get("/api/v1/kpis.parquet", params=period).content))
+        figures = dict(
+            zip(t.column("figure").to_pylist(), t.column("value").to_pylist(), strict=True)
+        )
+        assert (figures["households_enrolled"], figures["food_kg_diverted"]) == (2.0, 1.3)
         s = api.get("/api/v1/usage", params={"scope": "cohort", "key": "B", "bucket": "1d",
                                              "start": "2026-10-23T23:00:00Z", "end": "2026-10-27T00:00:00Z"})  # fmt: skip
         assert [p["uses"] for p in s.json()["points"]] == [1, 4, 1]
