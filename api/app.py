@@ -7,17 +7,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psycopg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.auth import allow
 from api.bids.errors import BidSupportError
-from api.routers import analytics, bids, councils, health, reports, usage, workshops
+from api.routers import admin, analytics, bids, councils, health, reports, usage, workshops
+from api.routers.admin import CredentialWriter
 from core.db import open_pool
 from core.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the database pool opens when the app starts and closes when it stops."""
+def create_app(
+    settings: Settings | None = None, device_credentials: CredentialWriter | None = None
+) -> FastAPI:
+    """Build the app; the database pool opens when the app starts and closes when it stops.
+    `device_credentials` writes device logins to the broker (given by the CLI when it manages
+    the broker); without it, device registration answers 503."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,10 +44,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Food-waste disposer pilot usage for analysts; bid-support records for officers.",
         lifespan=lifespan,
     )
+    app.state.device_credentials = device_credentials
     app.include_router(health.router)
-    app.include_router(usage.router)
-    for r in (analytics.router, councils.router, workshops.router, bids.router, reports.router):
-        app.include_router(r)
+    app.include_router(admin.public)
+    analysts = [Depends(allow("analyst"))]
+    officers = [Depends(allow("officer"))]
+    for r in (usage.router, analytics.router):
+        app.include_router(r, dependencies=analysts)
+    for r in (councils.router, workshops.router, bids.router, reports.router):
+        app.include_router(r, dependencies=officers)
+    app.include_router(admin.router, dependencies=[Depends(allow("admin"))])
 
     @app.exception_handler(BidSupportError)
     def bid_support_error(request: Request, exc: BidSupportError) -> JSONResponse:

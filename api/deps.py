@@ -62,10 +62,11 @@ def household_ref(
 HouseholdRef = Annotated[str, Depends(household_ref)]
 
 
-def current_actor() -> str:
-    """Who is making the request, for the audit log. Until people sign in (the security issue)
-    every change is recorded as made through the API."""
-    return "api"
+def current_actor(request: Request) -> str:
+    """Who is making the request, for the audit log: the signed-in user (the router's role
+    check has already authenticated the request)."""
+    p = getattr(request.state, "principal", None)
+    return p.username if p is not None else "api"
 
 
 Actor = Annotated[str, Depends(current_actor)]

@@ -81,6 +81,25 @@ def db(db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
         yield conn
 
 
+@pytest.fixture(scope="session")
+def tokens(db_url: str) -> dict[str, str]:
+    """A user per role in the test database and a bearer token for each; `admin-read` is an
+    admin's read-only token."""
+    from core import auth
+
+    out: dict[str, str] = {}
+    with psycopg.connect(db_url) as conn:
+        for role in auth.ROLES:
+            auth.add_user(conn, f"test-{role}", role, "correct horse battery staple")
+            out[role] = auth.create_token(conn, f"test-{role}", name="tests")[1]
+        out["admin-read"] = auth.create_token(conn, "test-admin", scope="read")[1]
+    return out
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 def prefix() -> str:
     """A topic prefix of this test's own, under the broker's test root."""

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from simulator.device_sink import DeviceSinks as DeviceSinksType
 from wastepilot import scheduler, services
 from wastepilot.bids_cli import bids_app, prepare_database
+from wastepilot.people_cli import credential_writer, tokens_app, users_app
 
 app = typer.Typer(
     help="wastepilot: food-waste disposer pilot and bid support.",
@@ -40,6 +41,8 @@ app.add_typer(services_app, name="services")
 app.add_typer(households_app, name="households")
 app.add_typer(devices_app, name="devices")
 app.add_typer(bids_app, name="bids")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 app.add_typer(scheduler.rollups_app, name="rollups")
 app.command("scheduler")(scheduler.scheduler)
 app.command("report")(scheduler.report)
@@ -163,12 +166,42 @@ def devices_add(
     household: Annotated[str, typer.Option(help="Household reference (created if new)")],
     model: Annotated[str, typer.Option(help="Meter model")] = "unknown",
 ) -> None:
-    """Register a device in a household; ingest accepts readings only from registered devices."""
-    with connect(get_settings().db_url()) as conn:
+    """Register a device in a household and, on the local broker, issue its MQTT login (printed
+    once); ingest accepts readings only from registered devices."""
+    import secrets
+
+    s = get_settings()
+    with connect(s.db_url()) as conn:
         n = add_devices(conn, [Device(device_id, household, model)])
     console.print(
         f"device {device_id}: {'registered' if n else 'already registered'} ({household})"
     )
+    writer = credential_writer(s)
+    if n and writer is not None:
+        secret = secrets.token_urlsafe(24)
+        writer({device_id: secret}, [])
+        console.print(f"MQTT login (shown once): username {device_id}, password:")
+        print(secret)  # the one time it is shown: plain, for scripts
+    elif n:
+        console.print("the broker is not managed here: add the device's MQTT login on it")
+
+
+@devices_app.command("decommission")
+def devices_decommission(device_id: str) -> None:
+    """Take a device out of the pilot: its broker login goes and ingest refuses its readings."""
+    s = get_settings()
+    with connect(s.db_url()) as conn:
+        row = conn.execute(
+            "UPDATE devices SET decommissioned_at = now() WHERE id = %s "
+            "AND decommissioned_at IS NULL RETURNING id",
+            (device_id,),
+        ).fetchone()
+    if row is None:
+        raise typer.BadParameter(f"no active device {device_id!r}")
+    writer = credential_writer(s)
+    if writer is not None:
+        writer({}, [device_id])
+    console.print(f"device {device_id} decommissioned")
 
 
 # --- ingest ---
@@ -254,7 +287,8 @@ def api_cmd(
     from api.app import create_app
 
     s = get_settings()
-    uvicorn.run(create_app(s), host=host or s.api_host, port=port or s.api_port, log_level="info")
+    app_ = create_app(s, device_credentials=credential_writer(s))
+    uvicorn.run(app_, host=host or s.api_host, port=port or s.api_port, log_level="info")
 
 
 # --- simulator ---

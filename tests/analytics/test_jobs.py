@@ -23,6 +23,7 @@ from analytics.rollups import refresh
 from core.registry import Device, Household, add_devices, add_households
 from core.settings import Settings
 from tests.analytics.test_rollups import insert
+from tests.conftest import bearer
 
 pytestmark = pytest.mark.services
 
@@ -148,7 +149,9 @@ def test_device_health_opens_and_resolves_anomalies(db: Conn) -> None:
     ]
 
 
-def test_weekly_report_is_kept_and_downloadable(db: Conn, db_url: str) -> None:
+def test_weekly_report_is_kept_and_downloadable(
+    db: Conn, db_url: str, tokens: dict[str, str]
+) -> None:
     from fastapi.testclient import TestClient
 
     from api.app import create_app
@@ -163,7 +166,9 @@ def test_weekly_report_is_kept_and_downloadable(db: Conn, db_url: str) -> None:
     refresh(db, timedelta(days=7), commit_lag=timedelta(0))
     rid = store_report(db, start, end, Settings())
     assert store_report(db, start, end, Settings()) == rid  # the same week again replaces it
-    with TestClient(create_app(Settings(database_url=db_url))) as api:
+    with TestClient(
+        create_app(Settings(database_url=db_url)), headers=bearer(tokens["analyst"])
+    ) as api:
         listed = api.get("/api/v1/reports/weekly").json()
         assert [r["period_start"] for r in listed] == ["2026-11-16"]
         page = api.get(f"/api/v1/reports/weekly/{rid}.html")

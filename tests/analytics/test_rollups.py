@@ -15,6 +15,7 @@ from analytics.kpis import pilot_kpis
 from analytics.rollups import rebuild, refresh
 from analytics.usage import Bucket, usage_series
 from core.registry import Device, Household, add_devices, add_households
+from tests.conftest import bearer
 
 pytestmark = pytest.mark.services
 
@@ -168,7 +169,7 @@ def test_kpis_hand_computed_and_equal_from_raw(fixed: Conn) -> None:
     )
 
 
-def test_exports_stream_the_rollups(fixed: Conn, db_url: str) -> None:
+def test_exports_stream_the_rollups(fixed: Conn, db_url: str, tokens: dict[str, str]) -> None:
     import pyarrow.parquet as pq
     from fastapi.testclient import TestClient
 
@@ -177,7 +178,9 @@ def test_exports_stream_the_rollups(fixed: Conn, db_url: str) -> None:
 
     refresh(fixed, WINDOW, commit_lag=timedelta(0))
     params = {"bucket": "1d", "start": "2026-03-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"}
-    with TestClient(create_app(Settings(database_url=db_url))) as api:
+    with TestClient(
+        create_app(Settings(database_url=db_url)), headers=bearer(tokens["analyst"])
+    ) as api:
         r = api.get("/api/v1/exports/usage.csv", params=params)
         assert r.status_code == 200
         lines = r.text.strip().splitlines()

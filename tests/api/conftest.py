@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from core.settings import Settings
+from tests.conftest import bearer
 
 BID_TABLES = (
     "registrations",
@@ -35,8 +36,12 @@ def bids_db(db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
 
 
 @pytest.fixture
-def api(bids_db: psycopg.Connection[tuple[object, ...]], db_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=db_url, db_pool_max=4))) as c:
+def api(
+    bids_db: psycopg.Connection[tuple[object, ...]], db_url: str, tokens: dict[str, str]
+) -> Iterator[TestClient]:
+    """The app, called by the test officer."""
+    app = create_app(Settings(database_url=db_url, db_pool_max=4))
+    with TestClient(app, headers=bearer(tokens["officer"])) as c:
         yield c
 
 

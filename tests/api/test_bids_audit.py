@@ -69,7 +69,7 @@ def test_every_change_is_audited_and_the_log_only_grows(api: TestClient, bids_db
     assert [e["action"] for e in entries] == ["update", "insert"]
     assert entries[0]["before"]["venue"] == "Civic Hall"
     assert entries[0]["after"]["venue"] == "Town Hall"
-    assert entries[0]["actor"] == "api"
+    assert entries[0]["actor"] == "test-officer"  # the signed-in user
     last = entries[0]["id"]
     for stmt in (
         "UPDATE audit_log SET actor = 'someone else' WHERE id = %s",

@@ -18,10 +18,15 @@ from schemathesis.checks import not_a_server_error
 from api.app import create_app
 from api.bids.demo import seed_demo
 from core.settings import Settings
+from tests.conftest import bearer
 
 pytestmark = pytest.mark.services
 
-schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
+# Revoking people and tokens would sign the other tests out, and device registration needs a
+# broker that this app does not manage: those are tested by hand (tests/api/test_security.py).
+schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi()).exclude(
+    path_regex=r"/revoke$|^/api/v1/tokens/|^/api/v1/devices"
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,5 +62,7 @@ def base_url(db_url: str) -> Iterator[str]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_no_server_errors(case: schemathesis.Case, base_url: str) -> None:
-    case.call_and_validate(base_url=base_url, checks=[not_a_server_error])
+def test_no_server_errors(case: schemathesis.Case, base_url: str, tokens: dict[str, str]) -> None:
+    case.call_and_validate(
+        base_url=base_url, headers=bearer(tokens["admin"]), checks=[not_a_server_error]
+    )

@@ -26,9 +26,10 @@ def _workshop(api: TestClient, **over: Any) -> dict[str, Any]:
     return dict(r.json())
 
 
-def _post_json(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+def _post_json(url: str, body: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     req = urllib.request.Request(  # noqa: S310  (our own test server)
-        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+        url, json.dumps(body).encode(), headers, method="POST"
     )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310  (our own test server)
@@ -38,7 +39,7 @@ def _post_json(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 
 
 def test_fifty_concurrent_registrations_for_twenty_places(
-    served: str, bids_db: Conn, api: TestClient
+    served: str, bids_db: Conn, api: TestClient, tokens: dict[str, str]
 ) -> None:
     w = _workshop(api, capacity=20)
     barrier = threading.Barrier(50)
@@ -46,7 +47,9 @@ def test_fifty_concurrent_registrations_for_twenty_places(
 
     def book(i: int) -> None:
         barrier.wait()
-        results[i] = _post_json(f"{served}/api/v1/workshops/{w['id']}/registrations", person(i))
+        results[i] = _post_json(
+            f"{served}/api/v1/workshops/{w['id']}/registrations", person(i), tokens["officer"]
+        )
 
     threads = [threading.Thread(target=book, args=(i,)) for i in range(50)]
     for t in threads:

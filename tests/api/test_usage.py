@@ -12,13 +12,16 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from core.registry import Device, add_devices
 from core.settings import Settings
+from tests.conftest import bearer
 
 pytestmark = pytest.mark.services
 
 
 @pytest.fixture
-def client(db_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=db_url))) as c:
+def client(db_url: str, tokens: dict[str, str]) -> Iterator[TestClient]:
+    with TestClient(
+        create_app(Settings(database_url=db_url)), headers=bearer(tokens["analyst"])
+    ) as c:
         yield c
 
 

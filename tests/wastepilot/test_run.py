@@ -24,7 +24,11 @@ def free_port() -> int:
 
 
 def test_run_shows_simulated_usage_within_a_minute_and_stops_on_ctrl_c(
-    db: psycopg.Connection[tuple[object, ...]], db_url: str, mqtt_test_url: str, prefix: str
+    db: psycopg.Connection[tuple[object, ...]],
+    db_url: str,
+    mqtt_test_url: str,
+    prefix: str,
+    tokens: dict[str, str],
 ) -> None:
     api_port = free_port()
     env = {
@@ -55,6 +59,7 @@ def test_run_shows_simulated_usage_within_a_minute_and_stops_on_ctrl_c(
                 r = httpx.get(
                     f"http://127.0.0.1:{api_port}/api/v1/households/SIM-000001/usage",
                     params={"bucket": "1h"},
+                    headers={"Authorization": f"Bearer {tokens['analyst']}"},
                     timeout=2,
                 )
             except httpx.TransportError:

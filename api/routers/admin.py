@@ -1,0 +1,205 @@
+"""Administration: people, their tokens, households and devices (with broker credentials)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, HTTPException, Path, Request
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from api.auth import Caller
+from api.deps import Conn
+from core import auth
+from core.errors import RegistryError
+from core.registry import Device, Household, add_devices, add_households
+from core.topics import DEVICE_ID_PATTERN
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+public = APIRouter(prefix="/api/v1/auth", tags=["sign-in"])
+
+# (credentials to add {device: secret}, devices to remove) -> None; None = no broker here
+CredentialWriter = Callable[[dict[str, str], list[str]], None]
+
+Ref = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
+UserName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserIn(Body):
+    username: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
+    role: Literal["analyst", "officer", "admin"]
+    password: Annotated[str, StringConstraints(min_length=12, max_length=200)]
+
+
+class TokenIn(Body):
+    username: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
+    scope: Literal["read", "write"] = "write"
+    days: float = Field(90, gt=0, le=366)
+    name: Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00]*$")] = ""
+
+
+class TokenOut(BaseModel):
+    id: int
+    token: str = Field(description="Shown once: only its hash is kept")
+    scope: str
+    days: float
+
+
+class DeviceIn(Body):
+    device_id: Ref
+    household: Ref
+    model: Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9 ._-]*$")] = (
+        "unknown"
+    )
+    cohort: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")] = (
+        "default"
+    )
+
+
+class DeviceOut(BaseModel):
+    device_id: str
+    household: str
+    mqtt_username: str
+    mqtt_password: str = Field(description="Shown once: the broker keeps only its hash")
+
+
+def _writer(request: Request) -> CredentialWriter:
+    w: CredentialWriter | None = getattr(request.app.state, "device_credentials", None)
+    if w is None:
+        raise HTTPException(
+            503,
+            "this API does not manage the broker's credentials here: register the device's "
+            "MQTT login on the broker itself",
+        )
+    return w
+
+
+@public.post("/token", response_model=TokenOut, summary="Sign in for a token")
+def sign_in(
+    conn: Conn,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=200)],
+    scope: Annotated[Literal["read", "write"], Form()] = "write",
+) -> TokenOut:
+    """Exchange a username and password for a bearer token valid for 12 hours."""
+    if auth.check_password(conn, username, password) is None:
+        raise HTTPException(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
+    tid, token = auth.create_token(conn, username, scope=scope, days=0.5, name="sign-in")
+    return TokenOut(id=tid, token=token, scope=scope, days=0.5)
+
+
+@public.get("/me", summary="Who am I")
+def me(caller: Caller) -> dict[str, Any]:
+    """The signed-in user's name, role and token scope."""
+    return {"username": caller.username, "role": caller.role, "scope": caller.scope}
+
+
+@router.get("/users", summary="People")
+def list_users(conn: Conn) -> list[dict[str, Any]]:
+    """Everyone with an account: role, created, revoked, active tokens."""
+    cols = ("username", "role", "created_at", "revoked_at", "active_tokens")
+    return [dict(zip(cols, r, strict=True)) for r in auth.list_users(conn)]
+
+
+@router.post("/users", status_code=201, summary="Add a person")
+def add_user(body: UserIn, conn: Conn) -> dict[str, Any]:
+    """Add a person with a role: analyst, officer or admin. The password is stored as an
+    argon2 hash."""
+    try:
+        uid = auth.add_user(conn, body.username, body.role, body.password)
+    except auth.AuthError as exc:
+        raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from exc
+    return {"id": uid, "username": body.username, "role": body.role}
+
+
+@router.post("/users/{username}/revoke", summary="Revoke a person")
+def revoke_user(username: UserName, conn: Conn) -> dict[str, str]:
+    """The account and every token of it stop working at once."""
+    try:
+        auth.revoke_user(conn, username)
+    except auth.AuthError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return {"username": username, "status": "revoked"}
+
+
+@router.post("/tokens", response_model=TokenOut, status_code=201, summary="Create a token")
+def create_token(body: TokenIn, conn: Conn) -> TokenOut:
+    """A bearer token for a user, read-only or read-write, expiring after `days`."""
+    try:
+        tid, token = auth.create_token(
+            conn, body.username, scope=body.scope, days=body.days, name=body.name
+        )
+    except auth.AuthError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return TokenOut(id=tid, token=token, scope=body.scope, days=body.days)
+
+
+@router.delete("/tokens/{token_id}", summary="Revoke a token")
+def revoke_token(token_id: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: Conn) -> dict[str, Any]:
+    """The token stops working at once."""
+    try:
+        auth.revoke_token(conn, token_id)
+    except auth.AuthError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return {"id": token_id, "status": "revoked"}
+
+
+@router.get("/devices", summary="Devices")
+def list_devices(conn: Conn) -> list[dict[str, Any]]:
+    """Registered devices with their household and status."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT d.id AS device_id, d.household_ref AS household, d.model, d.installed_on, "
+            "d.decommissioned_at, s.online, s.last_seen FROM devices d "
+            "LEFT JOIN device_status s ON s.device_id = d.id ORDER BY d.id LIMIT 10000"
+        ).fetchall()
+
+
+@router.post("/devices", response_model=DeviceOut, status_code=201, summary="Register a device")
+def register_device(body: DeviceIn, conn: Conn, request: Request) -> DeviceOut:
+    """Register a disposer meter in a household (created if new) and issue its broker login:
+    username = device id, a random password shown once. The broker lets it write only under
+    its own topics."""
+    writer = _writer(request)
+    if conn.execute("SELECT 1 FROM devices WHERE id = %s", (body.device_id,)).fetchone():
+        raise HTTPException(409, f"device {body.device_id!r} is registered already")
+    try:
+        add_households(
+            conn, [Household(body.household, cohort=body.cohort, joined_on=date.today())]
+        )
+        add_devices(conn, [Device(body.device_id, body.household, body.model)])
+    except RegistryError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    secret = secrets.token_urlsafe(24)
+    writer({body.device_id: secret}, [])
+    return DeviceOut(
+        device_id=body.device_id,
+        household=body.household,
+        mqtt_username=body.device_id,
+        mqtt_password=secret,
+    )
+
+
+@router.post("/devices/{device_id}/decommission", summary="Decommission a device")
+def decommission_device(
+    device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)], conn: Conn, request: Request
+) -> dict[str, Any]:
+    """The device's broker login is removed (it can no longer connect) and ingest refuses its
+    readings from now on; its stored readings stay."""
+    writer = _writer(request)
+    row = conn.execute(
+        "UPDATE devices SET decommissioned_at = now() WHERE id = %s AND decommissioned_at IS NULL "
+        "RETURNING id",
+        (device_id,),
+    ).fetchone()
+    if row is None:
+        raise HTTPException(404, f"no active device {device_id!r}")
+    writer({}, [device_id])
+    return {"device_id": device_id, "status": "decommissioned"}

@@ -1,0 +1,153 @@
+"""People and their API tokens: argon2 password hashes, random bearer tokens stored as hashes.
+
+A token reads `wp_<random>`; only its SHA-256 is stored, so the database never holds a usable
+credential. Roles: analyst (usage and analytics), officer (bid support), admin (everything,
+including people and devices)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import psycopg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from core.errors import WastepilotError
+
+Role = Literal["analyst", "officer", "admin"]
+Scope = Literal["read", "write"]
+ROLES: tuple[Role, ...] = ("analyst", "officer", "admin")
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+TOKEN_PREFIX = "wp_"  # noqa: S105  (a prefix, not a secret)
+_hasher = PasswordHasher()
+
+
+class AuthError(WastepilotError):
+    """A user or token request that cannot be carried out (unknown user, weak password ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: int
+    username: str
+    role: Role
+    scope: Scope
+    token_id: int | None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_user(conn: psycopg.Connection[Any], username: str, role: Role, password: str) -> int:
+    if not USERNAME_RE.fullmatch(username):
+        raise AuthError("usernames are 2-64 of a-z 0-9 . _ -, starting with a letter or digit")
+    if role not in ROLES:
+        raise AuthError(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < 12:
+        raise AuthError("passwords need at least 12 characters")
+    try:
+        row = conn.execute(
+            "INSERT INTO users (username, role, password_hash) VALUES (%s, %s, %s) RETURNING id",
+            (username, role, _hasher.hash(password)),
+        ).fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        raise AuthError(f"user {username!r} exists already") from exc
+    assert row is not None  # noqa: S101  (INSERT ... RETURNING)
+    return int(row[0])
+
+
+def revoke_user(conn: psycopg.Connection[Any], username: str) -> None:
+    """Sign a user out for good: the account and all its tokens stop working."""
+    row = conn.execute(
+        "UPDATE users SET revoked_at = now() WHERE username = %s AND revoked_at IS NULL "
+        "RETURNING id",
+        (username,),
+    ).fetchone()
+    if row is None:
+        raise AuthError(f"no active user {username!r}")
+    conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE user_id = %s AND revoked_at IS NULL",
+        (row[0],),
+    )
+
+
+def check_password(conn: psycopg.Connection[Any], username: str, password: str) -> int | None:
+    """The user's id when the password is right and the account active, else None."""
+    row = conn.execute(
+        "SELECT id, password_hash FROM users WHERE username = %s AND revoked_at IS NULL",
+        (username,),
+    ).fetchone()
+    if row is None:
+        _hasher.hash(password)  # the same work for unknown users: no timing hint
+        return None
+    try:
+        _hasher.verify(str(row[1]), password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return int(str(row[0]))
+
+
+def create_token(
+    conn: psycopg.Connection[Any],
+    username: str,
+    *,
+    scope: Scope = "write",
+    days: float = 90,
+    name: str = "",
+) -> tuple[int, str]:
+    """A new token for an active user: (its id, the token). The token is shown once."""
+    if scope not in ("read", "write"):
+        raise AuthError("scope must be read or write")
+    user = conn.execute(
+        "SELECT id FROM users WHERE username = %s AND revoked_at IS NULL", (username,)
+    ).fetchone()
+    if user is None:
+        raise AuthError(f"no active user {username!r}")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = conn.execute(
+        "INSERT INTO api_tokens (user_id, name, token_hash, scope, expires_at) "
+        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (user[0], name, hash_token(token), scope, datetime.now(UTC) + timedelta(days=days)),
+    ).fetchone()
+    assert row is not None  # noqa: S101  (INSERT ... RETURNING)
+    return int(row[0]), token
+
+
+def revoke_token(conn: psycopg.Connection[Any], token_id: int) -> None:
+    if not conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL",
+        (token_id,),
+    ).rowcount:
+        raise AuthError(f"no active token {token_id}")
+
+
+def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:
+    """Who a bearer token belongs to, or None (unknown, expired, revoked, or its user is)."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+        return None
+    digest = hash_token(token)
+    row = conn.execute(
+        "UPDATE api_tokens t SET last_used_at = now() FROM users u "
+        "WHERE t.token_hash = %s AND u.id = t.user_id AND t.revoked_at IS NULL "
+        "AND t.expires_at > now() AND u.revoked_at IS NULL "
+        "RETURNING u.id, u.username, u.role, t.scope, t.id, t.token_hash",
+        (digest,),
+    ).fetchone()
+    if row is None or not hmac.compare_digest(str(row[5]), digest):
+        return None
+    return Principal(int(str(row[0])), str(row[1]), row[2], row[3], int(str(row[4])))
+
+
+def list_users(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT u.username, u.role, u.created_at, u.revoked_at, "
+        "count(t.id) FILTER (WHERE t.revoked_at IS NULL AND t.expires_at > now()) "
+        "FROM users u LEFT JOIN api_tokens t ON t.user_id = u.id GROUP BY u.id ORDER BY 1"
+    ).fetchall()

@@ -1,0 +1,291 @@
+"""Who may do what: every API operation checked anonymous -> 401, wrong role -> 403, right role
+-> 2xx; no plaintext secrets in the database; injection and traversal attempts get a 4xx and
+change nothing; device logins issued and revoked on the real broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from analytics.report import store_report
+from api.app import create_app
+from core import auth
+from core.registry import Device, add_devices
+from core.settings import Settings
+from tests.conftest import bearer
+from tests.helpers import person, workshop_body
+from wastepilot.people_cli import credential_writer
+
+pytestmark = pytest.mark.services
+
+Conn = psycopg.Connection[tuple[object, ...]]
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/api/v1/auth/token")}
+WRONG = {"analyst": "officer", "officer": "analyst", "admin": "officer"}
+
+
+def table(w: dict[str, Any]) -> list[tuple[str, str, str, str, dict[str, Any]]]:
+    """(method, operation path, role, request path, request kwargs) for every operation."""
+    u = uuid.uuid4().hex[:8]
+    csv_sheet = b"Name,Email,Council,Attended\nAna Lee,ana@example.org,Leeds,yes\n"
+    return [
+        ("GET", "/api/v1/auth/me", "any", "/api/v1/auth/me", {}),
+        ("GET", "/api/v1/households/{ref}/usage", "analyst", "/api/v1/households/HH-SEC/usage", {}),
+        ("GET", "/api/v1/usage", "analyst", "/api/v1/usage", {}),
+        ("GET", "/api/v1/cohorts", "analyst", "/api/v1/cohorts", {}),
+        ("GET", "/api/v1/kpis", "analyst", "/api/v1/kpis", {}),
+        ("GET", "/api/v1/kpis.{fmt}", "analyst", "/api/v1/kpis.csv", {}),
+        ("GET", "/api/v1/exports/usage.{fmt}", "analyst", "/api/v1/exports/usage.csv", {}),
+        ("GET", "/api/v1/anomalies", "analyst", "/api/v1/anomalies", {}),
+        ("GET", "/api/v1/jobs", "analyst", "/api/v1/jobs", {}),
+        ("GET", "/api/v1/reports/weekly", "analyst", "/api/v1/reports/weekly", {}),
+        ("GET", "/api/v1/reports/weekly/{report_id}.{fmt}", "analyst", f"/api/v1/reports/weekly/{w['report']}.html", {}),
+        ("GET", "/api/v1/councils", "officer", "/api/v1/councils", {}),
+        ("POST", "/api/v1/councils", "officer", "/api/v1/councils", {"json": {"gss_code": "E06000099", "name": "New Council"}}),
+        ("GET", "/api/v1/councils/{code}", "officer", "/api/v1/councils/E06000002", {}),
+        ("PATCH", "/api/v1/councils/{code}", "officer", "/api/v1/councils/E06000002", {"json": {"region": "North East"}}),
+        ("GET", "/api/v1/reference-data", "officer", "/api/v1/reference-data", {}),
+        ("GET", "/api/v1/fund-rounds", "officer", "/api/v1/fund-rounds", {}),
+        ("POST", "/api/v1/fund-rounds", "officer", "/api/v1/fund-rounds", {"json": {"code": f"R{u}", "name": "Round"}}),
+        ("GET", "/api/v1/guidance-resources", "officer", "/api/v1/guidance-resources", {}),
+        ("POST", "/api/v1/guidance-resources", "officer", "/api/v1/guidance-resources", {"json": {"title": "G", "url": "https://example.org/g"}}),
+        ("GET", "/api/v1/workshops", "officer", "/api/v1/workshops", {}),
+        ("POST", "/api/v1/workshops", "officer", "/api/v1/workshops", {"json": workshop_body()}),
+        ("GET", "/api/v1/workshops/{workshop_id}", "officer", f"/api/v1/workshops/{w['workshop']}", {}),
+        ("PATCH", "/api/v1/workshops/{workshop_id}", "officer", f"/api/v1/workshops/{w['workshop']}", {"json": {"venue": "Hall"}}),
+        ("GET", "/api/v1/workshops/{workshop_id}/registrations", "officer", f"/api/v1/workshops/{w['workshop']}/registrations", {}),
+        ("POST", "/api/v1/workshops/{workshop_id}/registrations", "officer", f"/api/v1/workshops/{w['workshop']}/registrations", {"json": person(2)}),
+        ("GET", "/api/v1/registrations/{registration_id}", "officer", f"/api/v1/registrations/{w['registration']}", {}),
+        ("PATCH", "/api/v1/registrations/{registration_id}", "officer", f"/api/v1/registrations/{w['registration']}", {"json": {"status": "attended"}}),
+        ("POST", "/api/v1/workshops/{workshop_id}/attendance-import", "officer", f"/api/v1/workshops/{w['workshop']}/attendance-import", {"files": {"file": ("s.csv", csv_sheet)}}),
+        ("POST", "/api/v1/people/erasure", "officer", "/api/v1/people/erasure", {"json": {"email": "nobody@example.org"}}),
+        ("GET", "/api/v1/bids", "officer", "/api/v1/bids", {}),
+        ("POST", "/api/v1/bids", "officer", "/api/v1/bids", {"json": {"council_code": "E06000003", "round_code": "2012", "status": "intending"}}),
+        ("GET", "/api/v1/bids/{bid_id}", "officer", f"/api/v1/bids/{w['bid']}", {}),
+        ("PATCH", "/api/v1/bids/{bid_id}", "officer", f"/api/v1/bids/{w['bid']}", {"json": {"notes": "n"}}),
+        ("GET", "/api/v1/audit", "officer", "/api/v1/audit", {}),
+        ("GET", "/api/v1/reports/take-up", "officer", "/api/v1/reports/take-up", {}),
+        ("GET", "/api/v1/reports/take-up.csv", "officer", "/api/v1/reports/take-up.csv", {}),
+        ("GET", "/api/v1/reports/take-up.xlsx", "officer", "/api/v1/reports/take-up.xlsx", {}),
+        ("GET", "/api/v1/users", "admin", "/api/v1/users", {}),
+        ("POST", "/api/v1/users", "admin", "/api/v1/users", {"json": {"username": f"new-{u}", "role": "analyst", "password": "a long enough password"}}),
+        ("POST", "/api/v1/users/{username}/revoke", "admin", f"/api/v1/users/{w['victim']}/revoke", {}),
+        ("POST", "/api/v1/tokens", "admin", "/api/v1/tokens", {"json": {"username": w["victim_2"], "scope": "read", "days": 1}}),
+        ("DELETE", "/api/v1/tokens/{token_id}", "admin", f"/api/v1/tokens/{w['token']}", {}),
+        ("GET", "/api/v1/devices", "admin", "/api/v1/devices", {}),
+        ("POST", "/api/v1/devices", "admin", "/api/v1/devices", {"json": {"device_id": f"SEC-{u}", "household": f"HH-{u}"}}),
+        ("POST", "/api/v1/devices/{device_id}/decommission", "admin", "/api/v1/devices/SEC-1/decommission", {}),
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def world(bids_db: Conn, db: Conn, api: TestClient) -> dict[str, Any]:
+    """One of everything the operations act on."""
+    add_devices(db, [Device("SEC-1", "HH-SEC")])
+    past = datetime.now(UTC) - timedelta(days=1)
+    wid = api.post(
+        "/api/v1/workshops",
+        json=workshop_body(
+            starts_at=past.isoformat(), ends_at=(past + timedelta(hours=2)).isoformat()
+        ),
+    ).json()["id"]
+    rid = api.post(f"/api/v1/workshops/{wid}/registrations", json=person(1)).json()["id"]
+    api.post("/api/v1/fund-rounds", json={"code": "2012", "name": "Weekly collection support"})
+    bid = api.post("/api/v1/bids", json={"council_code": "E06000002", "round_code": "2012", "status": "submitted"}).json()["id"]  # fmt: skip
+    report = store_report(db, date(2026, 11, 16), date(2026, 11, 23), Settings())
+    u = uuid.uuid4().hex[:8]
+    auth.add_user(db, f"victim-{u}", "analyst", "a long enough password")
+    auth.add_user(db, f"victim2-{u}", "analyst", "a long enough password")
+    token_id, _ = auth.create_token(db, f"victim2-{u}")
+    return {"workshop": wid, "registration": rid, "bid": bid, "report": report,
+            "victim": f"victim-{u}", "victim_2": f"victim2-{u}", "token": token_id}  # fmt: skip
+
+
+@pytest.fixture
+def app_client(db_url: str) -> Iterator[TestClient]:
+    app = create_app(
+        Settings(database_url=db_url), device_credentials=credential_writer(Settings())
+    )
+    with TestClient(app) as c:
+        yield c
+
+
+def test_the_table_covers_every_operation(db_url: str) -> None:
+    ops = {(m.upper(), p) for p, item in create_app().openapi()["paths"].items() for m in item}
+    listed = {
+        (m, p)
+        for m, p, *_ in table(
+            dict.fromkeys(
+                ("workshop", "registration", "bid", "report", "victim", "victim_2", "token"), 1
+            )
+        )
+    }
+    assert ops - PUBLIC == listed
+
+
+@pytest.mark.parametrize("index", range(46))
+def test_each_operation_checks_who_calls(
+    index: int, world: dict[str, Any], app_client: TestClient, tokens: dict[str, str]
+) -> None:
+    method, op, role, path, kwargs = table(world)[index]
+    r = app_client.request(method, path, **kwargs)
+    assert r.status_code == 401, (op, r.text)
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = app_client.request(method, path, headers=bearer("wp_not-a-real-token"), **kwargs)
+    assert r.status_code == 401, (op, r.text)
+    if role != "any":  # (who-am-I answers every signed-in role)
+        r = app_client.request(method, path, headers=bearer(tokens[WRONG[role]]), **kwargs)
+        assert r.status_code == 403, (op, r.text)
+        assert "role" in r.json()["detail"]
+    if method != "GET":
+        r = app_client.request(method, path, headers=bearer(tokens["admin-read"]), **kwargs)
+        assert r.status_code == 403, (op, r.text)
+        assert "read-only" in r.json()["detail"]
+    right = "analyst" if role == "any" else role
+    r = app_client.request(method, path, headers=bearer(tokens[right]), **kwargs)
+    assert 200 <= r.status_code < 300, (op, r.status_code, r.text)
+
+
+def test_no_secret_is_stored_in_plaintext(db: Conn, db_url: str, app_client: TestClient) -> None:
+    password = f"plain-password-{uuid.uuid4().hex}"
+    name = f"scan-{uuid.uuid4().hex[:8]}"
+    auth.add_user(db, name, "officer", password)
+    _, token = auth.create_token(db, name)
+    signed_in = app_client.post("/api/v1/auth/token", data={"username": name, "password": password})
+    assert signed_in.status_code == 200
+    session_token = signed_in.json()["token"]
+    assert (
+        app_client.get("/api/v1/auth/me", headers=bearer(session_token)).json()["role"] == "officer"
+    )
+    assert (
+        app_client.post(
+            "/api/v1/auth/token", data={"username": name, "password": "wrong"}
+        ).status_code
+        == 401
+    )
+    columns = db.execute(
+        "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'jsonb', 'bytea')"
+    ).fetchall()
+    assert len(columns) > 20
+    for schema, tbl, col in columns:
+        for secret in (password, token, session_token):
+            hit = db.execute(
+                psycopg.sql.SQL("SELECT count(*) FROM {}.{} WHERE {}::text LIKE %s").format(
+                    psycopg.sql.Identifier(schema),
+                    psycopg.sql.Identifier(tbl),
+                    psycopg.sql.Identifier(col),
+                ),
+                (f"%{secret[5:30]}%",),
+            ).fetchone()
+            assert hit == (0,), (tbl, col)
+
+
+ATTACKS = ["' OR '1'='1", "1; DROP TABLE readings; --", "../../../../etc/passwd",
+           "..%2F..%2Fetc%2Fpasswd", "\\x00", "$(reboot)", "<script>alert(1)</script>"]  # fmt: skip
+
+
+def _snapshot(db: Conn) -> list[tuple[Any, ...]]:
+    tables = [r[0] for r in db.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'api_tokens' ORDER BY 1"
+    )]  # fmt: skip
+    return [
+        (
+            t,
+            db.execute(
+                psycopg.sql.SQL("SELECT count(*) FROM {}").format(psycopg.sql.Identifier(t))
+            ).fetchone(),
+        )
+        for t in tables
+    ]
+
+
+def test_injection_and_traversal_attempts_get_a_4xx_and_change_nothing(
+    world: dict[str, Any], app_client: TestClient, tokens: dict[str, str], db: Conn
+) -> None:
+    spec = create_app().openapi()["paths"]
+    before = _snapshot(db)
+    tried = 0
+    for path, item in spec.items():
+        for method, op in item.items():
+            if method != "get":
+                continue
+            params = [p for p in op.get("parameters", []) if p["schema"].get("type") == "string"
+                      or any(s.get("type") == "string" for s in p["schema"].get("anyOf", []))]  # fmt: skip
+            for p in params:
+                for attack in ATTACKS:
+                    url = path
+                    query: dict[str, str] = {}
+                    for other in op.get("parameters", []):
+                        if other["in"] == "path":
+                            value = (
+                                attack
+                                if other is p
+                                else {"ref": "HH-SEC", "code": "E06000002", "fmt": "csv"}.get(
+                                    other["name"], "1"
+                                )
+                            )
+                            url = url.replace("{" + other["name"] + "}", quote(value, safe=""))
+                    if p["in"] == "query":
+                        query[p["name"]] = attack
+                    r = app_client.get(url, params=query, headers=bearer(tokens["admin"]))
+                    tried += 1
+                    assert r.status_code < 500, (path, p["name"], attack, r.text)
+                    if r.status_code >= 400:
+                        assert r.json().get("detail"), (path, p["name"])
+    # and the string fields of the bodies officers send
+    for attack in ATTACKS:
+        for body in (person(9) | {"person_name": attack}, person(9) | {"council_code": attack}):
+            r = app_client.post(f"/api/v1/workshops/{world['workshop']}/registrations", json=body,
+                                headers=bearer(tokens["officer"]))  # fmt: skip
+            tried += 1
+            assert r.status_code < 500
+            if r.status_code == 201:  # a name is free text: stored as given, as text
+                assert r.json()["person_name"] == attack
+                app_client.patch(f"/api/v1/registrations/{r.json()['id']}", json={"status": "cancelled"},
+                                 headers=bearer(tokens["officer"]))  # fmt: skip
+    assert tried > 100
+    after = _snapshot(db)
+    changed = {t for (t, a), (_, b) in zip(before, after, strict=True) if a != b}
+    # only the free-text names above went in (and were cancelled), with their audit rows
+    assert changed <= {"registrations", "audit_log"}
+    assert db.execute("SELECT count(*) FROM readings").fetchone() is not None
+
+
+def test_device_logins_are_issued_and_revoked_on_the_broker(
+    db: Conn, app_client: TestClient, tokens: dict[str, str], settings: Settings
+) -> None:
+    from simulator.device_sink import DeviceSinks
+    from simulator.publisher import PublishError
+
+    if settings.mqtt_url:
+        pytest.skip("device logins are issued on the local broker")
+    dev = f"SEC-{uuid.uuid4().hex[:8].upper()}"
+    r = app_client.post("/api/v1/devices", json={"device_id": dev, "household": f"HH-{dev}"},
+                        headers=bearer(tokens["admin"]))  # fmt: skip
+    assert r.status_code == 201, r.text
+    secret = r.json()["mqtt_password"]
+    assert len(secret) >= 24
+    sinks = DeviceSinks("127.0.0.1", settings.mqtt_port, "wastepilot/v1", {dev: secret}).connect(
+        timeout=10
+    )
+    sinks.close(timeout=5)
+    r = app_client.post(f"/api/v1/devices/{dev}/decommission", headers=bearer(tokens["admin"]))
+    assert r.status_code == 200
+    with pytest.raises(PublishError, match="could not connect"):
+        DeviceSinks("127.0.0.1", settings.mqtt_port, "wastepilot/v1", {dev: secret}).connect(
+            timeout=3
+        )
+    assert db.execute(
+        "SELECT decommissioned_at IS NOT NULL FROM devices WHERE id = %s", (dev,)
+    ).fetchone() == (True,)
+    # the secret is nowhere in the database
+    assert db.execute(
+        "SELECT count(*) FROM devices WHERE id || model LIKE %s", (f"%{secret}%",)
+    ).fetchone() == (0,)
