@@ -449,6 +449,24 @@ def _device_sinks(s: Settings, fleet: list[Any]) -> DeviceSinksType:
 # --- everything together ---
 
 
+def _first_admin(s: Settings) -> None:
+    """On a development machine with nobody signed up yet, make a local admin and print a token
+    for it, so the pilot can be looked at straight away."""
+    import secrets
+
+    from core import auth
+
+    if s.env != "development":
+        return
+    with connect(s.db_url()) as conn:
+        if conn.execute("SELECT 1 FROM users LIMIT 1").fetchone():
+            return
+        auth.add_user(conn, "local-admin", "admin", secrets.token_urlsafe(24))
+        _, token = auth.create_token(conn, "local-admin", days=30, name="wastepilot run")
+    console.print("[bold]a local admin was created[/]; its API token (shown once, 30 days):")
+    print(token)  # the one time it is shown: plain, for scripts
+
+
 @app.command("run")
 def run_cmd(
     households: Annotated[int | None, typer.Option(min=1, help="Simulated households")] = None,
@@ -461,6 +479,7 @@ def run_cmd(
     s = get_settings()
     services.up(s)
     prepare_database(s)
+    _first_admin(s)
     stop = _stop_on_signals()
     exe = [sys.executable, "-m", "wastepilot"]
     sim = [*exe, "simulate", "--backfill-days", str(backfill_days)]

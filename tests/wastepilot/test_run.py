@@ -53,6 +53,7 @@ def test_run_shows_simulated_usage_within_a_minute_and_stops_on_ctrl_c(
     try:
         deadline = time.monotonic() + 60
         points: list[object] = []
+        last = "none: the API never answered"
         while time.monotonic() < deadline and not points:
             time.sleep(1)
             try:
@@ -64,9 +65,10 @@ def test_run_shows_simulated_usage_within_a_minute_and_stops_on_ctrl_c(
                 )
             except httpx.TransportError:
                 continue
+            last = f"{r.status_code} {r.text[:200]}"
             if r.status_code == 200:
                 points = r.json()["points"]
-        assert points, "no usage visible through the API within 60 s"
+        assert points, f"no usage visible through the API within 60 s (last answer: {last})"
         row = db.execute("SELECT count(*) FROM readings").fetchone()
         assert row is not None and int(row[0]) > 0  # type: ignore[call-overload]
     finally:
