@@ -23,6 +23,11 @@ PG_SHARE = Path("/usr/share/postgresql")
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 # The Debian suite whose source package of timescaledb the set-up builds from.
 SOURCE_SUITE = "trixie"
+# Debian 12's broker is 2.0.11; later 2.0 releases fix session-expiry crashes and
+# shared-subscription delivery over restarts.
+MOSQUITTO_MIN = (2, 0, 18)
+MOSQUITTO = Path("/usr/local/lib/wastepilot/mosquitto")
+MOSQUITTO_MAKE_FLAGS = ["WITH_CJSON=no", "WITH_DOCS=no", "WITH_WEBSOCKETS=no", "WITH_SRV=no"]
 TIMESCALE_CMAKE_FLAGS = [
     "-DAPACHE_ONLY=ON",
     "-DREGRESS_CHECKS=OFF",
@@ -130,43 +135,47 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
+def fetch_source(package: str, root: Path) -> Path:
+    """Unpack Debian's `SOURCE_SUITE` source package of `package` under `root`; returns the tree.
+    A private apt configuration is used for this one download, so the machine's own sources
+    never gain the newer suite."""
+    for sub in ("lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"):
+        (root / sub).mkdir(parents=True)
+    (root / "sources.list").write_text(
+        f"deb-src [signed-by={KEYRING}] {debian_mirror()} {SOURCE_SUITE} main\n"
+    )
+    conf = root / "apt.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                f'Dir::Etc::SourceList "{root}/sources.list";',
+                f'Dir::Etc::SourceParts "{root}/sources.list.d";',
+                f'Dir::Etc::PreferencesParts "{root}/preferences.d";',
+                f'Dir::State::Lists "{root}/lists";',
+                f'Dir::Cache "{root}/cache";',
+                'APT::Sandbox::User "root";',
+            ]
+        )
+        + "\n"
+    )
+    env = {**os.environ, "APT_CONFIG": str(conf)}
+    log.info("fetching the %s source package (%s)", package, SOURCE_SUITE)
+    run(["apt-get", "update", "-q"], env=env)
+    src = root / "src"
+    src.mkdir()
+    run(["apt-get", "source", "-q", "--download-only", package], env=env, cwd=src)
+    dsc = next(src.glob(f"{package}_*.dsc"))
+    run(["dpkg-source", "--no-check", "-x", dsc.name, "tree"], cwd=src)
+    return src / "tree"
+
+
 def build_timescaledb(major: int, apt: Apt) -> None:
     """Build the Apache-2 edition from Debian's own source package, against this PostgreSQL."""
     apt.install(
         [f"postgresql-server-dev-{major}", "build-essential", "cmake", "dpkg-dev", "libssl-dev"]
     )
     with tempfile.TemporaryDirectory(prefix="wastepilot-tsdb-") as tmp:
-        root = Path(tmp)
-        for sub in ("lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"):
-            (root / sub).mkdir(parents=True)
-        # A private apt configuration for this one download, so the machine's own sources
-        # never gain the newer suite.
-        (root / "sources.list").write_text(
-            f"deb-src [signed-by={KEYRING}] {debian_mirror()} {SOURCE_SUITE} main\n"
-        )
-        conf = root / "apt.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    f'Dir::Etc::SourceList "{root}/sources.list";',
-                    f'Dir::Etc::SourceParts "{root}/sources.list.d";',
-                    f'Dir::Etc::PreferencesParts "{root}/preferences.d";',
-                    f'Dir::State::Lists "{root}/lists";',
-                    f'Dir::Cache "{root}/cache";',
-                    'APT::Sandbox::User "root";',
-                ]
-            )
-            + "\n"
-        )
-        env = {**os.environ, "APT_CONFIG": str(conf)}
-        log.info("fetching the timescaledb source package (%s)", SOURCE_SUITE)
-        run(["apt-get", "update", "-q"], env=env)
-        src = root / "src"
-        src.mkdir()
-        run(["apt-get", "source", "-q", "--download-only", "timescaledb"], env=env, cwd=src)
-        dsc = next(src.glob("timescaledb_*.dsc"))
-        run(["dpkg-source", "--no-check", "-x", dsc.name, "tree"], cwd=src)
-        tree = src / "tree"
+        tree = fetch_source("timescaledb", Path(tmp))
         log.info("building timescaledb (Apache-2 edition) for PostgreSQL %s", major)
         run(
             ["./bootstrap", *TIMESCALE_CMAKE_FLAGS, f"-DPG_CONFIG={pg_bin(major, 'pg_config')}"],
@@ -197,6 +206,35 @@ def ensure_postgres(apt: Apt) -> int:
     return major
 
 
+def mosquitto_version(binary: str) -> tuple[int, ...]:
+    out = subprocess.run([binary, "-h"], capture_output=True, text=True, check=False).stdout
+    m = re.search(r"mosquitto version (\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in m.groups()) if m else ()
+
+
+def build_mosquitto(apt: Apt) -> None:
+    """Build the broker alone from Debian's `SOURCE_SUITE` source package into MOSQUITTO."""
+    apt.install(["build-essential", "dpkg-dev", "libssl-dev"])
+    with tempfile.TemporaryDirectory(prefix="wastepilot-mosquitto-") as tmp:
+        tree = fetch_source("mosquitto", Path(tmp))
+        log.info("building the Mosquitto broker")
+        run(["make", "-j", str(os.cpu_count() or 2), "binary", *MOSQUITTO_MAKE_FLAGS], cwd=tree)
+        run([*_sudo(), "install", "-D", "-m", "755", str(tree / "src/mosquitto"), str(MOSQUITTO)])
+    if mosquitto_version(str(MOSQUITTO)) < MOSQUITTO_MIN:
+        raise ServiceError(f"the Mosquitto built from source is older than {MOSQUITTO_MIN}")
+
+
+def mosquitto_binary() -> str:
+    """The broker to run: the one built here when there is one, else the system's."""
+    return str(MOSQUITTO) if MOSQUITTO.exists() else "mosquitto"
+
+
 def ensure_mosquitto(apt: Apt) -> None:
-    """The Mosquitto broker and its clients (mosquitto_passwd, mosquitto_pub/sub)."""
+    """The Mosquitto broker and its clients (mosquitto_passwd, mosquitto_pub/sub). Debian 12's
+    broker (2.0.11) crashes when it expires a session (seen here several times) and loses
+    messages in flight to shared subscriptions over a restart; when the system broker is older
+    than MOSQUITTO_MIN, a newer one is built from Debian's own source package (about 10 s)."""
     apt.install(["mosquitto", "mosquitto-clients"])
+    if mosquitto_version("mosquitto") >= MOSQUITTO_MIN or MOSQUITTO.exists():
+        return
+    build_mosquitto(apt)

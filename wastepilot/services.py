@@ -370,7 +370,7 @@ def mqtt_up(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None
                 f"port {settings.mqtt_port} is taken by another program; set WASTEPILOT_MQTT_PORT"
             )
         log.info("starting Mosquitto on 127.0.0.1:%s", settings.mqtt_port)
-        install.run(["mosquitto", "-c", str(paths.mqtt_conf), "-d"])
+        install.run([install.mosquitto_binary(), "-c", str(paths.mqtt_conf), "-d"])
         _wait(lambda: port_open("127.0.0.1", settings.mqtt_port), 10, "Mosquitto", paths.mqtt_log)
     elif acl_changed or users_changed:
         os.kill(pid, signal.SIGHUP)  # reloads password and ACL files
