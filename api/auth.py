@@ -6,6 +6,8 @@ before these checks pass, so no data is read on behalf of a caller that fails th
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Annotated
 
@@ -22,17 +24,35 @@ bearer = HTTPBearer(
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
+SESSION_COOKIE = "wp_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE = ("GET", "HEAD", "OPTIONS")
+
+
+def csrf_token(session_token: str) -> str:
+    """The CSRF token of a cookie session: derived from the session's own secret, which lives
+    in an HttpOnly cookie, so another site can neither read nor compute it."""
+    return hashlib.sha256(b"csrf:" + session_token.encode()).hexdigest()[:40]
+
+
 def principal(
     request: Request,
     conn: Conn,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The caller, from the `Authorization: Bearer <token>` header."""
-    if creds is None:
+    """The caller: from `Authorization: Bearer <token>`, or from the session cookie of the web
+    pages — then a request that writes must also carry the session's CSRF token in the
+    `X-CSRF-Token` header."""
+    token = creds.credentials if creds is not None else request.cookies.get(SESSION_COOKIE)
+    if not token:
         raise HTTPException(401, "sign in: send Authorization: Bearer <token>", _CHALLENGE)
-    p = authenticate(conn, creds.credentials)
+    p = authenticate(conn, token)
     if p is None:
         raise HTTPException(401, "the token is unknown, expired or revoked", _CHALLENGE)
+    if creds is None and request.method not in SAFE:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), csrf_token(token).encode()):
+            raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header for this session")
     request.state.principal = p
     return p
 
@@ -48,7 +68,7 @@ def allow(*roles: Role) -> Callable[..., Principal]:
             raise HTTPException(
                 403, f"a {p.role} may not do this: it needs the {' or '.join(roles)} role"
             )
-        if p.scope == "read" and request.method not in ("GET", "HEAD", "OPTIONS"):
+        if p.scope == "read" and request.method not in SAFE:
             raise HTTPException(403, "this token is read-only: use a token with write scope")
         return p
 

@@ -1,9 +1,10 @@
-"""Broker addresses as URLs: ``mqtt://user:password@host:port`` or ``mqtts://`` for TLS."""
+"""Broker addresses as URLs: ``mqtt://user:password@host:port`` or ``mqtts://`` for TLS;
+``mqtts://...?ca=/path/ca.pem`` trusts that CA (a private one) instead of the system's."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from core.errors import ConfigError
 
@@ -15,6 +16,7 @@ class MqttAddress:
     username: str | None
     password: str | None
     tls: bool
+    ca_file: str | None = None
 
     def url(self) -> str:
         """The URL again, credentials included (for `services status --json`)."""
@@ -25,7 +27,8 @@ class MqttAddress:
             if self.password is not None:
                 cred += ":" + quote(self.password, safe="")
             cred += "@"
-        return f"{scheme}://{cred}{self.host}:{self.port}"
+        query = f"?ca={quote(self.ca_file)}" if self.ca_file else ""
+        return f"{scheme}://{cred}{self.host}:{self.port}{query}"
 
     def redacted(self) -> str:
         """The URL without the password, for logs."""
@@ -42,10 +45,14 @@ def parse_mqtt_url(url: str) -> MqttAddress:
     if not parts.hostname:
         raise ConfigError("broker URL has no host")
     tls = parts.scheme == "mqtts"
+    ca = parse_qs(parts.query).get("ca")
+    if ca and not tls:
+        raise ConfigError("a CA file (?ca=) only makes sense with mqtts://")
     return MqttAddress(
         host=parts.hostname,
         port=parts.port or (8883 if tls else 1883),
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         tls=tls,
+        ca_file=ca[0] if ca else None,
     )

@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     )
     pg_port: int = Field(55432, description="Port of the local private PostgreSQL cluster")
     mqtt_port: int = Field(51883, description="Port of the local private Mosquitto broker")
+    mqtt_tls_port: int = Field(
+        0,
+        ge=0,
+        description="Port of the local broker's TLS listener (0 = none; needs the two files)",
+    )
+    mqtt_tls_cert_file: Path | None = Field(
+        None, description="Certificate (PEM, with its chain) of the local broker's TLS listener"
+    )
+    mqtt_tls_key_file: Path | None = Field(
+        None, description="Private key (PEM) of the local broker's TLS listener"
+    )
     migrations_dir: Path | None = Field(
         None, description="Folder of the SQL migrations; unset = migrations/ beside the code"
     )

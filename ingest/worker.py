@@ -144,7 +144,7 @@ class IngestWorker:
         if addr.username:
             client.username_pw_set(addr.username, addr.password)
         if addr.tls:
-            client.tls_set()
+            client.tls_set(ca_certs=addr.ca_file)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -82,7 +82,7 @@ class MqttSink:
         if self._addr.username:
             client.username_pw_set(self._addr.username, self._addr.password)
         if self._addr.tls:
-            client.tls_set()
+            client.tls_set(ca_certs=self._addr.ca_file)
         if will:
             client.will_set(will[0], will[1], qos=1, retain=True)
         # 16-bit message ids: stay well below 65,535 messages awaiting PUBACK. paho scans its

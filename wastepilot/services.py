@@ -303,7 +303,22 @@ def render_mosquitto_conf(settings: Settings, paths: Paths) -> str:
         text, n = re.subn(pattern, line, text, flags=re.M)
         if n != 1:
             raise ServiceError(f"deploy/mosquitto/mosquitto.conf has no single {pattern!r} line")
-    return text + f"pid_file {paths.mqtt_pid}\n"
+    text += f"pid_file {paths.mqtt_pid}\n"
+    if settings.mqtt_tls_port:
+        if not (settings.mqtt_tls_cert_file and settings.mqtt_tls_key_file):
+            raise ServiceError(
+                "WASTEPILOT_MQTT_TLS_PORT needs WASTEPILOT_MQTT_TLS_CERT_FILE and "
+                "WASTEPILOT_MQTT_TLS_KEY_FILE"
+            )
+        # (the broker reads copies in its own folder: the originals may not be readable to it)
+        text += (
+            "\n# TLS listener (same users and ACL as the plain one)\n"
+            f"listener {settings.mqtt_tls_port} 127.0.0.1\n"
+            f"certfile {paths.mqtt / 'tls' / 'cert.pem'}\n"
+            f"keyfile {paths.mqtt / 'tls' / 'key.pem'}\n"
+            "tls_version tlsv1.2\n"
+        )
+    return text
 
 
 def render_acl(prefix: str, *, local: bool) -> str:
@@ -344,7 +359,19 @@ def _write_if_changed(path: Path, text: str) -> bool:
 def mqtt_up(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None:
     """Configure and start the private broker; reload it when its users or ACL changed."""
     (paths.mqtt / "data").mkdir(parents=True, exist_ok=True)
+    tls_changed = False
+    if settings.mqtt_tls_port and settings.mqtt_tls_cert_file and settings.mqtt_tls_key_file:
+        (paths.mqtt / "tls").mkdir(exist_ok=True)
+        for src, name in (
+            (settings.mqtt_tls_cert_file, "cert.pem"),
+            (settings.mqtt_tls_key_file, "key.pem"),
+        ):
+            tls_changed = (
+                _write_if_changed(paths.mqtt / "tls" / name, src.read_text()) or tls_changed
+            )
+            (paths.mqtt / "tls" / name).chmod(0o600)
     conf_changed = _write_if_changed(paths.mqtt_conf, render_mosquitto_conf(settings, paths))
+    conf_changed = conf_changed or tls_changed
     acl_changed = _write_if_changed(
         paths.mqtt / "acl", render_acl(settings.topic_prefix, local=True)
     )

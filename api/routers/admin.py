@@ -7,11 +7,11 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, HTTPException, Path, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Request, Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from api.auth import Caller
+from api.auth import SESSION_COOKIE, Caller, csrf_token
 from api.deps import Conn
 from core import auth
 from core.errors import RegistryError
@@ -93,6 +93,44 @@ def sign_in(
         raise HTTPException(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
     tid, token = auth.create_token(conn, username, scope=scope, days=0.5, name="sign-in")
     return TokenOut(id=tid, token=token, scope=scope, days=0.5)
+
+
+@public.post("/session", summary="Sign in to the web pages")
+def sign_in_session(
+    conn: Conn,
+    request: Request,
+    response: Response,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=200)],
+) -> dict[str, str]:
+    """Sign in with a cookie session (12 hours) for the web pages. The session cookie is
+    HttpOnly and SameSite=Strict; requests that write must send the returned `csrf_token` in
+    the `X-CSRF-Token` header."""
+    if auth.check_password(conn, username, password) is None:
+        raise HTTPException(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
+    _, token = auth.create_token(conn, username, scope="write", days=0.5, name="web session")
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=12 * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return {"username": username, "csrf_token": csrf_token(token)}
+
+
+@public.delete("/session", summary="Sign out of the web pages")
+def sign_out_session(conn: Conn, request: Request, response: Response) -> dict[str, str]:
+    """End the cookie session: its token is revoked and the cookie cleared."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        conn.execute(
+            "UPDATE api_tokens SET revoked_at = now() WHERE token_hash = %s AND revoked_at IS NULL",
+            (auth.hash_token(token),),
+        )
+    response.delete_cookie(SESSION_COOKIE)
+    return {"status": "signed out"}
 
 
 @public.get("/me", summary="Who am I")

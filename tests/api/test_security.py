@@ -26,7 +26,13 @@ from wastepilot.people_cli import credential_writer
 pytestmark = pytest.mark.services
 
 Conn = psycopg.Connection[tuple[object, ...]]
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/api/v1/auth/token")}
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("POST", "/api/v1/auth/token"),
+    ("POST", "/api/v1/auth/session"),
+    ("DELETE", "/api/v1/auth/session"),
+}
 WRONG = {"analyst": "officer", "officer": "analyst", "admin": "officer"}
 
 
@@ -289,3 +295,48 @@ def test_device_logins_are_issued_and_revoked_on_the_broker(
     assert db.execute(
         "SELECT count(*) FROM devices WHERE id || model LIKE %s", (f"%{secret}%",)
     ).fetchone() == (0,)
+
+
+def test_web_sessions_are_cookies_with_csrf_protection(
+    db: Conn, bids_db: Conn, app_client: TestClient
+) -> None:
+    name = f"web-{uuid.uuid4().hex[:8]}"
+    auth.add_user(db, name, "officer", "a long enough password")
+    r = app_client.post(
+        "/api/v1/auth/session", data={"username": name, "password": "a long enough password"}
+    )
+    assert r.status_code == 200
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie or "SameSite=Strict" in cookie
+    csrf = r.json()["csrf_token"]
+    assert app_client.get("/api/v1/auth/me").json()["username"] == name  # the cookie signs in
+    # a write with the cookie alone (what a forged cross-site form would send) is refused
+    r = app_client.post("/api/v1/workshops", json=workshop_body())
+    assert r.status_code == 403
+    assert "X-CSRF-Token" in r.json()["detail"]
+    assert (
+        app_client.post(
+            "/api/v1/workshops", json=workshop_body(), headers={"X-CSRF-Token": "0" * 40}
+        ).status_code
+        == 403
+    )
+    r = app_client.post("/api/v1/workshops", json=workshop_body(), headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201
+    assert api_actor(db, r.json()["id"]) == name
+    old = app_client.cookies.get("wp_session")
+    assert old
+    assert app_client.delete("/api/v1/auth/session").status_code == 200
+    assert "wp_session" not in app_client.cookies
+    # signing out revokes the session: the old cookie, replayed, no longer works
+    app_client.cookies.set("wp_session", old)
+    assert app_client.get("/api/v1/auth/me").status_code == 401
+
+
+def api_actor(db: Conn, workshop_id: int) -> str:
+    row = db.execute(
+        "SELECT actor FROM audit_log WHERE table_name = 'workshops' AND row_key = %s ORDER BY id LIMIT 1",
+        (str(workshop_id),),
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
