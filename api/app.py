@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from api.auth import allow
 from api.bids.errors import BidSupportError
+from api.metrics import instrument
 from api.routers import admin, analytics, bids, councils, health, reports, usage, workshops
 from api.routers.admin import CredentialWriter
 from core.db import open_pool
@@ -45,6 +46,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.device_credentials = device_credentials
+    app.state.metrics = instrument(app)
     app.include_router(health.router)
     app.include_router(admin.public)
     analysts = [Depends(allow("analyst"))]

@@ -166,6 +166,10 @@ class Settings(BaseSettings):
         Path("reports"), description="Folder `wastepilot report` writes its files to"
     )
 
+    scheduler_metrics_port: int = Field(
+        9102, ge=0, description="Port of the scheduler's /metrics, /healthz, /readyz (0 = none)"
+    )
+
     # --- simulator --------------------------------------------------------------------------
     sim_households: int = Field(5, ge=1, description="Households simulated by `run`/`simulate`")
     sim_speed: float = Field(

@@ -212,7 +212,7 @@ def ingest_cmd(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Workers in this process")] = 1,
 ) -> None:
     """Consume readings from the broker and store them (runs until Ctrl-C / SIGTERM)."""
-    from ingest.health import HealthServer
+    from core.health import HealthServer
     from ingest.metrics import IngestMetrics
     from ingest.worker import IngestWorker, WorkerConfig
 

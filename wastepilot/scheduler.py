@@ -35,8 +35,49 @@ def attendee_retention(conn: psycopg.Connection[Any], s: Settings) -> int:
 JOBS: dict[str, JobFn] = {**ANALYTICS_JOBS, "attendee_retention": attendee_retention}
 
 
-def run_once(name: str, s: Settings) -> Outcome:
-    return run_job(s.db_url(), name, JOBS[name], s)
+class SchedulerMetrics:
+    """Job runs by outcome, their duration and the last success, on the scheduler's /metrics."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.runs = Counter(
+            "wastepilot_job_runs_total", "Scheduled job runs", ["job", "outcome"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.duration = Histogram(
+            "wastepilot_job_duration_seconds", "Time a job took", ["job"], registry=self.registry
+        )
+        self.last_ok = Gauge(
+            "wastepilot_job_last_success_timestamp_seconds",
+            "When each job last succeeded (Unix time)",
+            ["job"],
+            registry=self.registry,
+        )
+
+
+def run_once(name: str, s: Settings, metrics: SchedulerMetrics | None = None) -> Outcome:
+    import time
+
+    t0 = time.perf_counter()
+    out = run_job(s.db_url(), name, JOBS[name], s)
+    if metrics is not None:
+        metrics.runs.labels(name, out.outcome).inc()
+        if out.outcome != "skipped":
+            metrics.duration.labels(name).observe(time.perf_counter() - t0)
+        if out.outcome == "ok":
+            metrics.last_ok.labels(name).set_to_current_time()
+    return out
+
+
+def _database_ready(s: Settings) -> tuple[bool, str]:
+    try:
+        with psycopg.connect(s.db_url(), connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return False, f"database unavailable: {type(exc).__name__}"
+    return True, "ok"
 
 
 def scheduler(
@@ -59,6 +100,18 @@ def scheduler(
         out = run_once(once, s)
         console.print(f"{out.job}: {out.outcome} {out.rows if out.rows is not None else ''}")
         raise typer.Exit(0 if out.outcome != "failed" else 1)
+    metrics = SchedulerMetrics()
+    health = None
+    if s.scheduler_metrics_port:
+        from core.health import HealthServer
+
+        health = HealthServer(
+            "0.0.0.0",  # noqa: S104  (probed by the container runtime and Prometheus)
+            s.scheduler_metrics_port,
+            metrics.registry,
+            lambda: _database_ready(s),
+        )
+        health.start()
     sched = BlockingScheduler(timezone="Europe/London")
     now = datetime.now(UTC)
     triggers = {
@@ -72,7 +125,7 @@ def scheduler(
         sched.add_job(
             run_once,
             trigger,
-            args=[name, s],
+            args=[name, s, metrics],
             id=name,
             max_instances=1,
             coalesce=True,
@@ -84,6 +137,9 @@ def scheduler(
         sched.start()
     except (KeyboardInterrupt, SystemExit):
         sched.shutdown(wait=False)
+    finally:
+        if health is not None:
+            health.stop()
 
 
 def report(

@@ -39,6 +39,7 @@ def test_run_shows_simulated_usage_within_a_minute_and_stops_on_ctrl_c(
         "WASTEPILOT_TOPIC_PREFIX": prefix,
         "WASTEPILOT_API_PORT": str(api_port),
         "WASTEPILOT_INGEST_METRICS_PORT": str(free_port()),
+        "WASTEPILOT_SCHEDULER_METRICS_PORT": str(free_port()),
         "WASTEPILOT_INGEST_CLIENT_ID": f"run-test-{prefix.split('/')[1]}",
         "WASTEPILOT_INGEST_SESSION_EXPIRY_S": "60",
     }
