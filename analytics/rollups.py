@@ -137,10 +137,10 @@ ON CONFLICT (household_ref, day) DO UPDATE SET
 
 _REFRESH_PROFILE: LiteralString = """
 WITH days AS (SELECT DISTINCT day FROM affected_days)
-INSERT INTO usage_profile_daily (day, cohort, hour, uses, water_l)
+INSERT INTO usage_profile_daily (day, cohort, hour, uses, water_l, run_s, energy_wh, faults)
 SELECT (u.hour AT TIME ZONE 'Europe/London')::date, h.cohort,
        extract(hour FROM u.hour AT TIME ZONE 'Europe/London')::smallint,
-       sum(u.uses)::int, sum(u.water_l)
+       sum(u.uses)::int, sum(u.water_l), sum(u.run_s), sum(u.energy_wh), sum(u.faults)::int
 FROM days
 JOIN usage_hourly u ON u.hour >= (days.day::timestamp AT TIME ZONE 'Europe/London')
                    AND u.hour < ((days.day + 1)::timestamp AT TIME ZONE 'Europe/London')

@@ -9,9 +9,10 @@ figures either way, so a series is complete and current without scanning a year 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Literal, LiteralString
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import class_row
@@ -52,6 +53,21 @@ WITH src AS (
     WHERE """
     + _SCOPE
     + """ AND u.hour >= %(r_lo)s AND u.hour < %(r_hi)s
+      AND NOT (u.hour >= %(dt_lo)s AND u.hour < %(dt_hi)s)
+    UNION ALL
+    -- whole UK days inside the rollup range, for day and week buckets in UK time: one
+    -- household's from its daily rollup, a cohort's or the pilot's from the per-cohort one
+    SELECT (u.day::timestamp AT TIME ZONE 'Europe/London'), u.uses::bigint, u.run_s,
+           u.energy_wh, u.water_l, u.faults::bigint
+    FROM usage_daily u
+    WHERE %(scope)s = 'household' AND u.household_ref = %(key)s
+      AND u.day >= %(d_lo)s AND u.day < %(d_hi)s
+    UNION ALL
+    SELECT (p.day::timestamp AT TIME ZONE 'Europe/London'), p.uses::bigint, p.run_s,
+           p.energy_wh, p.water_l, p.faults::bigint
+    FROM usage_profile_daily p
+    WHERE (%(scope)s = 'pilot' OR (%(scope)s = 'cohort' AND p.cohort = %(key)s))
+      AND p.day >= %(d_lo)s AND p.day < %(d_hi)s
     UNION ALL
     SELECT r.ts, (r.kind = 'run')::int, coalesce(r.run_s, 0)::float8,
            coalesce(r.energy_wh, 0)::float8, coalesce(r.water_l, 0)::float8,
@@ -72,7 +88,8 @@ WITH src AS (
     JOIN households h ON h.ref = d.household_ref
     WHERE """
     + _SCOPE
-    + """ AND r.ts >= %(r_lo)s AND r.ts < %(r_hi)s AND r.received_at > %(watermark)s
+    + """ AND r.ts >= greatest(%(r_lo)s, %(late_from)s) AND r.ts < %(r_hi)s
+      AND r.received_at > %(watermark)s
 )
 SELECT time_bucket(%(width)s::interval, t, %(tz)s) AS bucket,
        sum(uses)::bigint AS uses, round(sum(run_s)::numeric, 2)::float8 AS run_s,
@@ -113,6 +130,24 @@ def rollup_range(
     return lo, hi
 
 
+_LONDON = ZoneInfo("Europe/London")
+
+
+def _midnight(d: date) -> datetime:
+    return datetime.combine(d, time(), _LONDON).astimezone(UTC)
+
+
+def whole_days(lo: datetime, hi: datetime) -> tuple[date | None, date | None]:
+    """The UK days lying wholly inside [lo, hi), as [first, end) dates, or (None, None)."""
+    first = lo.astimezone(_LONDON).date()
+    if _midnight(first) < lo:
+        first += timedelta(days=1)
+    last = hi.astimezone(_LONDON).date()  # the day whose midnight is the last at or before hi
+    if _midnight(last) > hi:
+        last -= timedelta(days=1)
+    return (first, last) if first < last else (None, None)
+
+
 def usage_series(
     conn: psycopg.Connection[Any],
     scope: Scope,
@@ -123,6 +158,7 @@ def usage_series(
     tz: str = "Europe/London",
     *,
     use_rollups: bool = True,
+    late_window: timedelta = timedelta(hours=168),
 ) -> list[UsagePoint]:
     """Usage per bucket in [start, end) of one household (key = its reference), one cohort (key
     = its name) or the pilot; buckets with neither a use nor a fault are omitted.
@@ -132,6 +168,13 @@ def usage_series(
     ).fetchone()
     watermark = row[0] if row and use_rollups else None
     r_lo, r_hi = rollup_range(start, end, bucket, watermark)
+    d_lo, d_hi = (
+        whole_days(r_lo, r_hi)
+        if bucket in (Bucket.D1, Bucket.W1) and tz == "Europe/London"
+        else (None, None)
+    )
+    dt_lo = _midnight(d_lo) if d_lo else r_lo
+    dt_hi = _midnight(d_hi) if d_hi else r_lo
     with conn.cursor(row_factory=class_row(UsagePoint)) as cur:
         cur.execute(
             SERIES,
@@ -145,6 +188,13 @@ def usage_series(
                 "r_lo": r_lo,
                 "r_hi": r_hi,
                 "watermark": watermark or end,
+                # late readings stamped before the rollups' late window reach them only by a
+                # rebuild; looking for them would scan every chunk of the period
+                "late_from": (watermark or end) - late_window,
+                "d_lo": d_lo or date(1, 1, 1),
+                "d_hi": d_hi or date(1, 1, 1),
+                "dt_lo": dt_lo,
+                "dt_hi": dt_hi,
             },
         )
         return cur.fetchall()

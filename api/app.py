@@ -15,6 +15,7 @@ from api.bids.errors import BidSupportError
 from api.metrics import instrument
 from api.routers import admin, analytics, bids, councils, health, reports, usage, workshops
 from api.routers.admin import CredentialWriter
+from api.web.assets import mount_web
 from core.db import open_pool
 from core.settings import Settings, get_settings
 
@@ -56,6 +57,7 @@ def create_app(
     for r in (councils.router, workshops.router, bids.router, reports.router):
         app.include_router(r, dependencies=officers)
     app.include_router(admin.router, dependencies=[Depends(allow("admin"))])
+    mount_web(app)
 
     @app.exception_handler(BidSupportError)
     def bid_support_error(request: Request, exc: BidSupportError) -> JSONResponse:

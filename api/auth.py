@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import Conn
@@ -73,3 +73,33 @@ def allow(*roles: Role) -> Callable[..., Principal]:
         return p
 
     return check
+
+
+def start_session(conn: Conn, username: str, request: Request, response: Response) -> str:
+    """A 12-hour write token for a signed-in person, set as the HttpOnly, SameSite=Strict
+    session cookie of the web pages; returns the token."""
+    from core.auth import create_token
+
+    _, token = create_token(conn, username, scope="write", days=0.5, name="web session")
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=12 * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return token
+
+
+def end_session(conn: Conn, request: Request, response: Response) -> None:
+    """Revoke the session's token and clear its cookie."""
+    from core.auth import hash_token
+
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        conn.execute(
+            "UPDATE api_tokens SET revoked_at = now() WHERE token_hash = %s AND revoked_at IS NULL",
+            (hash_token(token),),
+        )
+    response.delete_cookie(SESSION_COOKIE)

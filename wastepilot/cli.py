@@ -80,6 +80,15 @@ def services_up() -> None:
     _print_status(services.up(get_settings()))
 
 
+@services_app.command("browser")
+def services_browser() -> None:
+    """Install Debian's Chromium for the browser tests (idempotent)."""
+    from wastepilot import install
+
+    path = install.ensure_chromium(install.Apt())
+    console.print(f"browser: {path}")
+
+
 @services_app.command("down")
 def services_down() -> None:
     """Stop the local services; their data stays in the state folder."""

@@ -238,3 +238,15 @@ def ensure_mosquitto(apt: Apt) -> None:
     if mosquitto_version("mosquitto") >= MOSQUITTO_MIN or MOSQUITTO.exists():
         return
     build_mosquitto(apt)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_chromium(apt: Apt) -> Path:
+    """Debian's Chromium, which the browser tests drive headless through Playwright."""
+    if not CHROMIUM.exists():
+        apt.install(["chromium"])
+    if not CHROMIUM.exists():
+        raise ServiceError("chromium was installed but /usr/bin/chromium is missing")
+    return CHROMIUM

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, HTTPException, Path, Request, Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from api.auth import SESSION_COOKIE, Caller, csrf_token
+from api.auth import Caller, csrf_token, end_session, start_session
 from api.deps import Conn
 from core import auth
 from core.errors import RegistryError
@@ -108,28 +108,14 @@ def sign_in_session(
     the `X-CSRF-Token` header."""
     if auth.check_password(conn, username, password) is None:
         raise HTTPException(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
-    _, token = auth.create_token(conn, username, scope="write", days=0.5, name="web session")
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=12 * 3600,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    token = start_session(conn, username, request, response)
     return {"username": username, "csrf_token": csrf_token(token)}
 
 
 @public.delete("/session", summary="Sign out of the web pages")
 def sign_out_session(conn: Conn, request: Request, response: Response) -> dict[str, str]:
     """End the cookie session: its token is revoked and the cookie cleared."""
-    token = request.cookies.get(SESSION_COOKIE)
-    if token:
-        conn.execute(
-            "UPDATE api_tokens SET revoked_at = now() WHERE token_hash = %s AND revoked_at IS NULL",
-            (auth.hash_token(token),),
-        )
-    response.delete_cookie(SESSION_COOKIE)
+    end_session(conn, request, response)
     return {"status": "signed out"}
 
 
