@@ -1,4 +1,10 @@
 # The application image: one image, one entry point (`wastepilot`), the command picks the service.
+FROM node:22.11-bookworm-slim AS web
+WORKDIR /web
+COPY api/web/package.json api/web/package-lock.json ./
+# the pages' assets only (axe-core is for the browser tests)
+RUN npm ci --omit=dev --no-audit --no-fund
+
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -13,6 +19,7 @@ RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir .
 FROM python:3.11-slim-bookworm
 RUN useradd --create-home --uid 10001 wastepilot
 COPY --from=build /opt/venv /opt/venv
+COPY --from=web /web/node_modules /opt/venv/lib/python3.11/site-packages/api/web/node_modules
 COPY migrations /app/migrations
 COPY deploy /app/deploy
 ENV PATH=/opt/venv/bin:$PATH \

@@ -267,3 +267,17 @@ def test_two_ingest_workers_and_the_api_run_the_compose_way(
         'wastepilot_api_requests_total{method="GET",route="/api/v1/households/{ref}/usage",status="200"} 1.0'
         in text
     )
+
+
+def test_dockerfile_is_multi_stage_pinned_non_root_and_copies_what_exists() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+)", text, flags=re.M)
+    assert len(stages) >= 2
+    assert all(re.search(r":\d+\.\d+", image) for image in stages), stages
+    users = re.findall(r"^USER (\S+)", text, flags=re.M)
+    assert users and users[-1] not in ("root", "0")
+    for src in re.findall(r"^COPY (?!--from)(\S+)", text, flags=re.M):
+        assert (ROOT / src).exists(), src
+    # every package of the project is copied into the build
+    for package in ("core", "ingest", "simulator", "analytics", "api", "wastepilot"):
+        assert f"COPY {package} {package}" in text
