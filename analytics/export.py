@@ -8,34 +8,15 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal, LiteralString
+from typing import Any, Literal
 
 import psycopg
+
+from analytics import queries as q
 
 Granularity = Literal["1h", "1d"]
 CHUNK_ROWS = 5_000
 COLUMNS = ("household", "bucket", "uses", "run_s", "energy_wh", "water_l", "faults")
-
-_HOURLY: LiteralString = """
-SELECT u.household_ref, u.hour, u.uses, u.run_s, u.energy_wh, u.water_l, u.faults
-FROM usage_hourly u JOIN households h ON h.ref = u.household_ref
-WHERE u.hour >= %(start)s AND u.hour < %(end)s
-  AND (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
-  AND (%(household)s::text IS NULL OR h.ref = %(household)s)
-ORDER BY u.household_ref, u.hour
-"""
-
-# daily buckets are local (Europe/London) days; `bucket` is the local midnight
-_DAILY: LiteralString = """
-SELECT u.household_ref, u.day::timestamp AT TIME ZONE 'Europe/London', u.uses, u.run_s,
-       u.energy_wh, u.water_l, u.faults
-FROM usage_daily u JOIN households h ON h.ref = u.household_ref
-WHERE u.day >= (%(start)s AT TIME ZONE 'Europe/London')::date
-  AND u.day < (%(end)s AT TIME ZONE 'Europe/London')::date
-  AND (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
-  AND (%(household)s::text IS NULL OR h.ref = %(household)s)
-ORDER BY u.household_ref, u.day
-"""
 
 
 def _chunks(
@@ -43,7 +24,7 @@ def _chunks(
 ) -> Iterator[list[tuple[Any, ...]]]:
     with conn.transaction(), conn.cursor(name="usage_export") as cur:
         cur.itersize = CHUNK_ROWS
-        cur.execute(_HOURLY if granularity == "1h" else _DAILY, params)
+        cur.execute(q.EXPORT_HOURLY if granularity == "1h" else q.EXPORT_DAILY, params)
         while rows := cur.fetchmany(CHUNK_ROWS):
             yield rows
 

@@ -6,85 +6,15 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Any, Literal, LiteralString
+from typing import Any, Literal
 
 import pandas as pd
 import psycopg
 
+from analytics import queries as q
+
 Conn = psycopg.Connection[Any]
 Source = Literal["rollup", "raw"]
-
-_ENROLLED: LiteralString = """
-SELECT h.ref AS household, h.cohort,
-       greatest(0, least(%(end)s::date, coalesce(h.left_on + 1, %(end)s::date))
-                   - greatest(%(start)s::date, h.joined_on)) AS days_enrolled
-FROM households h
-WHERE h.joined_on < %(end)s AND (h.left_on IS NULL OR h.left_on >= %(start)s)
-  AND (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
-"""
-
-_FROM_ROLLUP: LiteralString = """
-SELECT household_ref AS household, sum(uses)::bigint AS uses, sum(run_s) AS run_s,
-       sum(energy_wh) AS energy_wh, sum(water_l) AS water_l, sum(faults)::bigint AS faults,
-       sum(readings_received)::bigint AS received, sum(readings_missing)::bigint AS missing
-FROM usage_daily
-WHERE day >= %(start)s AND day < %(end)s
-GROUP BY 1
-"""
-
-# the same figures straight from the readings (the benchmark's comparison, and a check)
-_FROM_RAW: LiteralString = """
-WITH r AS (
-    SELECT d.household_ref AS household,
-           count(*) FILTER (WHERE r.kind = 'run') AS uses,
-           coalesce(sum(r.run_s::float8), 0) AS run_s,
-           coalesce(sum(r.energy_wh::float8), 0) AS energy_wh,
-           coalesce(sum(r.water_l::float8), 0) AS water_l,
-           count(*) FILTER (WHERE r.kind = 'fault') AS faults
-    FROM readings r JOIN devices d ON d.id = r.device_id
-    WHERE r.ts >= (%(start)s::date::timestamp AT TIME ZONE 'Europe/London')
-      AND r.ts < (%(end)s::date::timestamp AT TIME ZONE 'Europe/London')
-    GROUP BY 1
-), c AS (
-    SELECT d.household_ref AS household, sum(c.received)::bigint AS received,
-           sum(c.missing)::bigint AS missing
-    FROM device_completeness_daily c JOIN devices d ON d.id = c.device_id
-    WHERE c.day >= %(start)s AND c.day < %(end)s
-    GROUP BY 1
-)
-SELECT r.*, coalesce(c.received, 0) AS received, coalesce(c.missing, 0) AS missing
-FROM r LEFT JOIN c USING (household)
-"""
-
-_PROFILE_ROLLUP: LiteralString = """
-SELECT extract(hour FROM u.hour AT TIME ZONE %(tz)s)::int AS hour_of_day,
-       sum(u.uses)::bigint AS uses, sum(u.water_l) AS water_l
-FROM usage_hourly u JOIN households h ON h.ref = u.household_ref
-WHERE (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
-  AND u.hour >= (%(start)s::date::timestamp AT TIME ZONE %(tz)s)
-  AND u.hour < (%(end)s::date::timestamp AT TIME ZONE %(tz)s)
-GROUP BY 1 ORDER BY 1
-"""
-
-# the same from the per-day profile rollup, when the zone is the rollups' own
-_PROFILE_DAILY: LiteralString = """
-SELECT hour AS hour_of_day, sum(uses)::bigint AS uses, sum(water_l) AS water_l
-FROM usage_profile_daily
-WHERE day >= %(start)s AND day < %(end)s
-  AND (%(cohort)s::text IS NULL OR cohort = %(cohort)s)
-GROUP BY 1 ORDER BY 1
-"""
-
-_PROFILE_RAW: LiteralString = """
-SELECT extract(hour FROM r.ts AT TIME ZONE %(tz)s)::int AS hour_of_day,
-       count(*) FILTER (WHERE r.kind = 'run') AS uses,
-       coalesce(sum(r.water_l::float8), 0) AS water_l
-FROM readings r JOIN devices d ON d.id = r.device_id JOIN households h ON h.ref = d.household_ref
-WHERE (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
-  AND r.ts >= (%(start)s::date::timestamp AT TIME ZONE %(tz)s)
-  AND r.ts < (%(end)s::date::timestamp AT TIME ZONE %(tz)s)
-GROUP BY 1 ORDER BY 1
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,15 +123,15 @@ def pilot_kpis(
     """KPIs for local days [start, end) of the whole pilot or one cohort."""
     params = {"start": start, "end": end, "cohort": cohort, "tz": tz}
     with conn.cursor() as cur:
-        cur.execute(_ENROLLED, params)
+        cur.execute(q.KPI_ENROLLED, params)
         enrolled = pd.DataFrame(cur.fetchall(), columns=["household", "cohort", "days_enrolled"])
-        cur.execute(_FROM_ROLLUP if source == "rollup" else _FROM_RAW, params)
+        cur.execute(q.KPI_HOUSEHOLDS_ROLLUP if source == "rollup" else q.KPI_HOUSEHOLDS_RAW, params)
         cols = [c.name for c in cur.description or []]
         usage = pd.DataFrame(cur.fetchall(), columns=cols)
         if source == "raw":
-            profile_sql = _PROFILE_RAW
+            profile_sql = q.KPI_PROFILE_RAW
         else:
-            profile_sql = _PROFILE_DAILY if tz == "Europe/London" else _PROFILE_ROLLUP
+            profile_sql = q.KPI_PROFILE_DAILY if tz == "Europe/London" else q.KPI_PROFILE_HOURLY
         cur.execute(profile_sql, params)
         profile = pd.DataFrame(cur.fetchall(), columns=["hour_of_day", "uses", "water_l"])
     frame = enrolled.merge(usage, on="household", how="left")

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any, Literal, LiteralString
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import class_row
+
+from analytics import queries as q
 
 Scope = Literal["household", "cohort", "pilot"]
 
@@ -36,70 +38,6 @@ class Bucket(StrEnum):
             "1d": timedelta(days=1),
             "1w": timedelta(weeks=1),
         }[self.value]
-
-
-_SCOPE: LiteralString = """
-(%(scope)s = 'pilot' OR (%(scope)s = 'household' AND h.ref = %(key)s)
- OR (%(scope)s = 'cohort' AND h.cohort = %(key)s))
-"""
-
-# Buckets follow local time in `tz` (day buckets start at local midnight across DST changes).
-SERIES: LiteralString = (
-    """
-WITH src AS (
-    SELECT u.hour AS t, u.uses::bigint AS uses, u.run_s, u.energy_wh, u.water_l,
-           u.faults::bigint AS faults
-    FROM usage_hourly u JOIN households h ON h.ref = u.household_ref
-    WHERE """
-    + _SCOPE
-    + """ AND u.hour >= %(r_lo)s AND u.hour < %(r_hi)s
-      AND NOT (u.hour >= %(dt_lo)s AND u.hour < %(dt_hi)s)
-    UNION ALL
-    -- whole UK days inside the rollup range, for day and week buckets in UK time: one
-    -- household's from its daily rollup, a cohort's or the pilot's from the per-cohort one
-    SELECT (u.day::timestamp AT TIME ZONE 'Europe/London'), u.uses::bigint, u.run_s,
-           u.energy_wh, u.water_l, u.faults::bigint
-    FROM usage_daily u
-    WHERE %(scope)s = 'household' AND u.household_ref = %(key)s
-      AND u.day >= %(d_lo)s AND u.day < %(d_hi)s
-    UNION ALL
-    SELECT (p.day::timestamp AT TIME ZONE 'Europe/London'), p.uses::bigint, p.run_s,
-           p.energy_wh, p.water_l, p.faults::bigint
-    FROM usage_profile_daily p
-    WHERE (%(scope)s = 'pilot' OR (%(scope)s = 'cohort' AND p.cohort = %(key)s))
-      AND p.day >= %(d_lo)s AND p.day < %(d_hi)s
-    UNION ALL
-    SELECT r.ts, (r.kind = 'run')::int, coalesce(r.run_s, 0)::float8,
-           coalesce(r.energy_wh, 0)::float8, coalesce(r.water_l, 0)::float8,
-           (r.kind = 'fault')::int
-    FROM readings r
-    JOIN devices d ON d.id = r.device_id
-    JOIN households h ON h.ref = d.household_ref
-    WHERE """
-    + _SCOPE
-    + """ AND ((r.ts >= %(start)s AND r.ts < %(r_lo)s) OR (r.ts >= %(r_hi)s AND r.ts < %(end)s))
-    UNION ALL
-    -- readings received after the rollups' watermark, in hours the rollups answer
-    SELECT r.ts, (r.kind = 'run')::int, coalesce(r.run_s, 0)::float8,
-           coalesce(r.energy_wh, 0)::float8, coalesce(r.water_l, 0)::float8,
-           (r.kind = 'fault')::int
-    FROM readings r
-    JOIN devices d ON d.id = r.device_id
-    JOIN households h ON h.ref = d.household_ref
-    WHERE """
-    + _SCOPE
-    + """ AND r.ts >= greatest(%(r_lo)s, %(late_from)s) AND r.ts < %(r_hi)s
-      AND r.received_at > %(watermark)s
-)
-SELECT time_bucket(%(width)s::interval, t, %(tz)s) AS bucket,
-       sum(uses)::bigint AS uses, round(sum(run_s)::numeric, 2)::float8 AS run_s,
-       round(sum(energy_wh)::numeric, 3)::float8 AS energy_wh,
-       round(sum(water_l)::numeric, 3)::float8 AS water_l, sum(faults)::bigint AS faults
-FROM src
-GROUP BY 1
-ORDER BY 1
-"""
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +115,7 @@ def usage_series(
     dt_hi = _midnight(d_hi) if d_hi else r_lo
     with conn.cursor(row_factory=class_row(UsagePoint)) as cur:
         cur.execute(
-            SERIES,
+            q.SERIES,
             {
                 "scope": scope,
                 "key": key,

@@ -1,0 +1,328 @@
+"""SQL of the analytics package: plain, parameterised text."""
+
+from __future__ import annotations
+
+from typing import LiteralString
+
+# --- rollups -----------------------------------------------------------------------------------
+AFFECTED_SINCE: LiteralString = """
+CREATE TEMP TABLE affected_hours ON COMMIT DROP AS
+SELECT DISTINCT d.household_ref, time_bucket('1 hour', r.ts) AS hour
+FROM readings r JOIN devices d ON d.id = r.device_id
+WHERE r.received_at > %(after)s AND r.received_at <= %(until)s AND r.ts >= %(since)s
+"""
+
+AFFECTED_RANGE: LiteralString = """
+CREATE TEMP TABLE affected_hours ON COMMIT DROP AS
+SELECT DISTINCT d.household_ref, time_bucket('1 hour', r.ts) AS hour
+FROM readings r JOIN devices d ON d.id = r.device_id
+WHERE r.ts >= %(start)s AND r.ts < %(end)s
+"""
+
+REFRESH_HOURLY: LiteralString = """
+INSERT INTO usage_hourly AS u (household_ref, hour, uses, run_s, energy_wh, water_l, faults,
+                               jams, leaks, refreshed_at)
+SELECT d.household_ref, time_bucket('1 hour', r.ts),
+       count(*) FILTER (WHERE r.kind = 'run'),
+       coalesce(sum(r.run_s::float8), 0), coalesce(sum(r.energy_wh::float8), 0),
+       coalesce(sum(r.water_l::float8), 0),
+       count(*) FILTER (WHERE r.kind = 'fault'),
+       count(*) FILTER (WHERE r.fault = 'jam'),
+       count(*) FILTER (WHERE r.fault = 'leak'),
+       now()
+FROM readings r
+JOIN devices d ON d.id = r.device_id
+JOIN affected_hours a ON a.household_ref = d.household_ref AND a.hour = time_bucket('1 hour', r.ts)
+WHERE r.ts >= %(lo)s AND r.ts < %(hi)s AND r.received_at <= %(until)s
+GROUP BY 1, 2
+ON CONFLICT (household_ref, hour) DO UPDATE SET
+    uses = excluded.uses, run_s = excluded.run_s, energy_wh = excluded.energy_wh,
+    water_l = excluded.water_l, faults = excluded.faults, jams = excluded.jams,
+    leaks = excluded.leaks, refreshed_at = excluded.refreshed_at
+"""
+
+# The local days to re-aggregate: those of the affected hours, and each household's next day
+# with data (its expected count starts from the seq before it, which a late reading may change).
+AFFECTED_DAYS: LiteralString = """
+CREATE TEMP TABLE affected_days ON COMMIT DROP AS
+WITH d AS (
+    SELECT DISTINCT household_ref, (hour AT TIME ZONE 'Europe/London')::date AS day
+    FROM affected_hours
+)
+SELECT household_ref, day FROM d
+UNION
+SELECT d.household_ref, n.day FROM d
+CROSS JOIN LATERAL (
+    SELECT u.day FROM usage_daily u
+    WHERE u.household_ref = d.household_ref AND u.day > d.day ORDER BY u.day LIMIT 1
+) n
+"""
+
+REFRESH_DEVICE_DAILY: LiteralString = """
+INSERT INTO device_daily AS x (device_id, day, received, min_seq, max_seq)
+SELECT r.device_id, (r.ts AT TIME ZONE 'Europe/London')::date,
+       count(DISTINCT r.seq), min(r.seq), max(r.seq)
+FROM readings r
+JOIN devices dv ON dv.id = r.device_id
+JOIN affected_days a ON a.household_ref = dv.household_ref
+     AND a.day = (r.ts AT TIME ZONE 'Europe/London')::date
+WHERE r.ts >= %(lo)s AND r.ts < %(hi)s
+GROUP BY 1, 2
+ON CONFLICT (device_id, day) DO UPDATE SET
+    received = excluded.received, min_seq = excluded.min_seq, max_seq = excluded.max_seq
+"""
+
+# Completeness per household and day from seq: for each device, the readings expected since its
+# last seq of an earlier day, against the distinct ones received.
+REFRESH_DAILY: LiteralString = """
+WITH bounds AS (
+    SELECT household_ref, day,
+           (day::timestamp AT TIME ZONE 'Europe/London') AS t0,
+           ((day + 1)::timestamp AT TIME ZONE 'Europe/London') AS t1
+    FROM affected_days
+), sums AS (
+    SELECT b.household_ref, b.day, sum(h.uses)::int AS uses, sum(h.run_s) AS run_s,
+           sum(h.energy_wh) AS energy_wh, sum(h.water_l) AS water_l,
+           sum(h.faults)::int AS faults, sum(h.jams)::int AS jams, sum(h.leaks)::int AS leaks
+    FROM bounds b
+    JOIN usage_hourly h ON h.household_ref = b.household_ref AND h.hour >= b.t0 AND h.hour < b.t1
+    GROUP BY 1, 2
+), completeness AS (
+    SELECT a.household_ref, a.day, sum(x.received)::int AS received,
+           sum(greatest(x.max_seq - coalesce(p.max_seq, x.min_seq - 1) - x.received, 0))::int
+               AS missing
+    FROM affected_days a
+    JOIN devices dv ON dv.household_ref = a.household_ref
+    JOIN device_daily x ON x.device_id = dv.id AND x.day = a.day
+    LEFT JOIN LATERAL (
+        SELECT y.max_seq FROM device_daily y
+        WHERE y.device_id = x.device_id AND y.day < x.day ORDER BY y.day DESC LIMIT 1
+    ) p ON true
+    GROUP BY 1, 2
+)
+INSERT INTO usage_daily AS u (household_ref, day, uses, run_s, energy_wh, water_l, faults, jams,
+                              leaks, readings_received, readings_missing, refreshed_at)
+SELECT s.household_ref, s.day, s.uses, s.run_s, s.energy_wh, s.water_l, s.faults, s.jams,
+       s.leaks, coalesce(c.received, 0), coalesce(c.missing, 0), now()
+FROM sums s LEFT JOIN completeness c USING (household_ref, day)
+ON CONFLICT (household_ref, day) DO UPDATE SET
+    uses = excluded.uses, run_s = excluded.run_s, energy_wh = excluded.energy_wh,
+    water_l = excluded.water_l, faults = excluded.faults, jams = excluded.jams,
+    leaks = excluded.leaks, readings_received = excluded.readings_received,
+    readings_missing = excluded.readings_missing, refreshed_at = excluded.refreshed_at
+"""
+
+REFRESH_PROFILE: LiteralString = """
+WITH days AS (SELECT DISTINCT day FROM affected_days)
+INSERT INTO usage_profile_daily (day, cohort, hour, uses, water_l, run_s, energy_wh, faults)
+SELECT (u.hour AT TIME ZONE 'Europe/London')::date, h.cohort,
+       extract(hour FROM u.hour AT TIME ZONE 'Europe/London')::smallint,
+       sum(u.uses)::int, sum(u.water_l), sum(u.run_s), sum(u.energy_wh), sum(u.faults)::int
+FROM days
+JOIN usage_hourly u ON u.hour >= (days.day::timestamp AT TIME ZONE 'Europe/London')
+                   AND u.hour < ((days.day + 1)::timestamp AT TIME ZONE 'Europe/London')
+JOIN households h ON h.ref = u.household_ref
+GROUP BY 1, 2, 3
+"""
+
+# --- kpis --------------------------------------------------------------------------------------
+KPI_ENROLLED: LiteralString = """
+SELECT h.ref AS household, h.cohort,
+       greatest(0, least(%(end)s::date, coalesce(h.left_on + 1, %(end)s::date))
+                   - greatest(%(start)s::date, h.joined_on)) AS days_enrolled
+FROM households h
+WHERE h.joined_on < %(end)s AND (h.left_on IS NULL OR h.left_on >= %(start)s)
+  AND (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
+"""
+
+KPI_HOUSEHOLDS_ROLLUP: LiteralString = """
+SELECT household_ref AS household, sum(uses)::bigint AS uses, sum(run_s) AS run_s,
+       sum(energy_wh) AS energy_wh, sum(water_l) AS water_l, sum(faults)::bigint AS faults,
+       sum(readings_received)::bigint AS received, sum(readings_missing)::bigint AS missing
+FROM usage_daily
+WHERE day >= %(start)s AND day < %(end)s
+GROUP BY 1
+"""
+
+# the same figures straight from the readings (the benchmark's comparison, and a check)
+KPI_HOUSEHOLDS_RAW: LiteralString = """
+WITH r AS (
+    SELECT d.household_ref AS household,
+           count(*) FILTER (WHERE r.kind = 'run') AS uses,
+           coalesce(sum(r.run_s::float8), 0) AS run_s,
+           coalesce(sum(r.energy_wh::float8), 0) AS energy_wh,
+           coalesce(sum(r.water_l::float8), 0) AS water_l,
+           count(*) FILTER (WHERE r.kind = 'fault') AS faults
+    FROM readings r JOIN devices d ON d.id = r.device_id
+    WHERE r.ts >= (%(start)s::date::timestamp AT TIME ZONE 'Europe/London')
+      AND r.ts < (%(end)s::date::timestamp AT TIME ZONE 'Europe/London')
+    GROUP BY 1
+), c AS (
+    SELECT d.household_ref AS household, sum(c.received)::bigint AS received,
+           sum(c.missing)::bigint AS missing
+    FROM device_completeness_daily c JOIN devices d ON d.id = c.device_id
+    WHERE c.day >= %(start)s AND c.day < %(end)s
+    GROUP BY 1
+)
+SELECT r.*, coalesce(c.received, 0) AS received, coalesce(c.missing, 0) AS missing
+FROM r LEFT JOIN c USING (household)
+"""
+
+KPI_PROFILE_HOURLY: LiteralString = """
+SELECT extract(hour FROM u.hour AT TIME ZONE %(tz)s)::int AS hour_of_day,
+       sum(u.uses)::bigint AS uses, sum(u.water_l) AS water_l
+FROM usage_hourly u JOIN households h ON h.ref = u.household_ref
+WHERE (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
+  AND u.hour >= (%(start)s::date::timestamp AT TIME ZONE %(tz)s)
+  AND u.hour < (%(end)s::date::timestamp AT TIME ZONE %(tz)s)
+GROUP BY 1 ORDER BY 1
+"""
+
+# the same from the per-day profile rollup, when the zone is the rollups' own
+KPI_PROFILE_DAILY: LiteralString = """
+SELECT hour AS hour_of_day, sum(uses)::bigint AS uses, sum(water_l) AS water_l
+FROM usage_profile_daily
+WHERE day >= %(start)s AND day < %(end)s
+  AND (%(cohort)s::text IS NULL OR cohort = %(cohort)s)
+GROUP BY 1 ORDER BY 1
+"""
+
+KPI_PROFILE_RAW: LiteralString = """
+SELECT extract(hour FROM r.ts AT TIME ZONE %(tz)s)::int AS hour_of_day,
+       count(*) FILTER (WHERE r.kind = 'run') AS uses,
+       coalesce(sum(r.water_l::float8), 0) AS water_l
+FROM readings r JOIN devices d ON d.id = r.device_id JOIN households h ON h.ref = d.household_ref
+WHERE (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
+  AND r.ts >= (%(start)s::date::timestamp AT TIME ZONE %(tz)s)
+  AND r.ts < (%(end)s::date::timestamp AT TIME ZONE %(tz)s)
+GROUP BY 1 ORDER BY 1
+"""
+
+# --- anomalies ---------------------------------------------------------------------------------
+# kind, device, household, value, detail
+ANOMALY_CHECKS: LiteralString = """
+WITH hh AS (  -- per household over the window, from the daily rollups
+    SELECT household_ref, sum(uses) AS uses, sum(jams) AS jams, sum(leaks) AS leaks,
+           sum(water_l) AS water_l
+    FROM usage_daily
+    WHERE day >= (now() AT TIME ZONE 'Europe/London')::date - %(days)s
+    GROUP BY 1
+), live AS (
+    SELECT d.id, d.household_ref FROM devices d WHERE d.decommissioned_at IS NULL
+)
+SELECT 'offline', l.id, l.household_ref,
+       extract(epoch FROM now() - s.last_seen) / 3600,
+       format('not heard from for %%s hours (last seen %%s)',
+              round((extract(epoch FROM now() - s.last_seen) / 3600)::numeric, 1), s.last_seen)
+FROM live l JOIN device_status s ON s.device_id = l.id
+WHERE s.last_seen < now() - make_interval(secs => %(offline_s)s)
+UNION ALL
+SELECT 'jam_rate', l.id, l.household_ref, hh.jams::float8 / hh.uses,
+       format('%%s jams in %%s uses over %%s days', hh.jams, hh.uses, %(days)s)
+FROM live l JOIN hh ON hh.household_ref = l.household_ref
+WHERE hh.uses > 0 AND hh.jams::float8 / hh.uses > %(jam_rate)s
+UNION ALL
+SELECT 'leak', l.id, l.household_ref, hh.leaks,
+       format('%%s leak events over %%s days', hh.leaks, %(days)s)
+FROM live l JOIN hh ON hh.household_ref = l.household_ref
+WHERE hh.leaks > 0
+UNION ALL
+SELECT 'water_per_use', l.id, l.household_ref, hh.water_l / hh.uses,
+       format('%%s L per use over %%s days (normal: 1-1.5 L)',
+              round((hh.water_l / hh.uses)::numeric, 2), %(days)s)
+FROM live l JOIN hh ON hh.household_ref = l.household_ref
+WHERE hh.uses > 0 AND hh.water_l / hh.uses > %(water)s
+"""
+
+OPEN_ANOMALY: LiteralString = """
+INSERT INTO anomalies (kind, device_id, household_ref, value, detail)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (kind, device_id) WHERE resolved_at IS NULL
+DO UPDATE SET value = excluded.value, detail = excluded.detail, last_seen = now()
+"""
+
+# --- export ------------------------------------------------------------------------------------
+EXPORT_HOURLY: LiteralString = """
+SELECT u.household_ref, u.hour, u.uses, u.run_s, u.energy_wh, u.water_l, u.faults
+FROM usage_hourly u JOIN households h ON h.ref = u.household_ref
+WHERE u.hour >= %(start)s AND u.hour < %(end)s
+  AND (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
+  AND (%(household)s::text IS NULL OR h.ref = %(household)s)
+ORDER BY u.household_ref, u.hour
+"""
+
+# daily buckets are local (Europe/London) days; `bucket` is the local midnight
+EXPORT_DAILY: LiteralString = """
+SELECT u.household_ref, u.day::timestamp AT TIME ZONE 'Europe/London', u.uses, u.run_s,
+       u.energy_wh, u.water_l, u.faults
+FROM usage_daily u JOIN households h ON h.ref = u.household_ref
+WHERE u.day >= (%(start)s AT TIME ZONE 'Europe/London')::date
+  AND u.day < (%(end)s AT TIME ZONE 'Europe/London')::date
+  AND (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
+  AND (%(household)s::text IS NULL OR h.ref = %(household)s)
+ORDER BY u.household_ref, u.day
+"""
+
+# --- usage -------------------------------------------------------------------------------------
+SCOPE_FILTER: LiteralString = """
+(%(scope)s = 'pilot' OR (%(scope)s = 'household' AND h.ref = %(key)s)
+ OR (%(scope)s = 'cohort' AND h.cohort = %(key)s))
+"""
+
+# Buckets follow local time in `tz` (day buckets start at local midnight across DST changes).
+SERIES: LiteralString = (
+    """
+WITH src AS (
+    SELECT u.hour AS t, u.uses::bigint AS uses, u.run_s, u.energy_wh, u.water_l,
+           u.faults::bigint AS faults
+    FROM usage_hourly u JOIN households h ON h.ref = u.household_ref
+    WHERE """
+    + SCOPE_FILTER
+    + """ AND u.hour >= %(r_lo)s AND u.hour < %(r_hi)s
+      AND NOT (u.hour >= %(dt_lo)s AND u.hour < %(dt_hi)s)
+    UNION ALL
+    -- whole UK days inside the rollup range, for day and week buckets in UK time: one
+    -- household's from its daily rollup, a cohort's or the pilot's from the per-cohort one
+    SELECT (u.day::timestamp AT TIME ZONE 'Europe/London'), u.uses::bigint, u.run_s,
+           u.energy_wh, u.water_l, u.faults::bigint
+    FROM usage_daily u
+    WHERE %(scope)s = 'household' AND u.household_ref = %(key)s
+      AND u.day >= %(d_lo)s AND u.day < %(d_hi)s
+    UNION ALL
+    SELECT (p.day::timestamp AT TIME ZONE 'Europe/London'), p.uses::bigint, p.run_s,
+           p.energy_wh, p.water_l, p.faults::bigint
+    FROM usage_profile_daily p
+    WHERE (%(scope)s = 'pilot' OR (%(scope)s = 'cohort' AND p.cohort = %(key)s))
+      AND p.day >= %(d_lo)s AND p.day < %(d_hi)s
+    UNION ALL
+    SELECT r.ts, (r.kind = 'run')::int, coalesce(r.run_s, 0)::float8,
+           coalesce(r.energy_wh, 0)::float8, coalesce(r.water_l, 0)::float8,
+           (r.kind = 'fault')::int
+    FROM readings r
+    JOIN devices d ON d.id = r.device_id
+    JOIN households h ON h.ref = d.household_ref
+    WHERE """
+    + SCOPE_FILTER
+    + """ AND ((r.ts >= %(start)s AND r.ts < %(r_lo)s) OR (r.ts >= %(r_hi)s AND r.ts < %(end)s))
+    UNION ALL
+    -- readings received after the rollups' watermark, in hours the rollups answer
+    SELECT r.ts, (r.kind = 'run')::int, coalesce(r.run_s, 0)::float8,
+           coalesce(r.energy_wh, 0)::float8, coalesce(r.water_l, 0)::float8,
+           (r.kind = 'fault')::int
+    FROM readings r
+    JOIN devices d ON d.id = r.device_id
+    JOIN households h ON h.ref = d.household_ref
+    WHERE """
+    + SCOPE_FILTER
+    + """ AND r.ts >= greatest(%(r_lo)s, %(late_from)s) AND r.ts < %(r_hi)s
+      AND r.received_at > %(watermark)s
+)
+SELECT time_bucket(%(width)s::interval, t, %(tz)s) AS bucket,
+       sum(uses)::bigint AS uses, round(sum(run_s)::numeric, 2)::float8 AS run_s,
+       round(sum(energy_wh)::numeric, 3)::float8 AS energy_wh,
+       round(sum(water_l)::numeric, 3)::float8 AS water_l, sum(faults)::bigint AS faults
+FROM src
+GROUP BY 1
+ORDER BY 1
+"""
+)
