@@ -269,6 +269,19 @@ SCOPE_FILTER: LiteralString = """
  OR (%(scope)s = 'cohort' AND h.cohort = %(key)s))
 """
 
+# one use or fault per raw reading, of the scope (the rollups' rows carry sums)
+RAW_USAGE_ROWS: LiteralString = (
+    """
+    SELECT r.ts, (r.kind = 'run')::int, coalesce(r.run_s, 0)::float8,
+           coalesce(r.energy_wh, 0)::float8, coalesce(r.water_l, 0)::float8,
+           (r.kind = 'fault')::int
+    FROM readings r
+    JOIN devices d ON d.id = r.device_id
+    JOIN households h ON h.ref = d.household_ref
+    WHERE """
+    + SCOPE_FILTER
+)
+
 # Buckets follow local time in `tz` (day buckets start at local midnight across DST changes).
 SERIES: LiteralString = (
     """
@@ -295,25 +308,13 @@ WITH src AS (
     WHERE (%(scope)s = 'pilot' OR (%(scope)s = 'cohort' AND p.cohort = %(key)s))
       AND p.day >= %(d_lo)s AND p.day < %(d_hi)s
     UNION ALL
-    SELECT r.ts, (r.kind = 'run')::int, coalesce(r.run_s, 0)::float8,
-           coalesce(r.energy_wh, 0)::float8, coalesce(r.water_l, 0)::float8,
-           (r.kind = 'fault')::int
-    FROM readings r
-    JOIN devices d ON d.id = r.device_id
-    JOIN households h ON h.ref = d.household_ref
-    WHERE """
-    + SCOPE_FILTER
+    """
+    + RAW_USAGE_ROWS
     + """ AND ((r.ts >= %(start)s AND r.ts < %(r_lo)s) OR (r.ts >= %(r_hi)s AND r.ts < %(end)s))
     UNION ALL
     -- readings received after the rollups' watermark, in hours the rollups answer
-    SELECT r.ts, (r.kind = 'run')::int, coalesce(r.run_s, 0)::float8,
-           coalesce(r.energy_wh, 0)::float8, coalesce(r.water_l, 0)::float8,
-           (r.kind = 'fault')::int
-    FROM readings r
-    JOIN devices d ON d.id = r.device_id
-    JOIN households h ON h.ref = d.household_ref
-    WHERE """
-    + SCOPE_FILTER
+    """
+    + RAW_USAGE_ROWS
     + """ AND r.ts >= greatest(%(r_lo)s, %(late_from)s) AND r.ts < %(r_hi)s
       AND r.received_at > %(watermark)s
 )
