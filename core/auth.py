@@ -134,14 +134,18 @@ def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:
         return None
     digest = hash_token(token)
     row = conn.execute(
-        "UPDATE api_tokens t SET last_used_at = now() FROM users u "
-        "WHERE t.token_hash = %s AND u.id = t.user_id AND t.revoked_at IS NULL "
-        "AND t.expires_at > now() AND u.revoked_at IS NULL "
-        "RETURNING u.id, u.username, u.role, t.scope, t.id, t.token_hash",
+        "SELECT u.id, u.username, u.role, t.scope, t.id, t.token_hash, "
+        "t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' "
+        "FROM api_tokens t JOIN users u ON u.id = t.user_id "
+        "WHERE t.token_hash = %s AND t.revoked_at IS NULL AND t.expires_at > now() "
+        "AND u.revoked_at IS NULL",
         (digest,),
     ).fetchone()
     if row is None or not hmac.compare_digest(str(row[5]), digest):
         return None
+    if row[6]:
+        # last use to the minute: a read-only request does not write on every call
+        conn.execute("UPDATE api_tokens SET last_used_at = now() WHERE id = %s", (row[4],))
     return Principal(int(str(row[0])), str(row[1]), row[2], row[3], int(str(row[4])))
 
 

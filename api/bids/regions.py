@@ -20,16 +20,7 @@ REGIONS = (
     "South West",
 )
 
-_NE, _NW, _YH, _EM, _WM, _EE, _SE, _SW = (
-    "North East",
-    "North West",
-    "Yorkshire and The Humber",
-    "East Midlands",
-    "West Midlands",
-    "East of England",
-    "South East",
-    "South West",
-)
+_NE, _NW, _YH, _EM, _WM, _EE, _LONDON, _SE, _SW = REGIONS
 
 # upper-tier GSS code -> region; E06 unitaries and E08 metropolitan districts by number range
 # (ONS numbers them region by region), later unitaries and the E10 counties one by one
@@ -96,7 +87,7 @@ _SINGLE: dict[str, str] = {
 def region_of(upper_tier_code: str) -> str | None:
     """The English region of an upper-tier council in the 2021 lookup, or None if not known."""
     if upper_tier_code.startswith("E09"):
-        return "London"
+        return _LONDON
     if upper_tier_code in _SINGLE:
         return _SINGLE[upper_tier_code]
     prefix, number = upper_tier_code[:3], int(upper_tier_code[3:])
