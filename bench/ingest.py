@@ -3,11 +3,17 @@
 Every throughput figure drains a backlog published beforehand to an offline persistent session,
 so ingest and its ceilings are measured the same way:
 
-- broker ceiling: a raw paho subscriber that only counts (no database);
-- database ceiling: the idempotent COPY-upsert of ingest's writer, no MQTT;
+- broker ceiling: a raw subscriber on ingest's own MQTT client that only counts (no
+  database), timed from its first message to its last;
+- database ceiling: the idempotent COPY-upsert of ingest's writer, no MQTT, in batches of
+  ingest's batch size;
 - naive ingest: one json.loads + INSERT + commit per message (the baseline);
-- ingest, single-reading messages and 100-reading arrays;
+- ingest, single-reading messages and 100-reading arrays, timed from the first message received
+  to the commit of the last reading;
 - latency: publish -> commit at a fixed rate, ack after commit.
+
+The throughput figures are the best of ``--repeats`` rounds (medians printed too): one figure
+varies by a third between identical runs on this shared 2-core machine.
 
 Run: `.venv/bin/python bench/ingest.py` (after `wastepilot services up`); `--quick` for a
 smaller run. The last line is one JSON object.
@@ -45,9 +51,9 @@ from core.settings import Settings
 from core.topics import readings_topic
 from ingest import queries
 from ingest.mqttclient import BufferedClient
+from ingest.pipeline import Outcome
 from ingest.validate import Limits
 from ingest.worker import IngestWorker, WorkerConfig
-from ingest.writer import Received
 from simulator.publisher import MqttSink
 
 DEVICES = [f"BENCH-{i:04d}" for i in range(200)]
@@ -297,7 +303,8 @@ def drain(
     cfg: WorkerConfig, db_url: str, prefix: str, messages: list[tuple[str, bytes]], expect: int
 ) -> float:
     """Create the worker's session, publish the backlog while it is away, then time the drain
-    from its first received message to the commit of the last reading."""
+    from its first received message to the commit of the last reading (the raw subscriber is
+    timed from its first message to its last)."""
     w = IngestWorker(cfg)
     w.start()
     while not w.connected:
@@ -307,12 +314,22 @@ def drain(
     publish_backlog(parse_url(cfg), prefix, messages)
     marks: dict[str, float] = {"last": 0.0, "n": 0}
 
-    def on_commit(batch: list[Received]) -> None:
-        marks["n"] += sum(len(r.checked.readings) for r in batch)
+    def on_commit(outcome: Outcome) -> None:
+        marks["n"] += len(outcome.reading_ts)
         marks["last"] = time.perf_counter()
 
     w = IngestWorker(cfg, on_commit=on_commit)
-    t_start = time.perf_counter()
+    on_message = w.client.on_message
+    assert on_message is not None
+
+    def first_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        # timed from the first message received, as the raw subscriber is
+        if not marks["first"]:
+            marks["first"] = time.perf_counter()
+        on_message(c, u, msg)
+
+    w.client.on_message = first_message
+    marks["first"] = 0.0
     w.start()
     deadline = time.monotonic() + 600
     while marks["n"] < expect and time.monotonic() < deadline:
@@ -320,7 +337,7 @@ def drain(
     w.stop()
     assert marks["n"] >= expect, f"ingest committed {marks['n']} of {expect}"
     log(f"  {w.batches} batches, {expect / max(w.batches, 1):.0f} readings per batch on average")
-    return expect / (marks["last"] - t_start)
+    return expect / (marks["last"] - marks["first"])
 
 
 def parse_url(cfg: WorkerConfig) -> str:
@@ -331,11 +348,9 @@ def latency(cfg: WorkerConfig, prefix: str, rate: int, seconds: float) -> tuple[
     """p50/p99 publish -> commit at a fixed rate; readings carry their publish time as ts."""
     lat: list[float] = []
 
-    def on_commit(batch: list[Received]) -> None:
+    def on_commit(outcome: Outcome) -> None:
         now = time.time()
-        for r in batch:
-            for rd in r.checked.readings:
-                lat.append((now - rd.ts.timestamp()) * 1000)
+        lat.extend([(now - ts) * 1000 for ts in outcome.reading_ts])
 
     w = IngestWorker(cfg, on_commit=on_commit)
     w.start()
@@ -370,7 +385,7 @@ def latency(cfg: WorkerConfig, prefix: str, rate: int, seconds: float) -> tuple[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller run (about a third)")
-    ap.add_argument("--repeats", type=int, default=3, help="rounds of the throughput figures")
+    ap.add_argument("--repeats", type=int, default=5, help="rounds of the throughput figures")
     args = ap.parse_args()
     scale = 1 / 3 if args.quick else 1.0
     n_single = int(60_000 * scale)
@@ -396,8 +411,11 @@ def main() -> None:
     log(f"  {naive_rate:,.0f} readings/s ({n_naive} messages)")
     check(n_naive)
 
-    # Each throughput and its ceiling, measured in turn, `repeats` times: the median of each
-    # is reported, so one disturbed run on a shared 2-core machine does not decide a ratio.
+    # Each throughput and its ceiling, measured back to back, `repeats` times. On this shared
+    # 2-core machine one figure varies by a third between identical runs (six raw drains in a
+    # row: 19.6k-31.7k messages/s), so, as timeit does, the best of the rounds is the figure
+    # least disturbed by the rest of the machine; each side gets the same number of rounds,
+    # and the medians are printed beside them.
     brokers, singles, dbcs, arrays_ = [], [], [], []
     for rep in range(1, args.repeats + 1):
         log(f"== round {rep} of {args.repeats}")
@@ -432,10 +450,15 @@ def main() -> None:
         )
         check(n_arrays * 100)
         log(f"  ingest, 100-reading arrays: {arrays_[-1]:,.0f} readings/s ({n_arrays} messages)")
-    broker, single = statistics.median(brokers), statistics.median(singles)
-    dbc, arrays = statistics.median(dbcs), statistics.median(arrays_)
+    med = statistics.median
     log(
-        f"== medians: broker {broker:,.0f}/s, single {single:,.0f}/s, "
+        f"== medians: broker {med(brokers):,.0f}/s, single {med(singles):,.0f}/s "
+        f"({med(singles) / med(brokers):.2f}), database {med(dbcs):,.0f} rows/s, "
+        f"arrays {med(arrays_):,.0f}/s ({med(arrays_) / med(dbcs):.2f})"
+    )
+    broker, single, dbc, arrays = max(brokers), max(singles), max(dbcs), max(arrays_)
+    log(
+        f"== best of {args.repeats}: broker {broker:,.0f}/s, single {single:,.0f}/s, "
         f"database {dbc:,.0f} rows/s, arrays {arrays:,.0f}/s"
     )
 
@@ -465,8 +488,10 @@ def main() -> None:
                 "p50_ms": round(p50, 1),
                 "p99_ms": round(p99, 1),
                 "single_vs_broker": round(single / broker, 3),
+                "single_vs_broker_medians": round(med(singles) / med(brokers), 3),
                 "single_vs_naive": round(single / naive_rate, 1),
                 "array_vs_db": round(arrays / dbc, 3),
+                "array_vs_db_medians": round(med(arrays_) / med(dbcs), 3),
                 "array_vs_naive": round(arrays / naive_rate, 1),
                 "lost": lost,
                 "doubled": doubled,

@@ -6,6 +6,7 @@ messages spends a fifth of its time in those calls (measured with py-spy). This 
 the socket in 64 KiB chunks and serves paho's small reads from that buffer, and handles every
 packet already received before going back to `select()` — flushing pending writes (our batched
 PUBACKs) every few hundred packets so acknowledgements are not held back by a long backlog.
+When the socket is drained it calls ``on_read_done`` (the worker ships what it read then).
 
 It overrides two private methods of paho 2.x (`_sock_recv`, `loop_read`); `supported()` checks
 they exist, and the worker falls back to the plain client if a paho release removes them.
@@ -13,6 +14,7 @@ they exist, and the worker falls back to the plain client if a paho release remo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -32,6 +34,7 @@ class BufferedClient(mqtt.Client):
         self._rbuf = b""
         self._rpos = 0
         self._rsock: object = None  # the socket the buffer's bytes came from
+        self.on_read_done: Callable[[], None] | None = None
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._rsock is not self._sock:  # a new connection: bytes of the old one are void
@@ -56,6 +59,8 @@ class BufferedClient(mqtt.Client):
             if rc > 0:
                 return self._loop_rc_handle(rc)
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                if self.on_read_done is not None:
+                    self.on_read_done()
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
             handled += 1
             if handled % _WRITE_EVERY == 0 and self.want_write():

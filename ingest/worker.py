@@ -1,25 +1,30 @@
-"""An ingest worker: an MQTT 5 shared-subscription consumer feeding a batching writer thread.
+"""An ingest worker: an MQTT 5 shared-subscription consumer feeding a writer process.
 
 Delivery: QoS 1, persistent session (clean start off, session expiry), manual acknowledgement
 *after* the batch holding a message has committed. The broker sends at most Receive Maximum
 unacknowledged messages, which bounds this worker's memory however long the database is away.
 
-The paho network thread only enqueues; parsing, validation and writing happen on the writer
-thread (STYLE.md, "Avoid" 2).
+The paho network thread only collects messages and hands them on in shipments; validation and
+writing happen in the worker's writer process (ingest/pipeline.py; STYLE.md, "Avoid" 2), whose
+reports of committed batches release the acknowledgements.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
-import queue
+import multiprocessing
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from functools import cache
+from multiprocessing.connection import Connection
+from multiprocessing.context import ForkServerContext, SpawnContext
+from multiprocessing.process import BaseProcess
 from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
@@ -30,15 +35,27 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from core.logs import JsonFormatter
 from core.mqtturl import parse_mqtt_url
 from core.settings import Settings
 from core.topics import ingest_subscriptions
 from ingest import mqttclient
 from ingest.metrics import IngestMetrics
-from ingest.validate import Checked, Limits, check_message
-from ingest.writer import DatabaseUnavailable, Received, Writer
+from ingest.pipeline import Inbound, Outcome, Shipment, Stop, WriterSpec, run_writer_process
+from ingest.validate import Limits
 
 log = logging.getLogger(__name__)
+
+
+@cache
+def _context() -> ForkServerContext | SpawnContext:
+    """Writer processes start from a fork server that has imported the writer's modules once
+    (fast to start, and no fork of a process running paho's threads)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["ingest.pipeline"])
+    return ctx
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,68 +96,91 @@ class WorkerConfig:
         )
 
 
-class _Inbound(NamedTuple):
-    # a NamedTuple: built once per message on paho's thread, so it must be cheap
-    topic: str
-    payload: bytes
+_PUBACK = struct.Struct("!BBH")  # MQTT PUBACK: type 0x40, remaining length 2, packet id
+
+_SHIP_EVERY = 256  # messages per shipment to the writer process while a backlog streams in
+
+
+def _widen(conn: Connection) -> None:
+    """Give the pipe to the writer process room for a few shipments (Linux: 1 MiB instead of
+    64 KiB), so that the network loop does not wait while the writer validates one."""
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(conn.fileno(), _F_SETPIPE_SZ, 1 << 20)
+
+
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+class _Token(NamedTuple):
+    """What acknowledging one message needs (kept here; only the message crosses over)."""
+
     mid: int
     qos: int
     epoch: int
-    received_at: float
-
-
-_PUBACK = struct.Struct("!BBH")  # MQTT PUBACK: type 0x40, remaining length 2, packet id
-
-
-_STOP = object()
 
 
 class IngestWorker:
-    """One consumer on the shared subscription. ``start()``, then ``stop()`` to flush and leave."""
+    """One consumer on the shared subscription. ``start()``, then ``stop()`` to flush and leave.
+
+    This process runs the MQTT network loop; validation and writes run in a writer process
+    (ingest/pipeline.py) so that the two do not share one interpreter lock.
+    """
 
     def __init__(
         self,
         cfg: WorkerConfig,
         metrics: IngestMetrics | None = None,
-        on_commit: Callable[[list[Received]], None] | None = None,
+        on_commit: Callable[[Outcome], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self._on_commit = on_commit
         self.metrics = metrics or IngestMetrics()
-        # SimpleQueue (C, no task tracking): a put per message is on paho's thread. It needs
-        # no bound of its own: the broker sends at most Receive Maximum unacknowledged messages.
-        self._queue: queue.SimpleQueue[_Inbound | object] = queue.SimpleQueue()
-        self._writer = Writer(cfg.db_url, dead_letter_max_bytes=cfg.dead_letter_max_bytes)
         self._epoch = 0
         self._epoch_lock = threading.Lock()
         self._connected = False
         self._db_ok = False
         self._stopping = threading.Event()
-        self._abandon = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run_writer, name=f"writer-{cfg.client_id}", daemon=True
-        )
+        self._done = threading.Event()  # the writer process has said its last word
+        # Messages received and not yet shipped, and shipments not yet committed. The broker
+        # sends at most Receive Maximum unacknowledged messages: that bounds both.
+        self._pending: list[Inbound] = []
+        self._pending_tokens: list[_Token] = []
+        self._pending_lock = threading.Lock()
+        self._shipped: dict[int, list[_Token]] = {}
+        self._next_shipment = 0
+        self._ship_lock = threading.Lock()
         self._watchdog = threading.Thread(
             target=self._run_watchdog, name=f"watchdog-{cfg.client_id}", daemon=True
         )
         self._probe_topic = f"{cfg.limits.prefix}/ingest/probe/{cfg.client_id}"
         self._probe_seen = time.monotonic()
         self.batches = 0  # committed batches, for tests and the summary line
-        self._received = 0  # messages validated (this worker)
-        self._acked = 0  # messages done with (acknowledged, or left to redelivery)
+        self._process: BaseProcess | None = None
+        self._inbox: Connection | None = None  # to the writer process
+        self._outbox: Connection | None = None  # from it
+        self._outcomes: threading.Thread | None = None
         self.client = self._make_client()
 
     # --- MQTT side (network thread) ------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
         addr = parse_mqtt_url(self.cfg.mqtt_url)
-        cls = mqttclient.BufferedClient if mqttclient.supported() else mqtt.Client
-        client = cls(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.cfg.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
+        client: mqtt.Client
+        if mqttclient.supported():
+            client = mqttclient.BufferedClient(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.cfg.client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=True,
+            )
+            client.on_read_done = self._ship
+        else:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.cfg.client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=True,
+            )
         if addr.username:
             client.username_pw_set(addr.username, addr.password)
         if addr.tls:
@@ -149,6 +189,7 @@ class IngestWorker:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        self._buffered = isinstance(client, mqttclient.BufferedClient)
         self._addr = addr
         return client
 
@@ -194,27 +235,49 @@ class IngestWorker:
             log.warning("%s disconnected (%s); reconnecting", self.cfg.client_id, rc)
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic == self._probe_topic:
+        topic = msg.topic
+        if topic == self._probe_topic:
             self._probe_seen = time.monotonic()
             if msg.qos:
                 client.ack(msg.mid, msg.qos)
             return
-        self._queue.put(
+        if self._stopping.is_set():
+            return  # not acknowledged: the broker keeps it for this session
+        payload = msg.payload
+        with self._pending_lock:
             # paho hands over bytes; the conversion is only for the type checker's bytearray
-            _Inbound(
-                msg.topic,
-                msg.payload if isinstance(msg.payload, bytes) else bytes(msg.payload),
-                msg.mid,
-                msg.qos,
-                self._epoch,
-                time.time(),
-            )
-        )
+            data = payload if isinstance(payload, bytes) else bytes(payload)
+            self._pending.append(Inbound(topic, data, time.time()))
+            self._pending_tokens.append(_Token(msg.mid, msg.qos, self._epoch))
+            n = len(self._pending)
+        if n >= _SHIP_EVERY or not self._buffered:
+            self._ship()
+
+    def _ship(self) -> None:
+        """Hand what was received to the writer process (called when a read burst ends)."""
+        with self._pending_lock:
+            if not self._pending:
+                return
+            messages, tokens = self._pending, self._pending_tokens
+            self._pending, self._pending_tokens = [], []
+        with self._ship_lock:
+            shipment = Shipment(self._next_shipment, messages)
+            self._next_shipment += 1
+            self._shipped[shipment.id] = tokens
+            inbox = self._inbox
+        self.metrics.received.inc(len(messages))
+        if inbox is None:
+            return
+        try:
+            inbox.send(shipment)
+        except (BrokenPipeError, OSError):
+            # _run_outcomes sees it too, restarts it and has the broker redeliver
+            log.warning("%s: the writer process is gone", self.cfg.client_id)
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread.start()
+        self._start_writer()
         self.client.connect_async(
             self._addr.host,
             self._addr.port,
@@ -225,19 +288,69 @@ class IngestWorker:
         self.client.loop_start()
         self._watchdog.start()
 
+    def _start_writer(self) -> None:
+        ctx = _context()
+        inbox_r, inbox_w = ctx.Pipe(duplex=False)
+        outbox_r, outbox_w = ctx.Pipe(duplex=False)
+        root = logging.getLogger()
+        spec = WriterSpec(
+            db_url=self.cfg.db_url,
+            limits=self.cfg.limits,
+            batch_size=self.cfg.batch_size,
+            batch_max_ms=self.cfg.batch_max_ms,
+            dead_letter_max_bytes=self.cfg.dead_letter_max_bytes,
+            retry_max_s=self.cfg.retry_max_s,
+            log_level=root.getEffectiveLevel(),
+            log_json=any(isinstance(h.formatter, JsonFormatter) for h in root.handlers),
+            details=self._on_commit is not None,
+        )
+        proc = ctx.Process(
+            target=run_writer_process,
+            args=(spec, inbox_r, outbox_w),
+            name=f"writer-{self.cfg.client_id}",
+            daemon=True,
+        )
+        _widen(inbox_w)
+        proc.start()
+        # the writer's ends belong to it alone: its exit must read as end-of-file here
+        inbox_r.close()
+        outbox_w.close()
+        with self._ship_lock:
+            self._inbox, self._outbox, self._process = inbox_w, outbox_r, proc
+        self._outcomes = threading.Thread(
+            target=self._run_outcomes,
+            args=(outbox_r,),
+            name=f"outcomes-{self.cfg.client_id}",
+            daemon=True,
+        )
+        self._outcomes.start()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Write and acknowledge what was received, then leave; the session stays on the broker."""
         self._stopping.set()
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            # The database is still away: give up on the held batch without acknowledging it;
-            # the broker keeps those messages for this client id.
-            self._abandon.set()
-            self._thread.join(5)
+        self._ship()
+        self._tell(Stop())
+        if self._outcomes is not None:
+            self._outcomes.join(timeout)
+            if self._outcomes.is_alive():
+                # The database is still away: give up on the held messages without
+                # acknowledging them; the broker keeps them for this client id.
+                self._tell(Stop(abandon=True))
+                self._outcomes.join(5)
         self.client.disconnect()
         self.client.loop_stop()
-        self._writer.close()
+        if self._process is not None:
+            self._process.join(5)
+            if self._process.is_alive():
+                self._process.kill()
+        for conn in (self._inbox, self._outbox):
+            if conn is not None:
+                conn.close()
+
+    def _tell(self, msg: Stop) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            if self._inbox is not None:
+                self._inbox.send(msg)
 
     def _drop_connection(self) -> None:
         # Shutting the socket down (not closing it under paho's select) makes the broker see
@@ -263,108 +376,63 @@ class IngestWorker:
     def database_ok(self) -> bool:
         return self._db_ok
 
-    # --- writer thread --------------------------------------------------------------------
+    # --- outcomes of the writer process ---------------------------------------------------
 
-    def _run_writer(self) -> None:
-        """Take messages off the queue, validate them, and write them in batches.
-
-        A batch is written when it holds ``batch_size`` readings, when its first message has
-        waited ``batch_max_ms``, or as soon as the queue is empty: at low rates a message is
-        written at once; at high rates a batch holds what arrived while the last one was
-        committing. (Validating and writing on two threads was measured slower: three Python
-        threads contend for the GIL, and batches shrink.)
-        """
-        self._db_ok = self._writer.ping()
-        self.metrics.database_up.set(1 if self._db_ok else 0)
-        batch: list[tuple[_Inbound, Checked]] = []
-        size = 0
-        first_at = 0.0
-        max_age = self.cfg.batch_max_ms / 1000
-        stopping = False
-        limits = self.cfg.limits
-        now = datetime.now(UTC)
+    def _run_outcomes(self, outbox: Connection) -> None:
         while True:
             try:
-                if batch or stopping:
-                    item = self._queue.get_nowait()
-                else:
-                    item = self._queue.get(timeout=1.0)
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                stopping = True
-            elif isinstance(item, _Inbound):
-                if not batch:
-                    first_at = time.monotonic()
-                    now = datetime.now(UTC)
-                checked = check_message(item.topic, item.payload, limits, now)
-                batch.append((item, checked))
-                size += len(checked.readings) + len(checked.rejects) + 1
-                if size < self.cfg.batch_size and time.monotonic() - first_at < max_age:
-                    continue
-            if batch:
-                self.metrics.received.inc(len(batch))
-                self._received += len(batch)
-                if not self._flush(batch):
-                    return  # abandoned: nothing more is acknowledged
-                batch, size = [], 0
-            elif stopping:
-                return
-            elif item is None and not self._db_ok:
-                self._db_ok = self._writer.ping()
-                self.metrics.database_up.set(1 if self._db_ok else 0)
-
-    def _flush(self, batch: list[tuple[_Inbound, Checked]]) -> bool:
-        received = [
-            Received(i.topic, c, datetime.fromtimestamp(i.received_at, UTC), i.payload)
-            for i, c in batch
-        ]
-        delay = 0.2
-        while True:
-            started = time.perf_counter()
-            try:
-                result = self._writer.write(received)
+                outcome: Outcome = outbox.recv()
+            except (EOFError, OSError):
                 break
-            except DatabaseUnavailable as exc:
-                self._db_ok = False
-                self.metrics.database_up.set(0)
+            self._db_ok = outcome.database_up
+            self.metrics.database_up.set(1 if outcome.database_up else 0)
+            if outcome.retry:
                 self.metrics.retries.inc()
-                self.metrics.buffer.set(self._held())
-                log.warning(
-                    "database unavailable (%s); %d messages held, retrying in %.1fs",
-                    exc,
-                    len(batch),
-                    delay,
-                )
-                if self._abandon.wait(delay):
-                    return False
-                delay = min(delay * 2, self.cfg.retry_max_s)
-        self._db_ok = True
-        self.metrics.database_up.set(1)
-        self.metrics.commit_seconds.observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(result.inserted + result.duplicates)
-        self.metrics.written.inc(result.inserted)
-        self.metrics.duplicates.inc(result.duplicates)
-        self.metrics.statuses.inc(result.statuses)
-        for reason, n in result.reasons.items():
-            self.metrics.dead_letters.labels(reason).inc(n)
-        # lag sampled once per batch (its last message): a histogram per message costs more
-        # than the rest of the bookkeeping together
-        last = batch[-1][1].readings
-        if last:
-            self.metrics.lag_seconds.observe(max(0.0, time.time() - last[0].ts.timestamp()))
-        self._ack(batch)
-        if self._on_commit is not None:
-            self._on_commit(received)
-        self.metrics.buffer.set(self._held())
+            if outcome.shipments:
+                self._committed(outcome)
+            self.metrics.buffer.set(self._held())
+        if not self._stopping.is_set():
+            self._writer_died()
+
+    def _committed(self, outcome: Outcome) -> None:
+        with self._ship_lock:
+            tokens = [t for sid in outcome.shipments for t in self._shipped.pop(sid, [])]
+        res = outcome.result
+        if res is not None:
+            self.metrics.commit_seconds.observe(outcome.commit_s)
+            self.metrics.batch_size.observe(res.inserted + res.duplicates)
+            self.metrics.written.inc(res.inserted)
+            self.metrics.duplicates.inc(res.duplicates)
+            self.metrics.statuses.inc(res.statuses)
+            for reason, n in res.reasons.items():
+                self.metrics.dead_letters.labels(reason).inc(n)
+        if outcome.lag_s is not None:
+            self.metrics.lag_seconds.observe(outcome.lag_s)
+        self._ack(tokens)
         self.batches += 1
-        return True
+        if self._on_commit is not None:
+            self._on_commit(outcome)
+
+    def _writer_died(self) -> None:
+        """The writer process exited on its own (a crash): start another, and have the broker
+        redeliver what the dead one held by reconnecting (those messages can no longer be
+        acknowledged on this connection)."""
+        code = self._process.exitcode if self._process is not None else None
+        log.error("%s: writer process exited (code %s); restarting it", self.cfg.client_id, code)
+        self._db_ok = False
+        self.metrics.database_up.set(0)
+        with self._ship_lock:
+            self._shipped.clear()
+        self._start_writer()
+        self._drop_connection()
 
     def _held(self) -> int:
         """Messages received and not yet acknowledged (Receive Maximum bounds it)."""
-        return self._received - self._acked + self._queue.qsize()
+        with self._ship_lock:
+            shipped = sum(len(t) for t in self._shipped.values())
+        return shipped + len(self._pending)
 
-    def _ack(self, batch: list[tuple[_Inbound, Checked]]) -> None:
+    def _ack(self, tokens: list[_Token]) -> None:
         """Acknowledge a committed batch, in the order the messages arrived.
 
         Messages of an earlier connection are left unacknowledged: the broker redelivers them
@@ -373,8 +441,7 @@ class IngestWorker:
         public ``ack()`` is the fallback should its internal queue ever change.
         """
         epoch = self._epoch
-        self._acked += len(batch)
-        mids = [i.mid for i, _ in batch if i.qos == 1 and i.epoch == epoch]
+        mids = [t.mid for t in tokens if t.qos == 1 and t.epoch == epoch]
         if not mids:
             return
         enqueue = getattr(self.client, "_packet_queue", None)
@@ -398,7 +465,7 @@ class IngestWorker:
             if not self._connected:
                 continue
             self.client.publish(self._probe_topic, b"probe", qos=1)
-            idle = self._queue.qsize() == 0 and self._db_ok
+            idle = self._held() == 0 and self._db_ok
             if idle and time.monotonic() - self._probe_seen > self.cfg.stall_after_s:
                 log.warning(
                     "%s: no delivery for %.0fs while idle; reconnecting",

@@ -80,8 +80,12 @@ def test_kill_9_mid_stream_then_restart_stores_every_reading_once(
     total = 20_000
     t, state = stream(mqtt_test_url, prefix, total)
     wait_for(lambda: stored(db_url)[0] >= 3_000, 60, "3,000 readings before the crash")
+    family = _descendants(proc.pid)
+    assert family, "ingest runs no writer process"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
+    # its writer process (and the fork server it came from) must not outlive it
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in family), 10, "writer exit")
     at_crash = stored(db_url)[0]
     assert at_crash < total, "the stream ended before the crash; nothing was tested"
     t.join(120)
@@ -97,11 +101,50 @@ def test_kill_9_mid_stream_then_restart_stores_every_reading_once(
     assert stored(db_url) == (total, total)
 
 
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for c in (task / "children").read_text().split():
+            out += [int(c), *_descendants(int(c))]
+    return out
+
+
+def test_writer_process_killed_mid_stream_is_restarted_and_nothing_is_lost(
+    db: Conn, db_url: str, mqtt_test_url: str, prefix: str, start_worker: Callable[..., Any]
+) -> None:
+    add_devices(db, [Device(d, f"HH-{d}") for d in DEVICES])
+    w = start_worker()
+    first = w._process
+    total = 10_000
+    t, state = stream(mqtt_test_url, prefix, total, per_second=2_000)
+    wait_for(lambda: stored(db_url)[0] >= 1_000, 60, "1,000 readings before the kill")
+    os.kill(first.pid, signal.SIGKILL)
+    at_kill = stored(db_url)[0]
+    assert at_kill < total, "the stream ended before the kill; nothing was tested"
+    wait_for(lambda: w._process is not first and w.ready()[0], 30, "a new writer process")
+    t.join(120)
+    assert state["unconfirmed"] == 0
+    wait_for(
+        lambda: stored(db_url)[0] >= total,
+        90,
+        f"{total} readings after the writer was replaced",
+        state=lambda: stored(db_url),
+    )
+    time.sleep(1)  # anything doubled would show now
+    assert stored(db_url) == (total, total)
+    assert not first.is_alive()
+
+
 def _rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants (ingest's writer processes)."""
     text = Path(f"/proc/{pid}/status").read_text()
     m = re.search(r"VmRSS:\s+(\d+) kB", text)
     assert m
-    return int(m.group(1))
+    total = int(m.group(1))
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        total += sum(_rss_kb(int(c)) for c in children if Path(f"/proc/{c}").exists())
+    return total
 
 
 def test_database_outage_holds_bounded_buffer_then_drains(
