@@ -98,7 +98,11 @@ class WorkerConfig:
 
 _PUBACK = struct.Struct("!BBH")  # MQTT PUBACK: type 0x40, remaining length 2, packet id
 
-_SHIP_EVERY = 256  # messages per shipment to the writer process while a backlog streams in
+# A shipment to the writer process closes at this many messages or bytes of payload while a
+# backlog streams in (and whenever a read burst ends): small enough that a batch of arrays can
+# stay near WASTEPILOT_INGEST_BATCH_SIZE readings, large enough to make the hand-over cheap.
+_SHIP_MESSAGES = 256
+_SHIP_BYTES = 64 * 1024
 
 
 def _widen(conn: Connection) -> None:
@@ -145,6 +149,7 @@ class IngestWorker:
         # sends at most Receive Maximum unacknowledged messages: that bounds both.
         self._pending: list[Inbound] = []
         self._pending_tokens: list[_Token] = []
+        self._pending_bytes = 0
         self._pending_lock = threading.Lock()
         self._shipped: dict[int, list[_Token]] = {}
         self._next_shipment = 0
@@ -249,8 +254,9 @@ class IngestWorker:
             data = payload if isinstance(payload, bytes) else bytes(payload)
             self._pending.append(Inbound(topic, data, time.time()))
             self._pending_tokens.append(_Token(msg.mid, msg.qos, self._epoch))
-            n = len(self._pending)
-        if n >= _SHIP_EVERY or not self._buffered:
+            self._pending_bytes += len(data)
+            full = len(self._pending) >= _SHIP_MESSAGES or self._pending_bytes >= _SHIP_BYTES
+        if full or not self._buffered:
             self._ship()
 
     def _ship(self) -> None:
@@ -259,7 +265,7 @@ class IngestWorker:
             if not self._pending:
                 return
             messages, tokens = self._pending, self._pending_tokens
-            self._pending, self._pending_tokens = [], []
+            self._pending, self._pending_tokens, self._pending_bytes = [], [], 0
         with self._ship_lock:
             shipment = Shipment(self._next_shipment, messages)
             self._next_shipment += 1
