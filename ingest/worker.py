@@ -154,6 +154,7 @@ class IngestWorker:
         self._shipped: dict[int, list[_Token]] = {}
         self._next_shipment = 0
         self._ship_lock = threading.Lock()
+        self._send_lock = threading.Lock()  # the network loop and stop() both send
         self._watchdog = threading.Thread(
             target=self._run_watchdog, name=f"watchdog-{cfg.client_id}", daemon=True
         )
@@ -275,7 +276,8 @@ class IngestWorker:
         if inbox is None:
             return
         try:
-            inbox.send(shipment)
+            with self._send_lock:  # one writer at a time: a message's bytes must not interleave
+                inbox.send(shipment)
         except (BrokenPipeError, OSError):
             # _run_outcomes sees it too, restarts it and has the broker redeliver
             log.warning("%s: the writer process is gone", self.cfg.client_id)
@@ -354,7 +356,7 @@ class IngestWorker:
                 conn.close()
 
     def _tell(self, msg: Stop) -> None:
-        with contextlib.suppress(OSError, AttributeError):
+        with contextlib.suppress(OSError, AttributeError), self._send_lock:
             if self._inbox is not None:
                 self._inbox.send(msg)
 
