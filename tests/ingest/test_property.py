@@ -126,6 +126,13 @@ def message(draw: st.DrawFn, device: str) -> tuple[bytes, int, set[int]]:
     return payload, n, {i + 1 for i, (_, ok) in enumerate(items) if ok}
 
 
+@pytest.fixture
+def worker(start_worker: Callable[..., IngestWorker], prefix: str) -> IngestWorker:
+    """One worker for all of hypothesis's examples: fixtures are set up once per test
+    function, not once per example."""
+    return start_worker(limits=_limits(prefix))
+
+
 @settings(
     max_examples=25,
     deadline=None,
@@ -139,14 +146,10 @@ def message(draw: st.DrawFn, device: str) -> tuple[bytes, int, set[int]]:
 def test_every_element_is_stored_or_dead_lettered(
     data: st.DataObject,
     db: Conn,
-    start_worker: Callable[..., IngestWorker],
+    worker: IngestWorker,
     mqtt_test_url: str,
     prefix: str,
 ) -> None:
-    worker = getattr(test_every_element_is_stored_or_dead_lettered, "_worker", None)
-    if worker is None or worker.cfg.limits.prefix != prefix:
-        worker = start_worker(limits=_limits(prefix))
-        test_every_element_is_stored_or_dead_lettered._worker = worker  # type: ignore[attr-defined]
     run = uuid.uuid4().hex[:6]
     count = data.draw(st.integers(40, 120))
     devices = [f"P{run}-{i}" for i in range(count)]
