@@ -327,3 +327,29 @@ GROUP BY 1
 ORDER BY 1
 """
 )
+
+# --- read by the API and the analysts' pages ---------------------------------------------------
+COHORTS: LiteralString = """
+SELECT cohort, count(*)::int AS households FROM households GROUP BY 1 ORDER BY 1
+"""
+
+HOUSEHOLD_EXISTS: LiteralString = "SELECT 1 FROM households WHERE ref = %s"
+
+ANOMALIES: LiteralString = """
+SELECT id, kind, household_ref, device_id, value, detail, first_seen, last_seen, resolved_at
+FROM anomalies WHERE %(include_resolved)s OR resolved_at IS NULL
+ORDER BY last_seen DESC, id DESC
+LIMIT %(limit)s
+"""
+
+JOB_RUNS: LiteralString = """
+SELECT id, job, started_at, finished_at, outcome, rows_touched, detail, host, pid
+FROM job_runs WHERE %(job)s::text IS NULL OR job = %(job)s
+ORDER BY id DESC LIMIT %(limit)s
+"""
+
+WEEKLY_REPORTS: LiteralString = """
+SELECT id, period_start, period_end, created_at FROM weekly_reports ORDER BY period_start DESC
+"""
+
+WEEKLY_REPORT: LiteralString = "SELECT html, csv, period_start FROM weekly_reports WHERE id = %s"

@@ -12,7 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import psycopg
 from argon2 import PasswordHasher
@@ -118,6 +118,14 @@ def create_token(
     ).fetchone()
     assert row is not None  # noqa: S101  (INSERT ... RETURNING)
     return int(row[0]), token
+
+
+def role_of(conn: psycopg.Connection[Any], user_id: int) -> Role:
+    """The role of a user (by id, as check_password returns it)."""
+    row = conn.execute("SELECT role FROM users WHERE id = %s", (user_id,)).fetchone()
+    if row is None:
+        raise LookupError(f"no user with id {user_id}")
+    return cast(Role, str(row[0]))
 
 
 def revoke_token(conn: psycopg.Connection[Any], token_id: int) -> None:

@@ -166,3 +166,5 @@ WHERE (%(table)s::text IS NULL OR table_name = %(table)s)
   AND (%(key)s::text IS NULL OR row_key = %(key)s)
 ORDER BY id DESC LIMIT %(limit)s
 """
+
+COUNCIL_NAMES = "SELECT gss_code, name FROM councils"

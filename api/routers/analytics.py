@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from analytics import export
+from analytics import export, queries
 from analytics.kpis import pilot_kpis
 from analytics.usage import Bucket, usage_series
 from api.deps import AppSettings, Conn, get_pool
@@ -87,9 +87,7 @@ def usage(
 def cohorts(conn: Conn) -> list[dict[str, Any]]:
     """The pilot's cohorts with the number of households enrolled in each."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT cohort, count(*)::int AS households FROM households GROUP BY 1 ORDER BY 1"
-        ).fetchall()
+        return cur.execute(queries.COHORTS).fetchall()
 
 
 def _kpi_period(start: date | None, end: date | None) -> tuple[date, date]:
@@ -204,10 +202,7 @@ def anomalies(
     abnormal water per use — newest first, with the household's reference."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "SELECT id, kind, household_ref, device_id, value, detail, first_seen, last_seen, "
-            "resolved_at FROM anomalies WHERE %s OR resolved_at IS NULL "
-            "ORDER BY last_seen DESC, id DESC LIMIT 1000",
-            (include_resolved,),
+            queries.ANOMALIES, {"include_resolved": include_resolved, "limit": 1000}
         ).fetchall()
 
 
@@ -220,22 +215,14 @@ def jobs(
     """Runs of the scheduled jobs, newest first: start, end, outcome (ok, failed, skipped
     because another scheduler was running it), rows touched."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT id, job, started_at, finished_at, outcome, rows_touched, detail, host, pid "
-            "FROM job_runs WHERE %(job)s::text IS NULL OR job = %(job)s "
-            "ORDER BY id DESC LIMIT %(limit)s",
-            {"job": job, "limit": limit},
-        ).fetchall()
+        return cur.execute(queries.JOB_RUNS, {"job": job, "limit": limit}).fetchall()
 
 
 @router.get("/reports/weekly", summary="Weekly pilot reports")
 def weekly_reports(conn: Conn) -> list[dict[str, Any]]:
     """Weekly reports kept by the scheduler, newest first; download each as HTML or CSV."""
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            "SELECT id, period_start, period_end, created_at FROM weekly_reports "
-            "ORDER BY period_start DESC"
-        ).fetchall()
+        rows = cur.execute(queries.WEEKLY_REPORTS).fetchall()
     for r in rows:
         r["html"] = f"/api/v1/reports/weekly/{r['id']}.html"
         r["csv"] = f"/api/v1/reports/weekly/{r['id']}.csv"
@@ -247,9 +234,7 @@ def weekly_report(
     report_id: Annotated[int, Path(ge=1, le=2**63 - 1)], fmt: Literal["html", "csv"], conn: Conn
 ) -> Response:
     """The report page (charts included) or its figures as CSV."""
-    row = conn.execute(
-        "SELECT html, csv, period_start FROM weekly_reports WHERE id = %s", (report_id,)
-    ).fetchone()
+    row = conn.execute(queries.WEEKLY_REPORT, (report_id,)).fetchone()
     if row is None:
         raise HTTPException(404, f"no weekly report with id {report_id}")
     if fmt == "html":

@@ -17,11 +17,14 @@ from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from psycopg.rows import dict_row
 
+from analytics import queries
 from analytics.kpis import pilot_kpis
 from analytics.usage import Bucket, usage_series
 from api.auth import SESSION_COOKIE, csrf_token, end_session, start_session
 from api.bids import imports, records, registrations, report
+from api.bids import queries as bids_queries
 from api.bids.audit import set_actor
 from api.bids.councils import CouncilMatcher
 from api.bids.errors import BidSupportError
@@ -105,7 +108,7 @@ def sign_in(
             username=username,
             user=None,
         )
-    role = str(conn.execute("SELECT role FROM users WHERE id = %s", (user_id,)).fetchone()[0])  # type: ignore[index]
+    role = auth.role_of(conn, user_id)
     target = next if next.startswith("/") and not next.startswith("//") else HOME[role]
     resp = RedirectResponse(target, 303)
     start_session(conn, username, request, resp)
@@ -196,9 +199,7 @@ def record_attendance(
         email = validate_email(email, check_deliverability=False).normalized.lower()
     except EmailNotValidError:
         errors["email"] = "Enter an email address in the correct format, like name@example.org"
-    matcher = CouncilMatcher(
-        (str(c), str(n)) for c, n in conn.execute("SELECT gss_code, name FROM councils")
-    )
+    matcher = CouncilMatcher((str(c), str(n)) for c, n in conn.execute(bids_queries.COUNCIL_NAMES))
     m = matcher.match(council) if council.strip() else None
     if m is None:
         errors["council"] = "Enter the person's council"
@@ -340,7 +341,7 @@ def dashboard(
     p = _need(request, conn, "analyst")
     b = Bucket(bucket) if bucket in ("1h", "1d", "1w") else Bucket.D1
     days = days if days in (7, 30, 90, 365) else 30
-    cohorts = [str(r[0]) for r in conn.execute("SELECT DISTINCT cohort FROM households ORDER BY 1")]
+    cohorts = [str(r[0]) for r in conn.execute(queries.COHORTS)]
     cohort = cohort if cohort in cohorts else ""
     end = datetime.now(UTC)
     start = end - timedelta(days=days)
@@ -372,10 +373,10 @@ def dashboard(
         "hours": [h.hour for h in k.time_of_day],
         "shares": [h.share_of_uses for h in k.time_of_day],
     }
-    anomalies = conn.execute(
-        "SELECT household_ref, kind, detail FROM anomalies WHERE resolved_at IS NULL "
-        "ORDER BY last_seen DESC LIMIT 50"
-    ).fetchall()
+    with conn.cursor(row_factory=dict_row) as cur:
+        anomalies = cur.execute(
+            queries.ANOMALIES, {"include_resolved": False, "limit": 50}
+        ).fetchall()
     return _page(
         request,
         "dashboard.html",
@@ -388,7 +389,7 @@ def dashboard(
         kpis=kpis,
         points=points,
         chart_json=json.dumps(chart).replace("</", "<\\/"),
-        anomalies=[{"household_ref": a[0], "kind": a[1], "detail": a[2]} for a in anomalies],
+        anomalies=anomalies,
         start_iso=quote(start.isoformat()),
         start_date=(today - timedelta(days=days)).isoformat(),
     )
@@ -397,7 +398,7 @@ def dashboard(
 @router.get("/analysts/households/{ref}")
 def household_page(request: Request, conn: Conn, ref: str) -> HTMLResponse:
     p = _need(request, conn, "analyst")
-    if not conn.execute("SELECT 1 FROM households WHERE ref = %s", (ref,)).fetchone():
+    if not conn.execute(queries.HOUSEHOLD_EXISTS, (ref,)).fetchone():
         raise HTTPException(404, f"no household {ref!r}")
     end = datetime.now(UTC)
     series = usage_series(conn, "household", ref, Bucket.D1, end - timedelta(days=30), end)
