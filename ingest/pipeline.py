@@ -79,7 +79,6 @@ class Outcome:
     lag_s: float | None = None  # receive time minus device time, one sample per batch
     database_up: bool = True
     retry: bool = False  # a write failed and will be retried
-    held: int = 0  # messages this process holds, for the buffer gauge
     reading_ts: list[float] = field(default_factory=list)  # only with WriterSpec.details
 
 
@@ -112,8 +111,6 @@ class _WriterLoop:
         self.writer = Writer(spec.db_url, dead_letter_max_bytes=spec.dead_letter_max_bytes)
         self.queue: queue.SimpleQueue[_Checked | Stop | object] = queue.SimpleQueue()
         self.abandon = threading.Event()
-        self.held = 0  # messages validated and not yet committed (reader adds, writer takes)
-        self.held_lock = threading.Lock()
 
     # --- reader thread: pipe -> validation -> queue -------------------------------------------
 
@@ -132,14 +129,14 @@ class _WriterLoop:
                 if item.abandon:
                     self.abandon.set()
                 self.queue.put(item)
-                return
+                if item.abandon:
+                    return
+                continue  # still listening: a graceful stop may turn into an abandon
             if isinstance(item, Shipment):
                 now = datetime.now(UTC)
                 checked = [
                     (m, check_message(m.topic, m.payload, limits, now)) for m in item.messages
                 ]
-                with self.held_lock:
-                    self.held += len(checked)
                 self.queue.put(_Checked(item.id, checked))
 
     # --- main thread: queue -> batches -> database --------------------------------------------
@@ -195,7 +192,7 @@ class _WriterLoop:
                     up, busy = True, size >= size_limit // 8
                     pending, size = [], 0
                 elif stopping:
-                    self._send(Outcome(database_up=up, held=0))
+                    self._send(Outcome(database_up=up))
                     return
                 elif item is None and not up:
                     up = self.writer.ping()
@@ -223,13 +220,11 @@ class _WriterLoop:
                     len(items),
                     delay,
                 )
-                self._send(Outcome(database_up=False, retry=True, held=self._held()))
+                self._send(Outcome(database_up=False, retry=True))
                 if self.abandon.wait(delay):
                     return False
                 delay = min(delay * 2, self.spec.retry_max_s)
         commit_s = time.perf_counter() - started
-        with self.held_lock:
-            self.held -= len(items)
         lag = None
         last = items[-1][1].readings
         if last:
@@ -242,15 +237,10 @@ class _WriterLoop:
                 result=result,
                 commit_s=commit_s,
                 lag_s=lag,
-                held=self._held(),
                 reading_ts=ts,
             )
         )
         return True
-
-    def _held(self) -> int:
-        with self.held_lock:
-            return self.held
 
     def _send(self, outcome: Outcome) -> None:
         try:

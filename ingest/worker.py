@@ -105,14 +105,14 @@ _SHIP_MESSAGES = 256
 _SHIP_BYTES = 64 * 1024
 
 
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; Python 3.10+ names it
+
+
 def _widen(conn: Connection) -> None:
     """Give the pipe to the writer process room for a few shipments (Linux: 1 MiB instead of
     64 KiB), so that the network loop does not wait while the writer validates one."""
     with contextlib.suppress(OSError, AttributeError):
         fcntl.fcntl(conn.fileno(), _F_SETPIPE_SZ, 1 << 20)
-
-
-_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 class _Token(NamedTuple):
@@ -144,7 +144,6 @@ class IngestWorker:
         self._connected = False
         self._db_ok = False
         self._stopping = threading.Event()
-        self._done = threading.Event()  # the writer process has said its last word
         # Messages received and not yet shipped, and shipments not yet committed. The broker
         # sends at most Receive Maximum unacknowledged messages: that bounds both.
         self._pending: list[Inbound] = []

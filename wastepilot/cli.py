@@ -476,6 +476,25 @@ def _first_admin(s: Settings) -> None:
     print(token)  # the one time it is shown: plain, for scripts
 
 
+def revive(s: Settings) -> list[str]:
+    """Start again a local database or broker that stopped while `run` was up (what compose's
+    restart policy does for a deployment); returns what was restarted. Ingest reconnects and
+    its broker session, with what was queued for it, survives (persistence on)."""
+    st = services.status(s)
+    dead = [
+        what
+        for key, what in (("database", "database"), ("mqtt", "broker"))
+        if st[key].get("managed") and not st[key].get("running")
+    ]
+    if dead:
+        console.print(f"[red]the local {' and '.join(dead)} stopped; starting again[/]")
+        try:
+            services.up(s)
+        except WastepilotError as exc:
+            console.print(f"[red]could not restart: {exc}[/]")
+    return dead
+
+
 @app.command("run")
 def run_cmd(
     households: Annotated[int | None, typer.Option(min=1, help="Simulated households")] = None,
@@ -506,11 +525,15 @@ def run_cmd(
         f"(docs /docs), ingest metrics :{s.ingest_metrics_port}/metrics. Ctrl-C stops."
     )
     try:
+        ticks = 0
         while not stop.wait(0.5):
             for name, p in procs.items():
                 if p.poll() is not None and name != "simulator":
                     console.print(f"[red]{name} exited ({p.returncode}); stopping[/]")
                     stop.set()
+            ticks += 1
+            if ticks % 10 == 0:
+                revive(s)
     finally:
         for p in procs.values():
             if p.poll() is None:

@@ -85,3 +85,27 @@ def test_local_broker_runs_the_deploy_tuning(settings: Settings) -> None:
     for key in ("max_queued_messages", "max_inflight_messages", "persistence", "allow_anonymous"):
         line = next(ln for ln in deploy.splitlines() if ln.startswith(key + " "))
         assert line in conf.splitlines()
+
+
+def test_run_revives_a_local_broker_that_died(settings: Settings) -> None:
+    """`wastepilot run` checks its local services every few seconds; a broker killed outright
+    (as a segfault would) is started again, with its persisted sessions, and answers."""
+    from wastepilot.cli import revive
+    from wastepilot.services import port_open
+
+    if settings.mqtt_url:
+        pytest.skip("the broker is external")
+    paths = services.paths_for(settings)
+    assert revive(settings) == [], "nothing should be restarted while everything runs"
+    pid = services.mqtt_pid(paths)
+    assert pid is not None
+    subprocess.run(["kill", "-9", str(pid)], check=True)
+    deadline = time.monotonic() + 10
+    while port_open("127.0.0.1", settings.mqtt_port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert services.mqtt_pid(paths) is None
+    assert revive(settings) == ["broker"]
+    new_pid = services.mqtt_pid(paths)
+    assert new_pid is not None and new_pid != pid
+    assert port_open("127.0.0.1", settings.mqtt_port)
+    assert revive(settings) == []
