@@ -2,39 +2,33 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import signal
 import subprocess
 import sys
-import threading
 import time
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core.db import connect
-from core.errors import ConfigError, WastepilotError
+from core.errors import WastepilotError
 from core.logs import setup_logging
 from core.registry import Device, Household, add_devices, add_households
 from core.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from simulator.device_sink import DeviceSinks as DeviceSinksType
 from wastepilot import scheduler, services
 from wastepilot.bids_cli import bids_app, prepare_database
 from wastepilot.people_cli import credential_writer, tokens_app, users_app
+from wastepilot.services_cli import services_app
+from wastepilot.signals import stop_on_signals
+from wastepilot.simulate_cli import simulate_cmd
 
 app = typer.Typer(
     help="wastepilot: food-waste disposer pilot and bid support.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-services_app = typer.Typer(help="Local PostgreSQL+TimescaleDB and Mosquitto.", no_args_is_help=True)
 households_app = typer.Typer(help="Pilot households (registry).", no_args_is_help=True)
 devices_app = typer.Typer(help="Disposer meters (registry).", no_args_is_help=True)
 app.add_typer(services_app, name="services")
@@ -46,8 +40,8 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(scheduler.rollups_app, name="rollups")
 app.command("scheduler")(scheduler.scheduler)
 app.command("report")(scheduler.report)
+app.command("simulate")(simulate_cmd)
 console = Console()
-log = logging.getLogger(__name__)
 
 
 @app.callback()
@@ -56,79 +50,6 @@ def _setup(
 ) -> None:
     settings = get_settings()
     setup_logging("DEBUG" if verbose else settings.log_level, json=settings.log_json)
-
-
-def _stop_on_signals() -> threading.Event:
-    """An event set by SIGINT/SIGTERM, so long-running commands can stop cleanly."""
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: object) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return stop
-
-
-# --- services ---
-
-
-@services_app.command("up")
-def services_up() -> None:
-    """Install what is missing and start the local services (idempotent, safe to repeat)."""
-    _print_status(services.up(get_settings()))
-
-
-@services_app.command("browser")
-def services_browser() -> None:
-    """Install Debian's Chromium for the browser tests (idempotent)."""
-    from wastepilot import install
-
-    path = install.ensure_chromium(install.Apt())
-    console.print(f"browser: {path}")
-
-
-@services_app.command("down")
-def services_down() -> None:
-    """Stop the local services; their data stays in the state folder."""
-    services.down(get_settings())
-    console.print("local services stopped")
-
-
-@services_app.command("status")
-def services_status(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Machine-readable, with credentials")
-    ] = False,
-) -> None:
-    """Say what runs where."""
-    st = services.status(get_settings())
-    if as_json:
-        typer.echo(json.dumps(st, indent=2))
-    else:
-        _print_status(st)
-
-
-def _print_status(st: dict[str, Any]) -> None:
-    for name, key in (("database", "database"), ("broker", "mqtt")):
-        part: dict[str, Any] = st[key]
-        if not part.get("managed"):
-            console.print(f"{name}: external ({_redact(str(part['url']))})")
-        else:
-            state = "[green]running[/]" if part.get("running") else "[red]stopped[/]"
-            console.print(f"{name}: {state} on 127.0.0.1:{part['port']}")
-    console.print(
-        f"state folder: {st['state_dir']} (credentials: wastepilot services status --json)"
-    )
-
-
-def _redact(url: str) -> str:
-    head, sep, tail = url.rpartition("@")
-    if not sep:
-        return url
-    scheme, _, cred = head.partition("://")
-    return f"{scheme}://{cred.split(':')[0]}:***@{tail}"
 
 
 # --- database and registry ---
@@ -226,7 +147,7 @@ def ingest_cmd(
     from ingest.worker import IngestWorker, WorkerConfig
 
     s = get_settings()
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     metrics = IngestMetrics()
     cfgs = [
         WorkerConfig.from_settings(s, i if workers > 1 else None) for i in range(1, workers + 1)
@@ -300,161 +221,6 @@ def api_cmd(
     uvicorn.run(app_, host=host or s.api_host, port=port or s.api_port, log_level="info")
 
 
-# --- simulator ---
-
-
-@app.command("simulate")
-def simulate_cmd(
-    households: Annotated[
-        int | None, typer.Option(min=1, help="Fleet size (default WASTEPILOT_SIM_HOUSEHOLDS)")
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option(help="Random seed (default WASTEPILOT_SIM_SEED)")
-    ] = None,
-    backfill_days: Annotated[
-        float, typer.Option(min=0, help="Publish this many days of history first")
-    ] = 0,
-    live: Annotated[
-        bool, typer.Option("--live/--no-live", help="Then publish in (sped-up) real time")
-    ] = True,
-    speed: Annotated[
-        float | None, typer.Option(min=0.01, help="Simulated seconds per real second")
-    ] = None,
-    output: Annotated[
-        Path | None, typer.Option(help="Write JSON lines to this file instead of publishing")
-    ] = None,
-    param: Annotated[
-        list[str] | None, typer.Option(help="Override a model parameter: name=value")
-    ] = None,
-    first: Annotated[int, typer.Option(min=1, help="Index of the first household")] = 1,
-    malformed: Annotated[
-        bool, typer.Option(help="Also send one malformed message of each dead-letter reason")
-    ] = False,
-    per_device: Annotated[
-        bool,
-        typer.Option(
-            help="Each device on its own connection with its own credentials "
-            "(local broker); default: the load identity publishes for all"
-        ),
-    ] = False,
-) -> None:
-    """Simulate pilot households: backfill history and/or publish live."""
-    from simulator.model import make_fleet
-    from simulator.params import Params
-    from simulator.publisher import FileSink, MqttSink, Sink
-    from simulator.runner import SeqStore, backfill
-    from simulator.runner import live as run_live
-
-    s = get_settings()
-    n = households or s.sim_households
-    seed_ = s.sim_seed if seed is None else seed
-    try:
-        params = Params().with_overrides(dict(p.split("=", 1) for p in (param or [])))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    fleet = make_fleet(n, seed_, params, first)
-    if output is None:
-        with connect(s.db_url()) as conn:
-            add_households(
-                conn,
-                [
-                    Household(h.ref, h.cohort, h.occupants, h.postcode_district, date(2024, 1, 1))
-                    for h in fleet
-                ],
-            )
-            add_devices(
-                conn, [Device(h.device_id, h.ref, "sim-meter", date(2024, 1, 1)) for h in fleet]
-            )
-    seqs = SeqStore(None if output else s.state_dir / "simulator" / f"seq-{seed_}.json")
-    stop = _stop_on_signals()
-
-    def sink() -> Sink:
-        if output is not None:
-            return FileSink(output)
-        if per_device:
-            return _device_sinks(s, fleet)
-        return MqttSink(s.mqtt_url_for("simulator"), f"wastepilot-sim-{seed_}").connect()
-
-    now = datetime.now(UTC)
-    bad = None
-    if malformed:
-        from simulator.faults import malformed_messages
-
-        bad = malformed_messages(
-            fleet[0],
-            now - timedelta(hours=1),
-            unknown_device="FWD-UNREGISTERED",
-            max_payload_bytes=s.ingest_max_payload_bytes,
-        )
-    if backfill_days > 0 or bad:
-        start = now - timedelta(days=backfill_days)
-        with Progress(
-            TextColumn("backfill"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("days"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task("backfill", total=None)
-            summ = backfill(
-                sink(),
-                s.topic_prefix,
-                fleet,
-                start,
-                now,
-                seed_,
-                params,
-                seqs,
-                progress=lambda d, t: bar.update(task, completed=d, total=t),
-                stop=stop,
-                malformed=bad,
-            )
-        console.print(
-            f"backfill: {summ.readings} readings ({summ.faults} faults, {summ.resends} re-sent) "
-            f"in {summ.messages} messages, {summ.bytes / 1e6:.1f} MB, {summ.seconds:.1f}s "
-            f"({summ.rate:.0f} readings/s); not confirmed: {summ.not_confirmed}"
-        )
-        if summ.malformed:
-            console.print(f"malformed messages sent, by expected reason: {summ.malformed}")
-    if live and not stop.is_set() and output is None:
-        sp = speed or s.sim_speed
-        console.print(f"live: {n} households at {sp:g}x; Ctrl-C stops")
-        summ = run_live(sink(), s.topic_prefix, fleet, sp, seed_, params, seqs, stop, start=now)
-        console.print(
-            f"live: {summ.readings} readings in {summ.messages} messages; "
-            f"not confirmed: {summ.not_confirmed}"
-        )
-
-
-def _device_sinks(s: Settings, fleet: list[Any]) -> DeviceSinksType:
-    """Connections of the fleet's own devices, with credentials issued on the local broker."""
-    import secrets as secretlib
-
-    from core.mqtturl import parse_mqtt_url
-    from simulator.device_sink import DeviceSinks
-
-    if s.mqtt_url:
-        raise ConfigError(
-            "--per-device issues credentials on the local broker; "
-            "WASTEPILOT_MQTT_URL points elsewhere"
-        )
-    path = s.state_dir / "simulator" / "credentials.json"
-    creds: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    new = {h.device_id: secretlib.token_urlsafe(16) for h in fleet if h.device_id not in creds}
-    if new:
-        services.set_device_credentials(s, new)
-        creds.update(new)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(creds))
-        path.chmod(0o600)
-    addr = parse_mqtt_url(s.mqtt_url_for("simulator"))
-    console.print(f"connecting {len(fleet)} devices with their own credentials")
-    return DeviceSinks(
-        addr.host, addr.port, s.topic_prefix, {h.device_id: creds[h.device_id] for h in fleet}
-    ).connect()
-
-
 # --- everything together ---
 
 
@@ -508,7 +274,7 @@ def run_cmd(
     services.up(s)
     prepare_database(s)
     _first_admin(s)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     exe = [sys.executable, "-m", "wastepilot"]
     sim = [*exe, "simulate", "--backfill-days", str(backfill_days)]
     if households:
