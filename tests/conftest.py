@@ -16,7 +16,7 @@ from psycopg import sql
 
 from core.migrate import migrate
 from core.settings import Settings
-from wastepilot.services import TEST_TOPIC_ROOT
+from wastepilot.localstate import TEST_TOPIC_ROOT
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from core.settings import Settings
-from wastepilot.services import render_acl
+from wastepilot.broker import render_acl
 
 ROOT = Path(__file__).resolve().parent.parent
 

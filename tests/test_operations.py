@@ -22,6 +22,8 @@ import psycopg
 import pytest
 import yaml
 
+from wastepilot import localstate
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -140,14 +142,13 @@ def compose_like(
     containers' (and a group of this test's own on the broker)."""
     if settings.mqtt_url:
         pytest.skip("runs against the local services")
-    from wastepilot import services
 
-    secrets_ = services._secrets(services.paths_for(settings))
+    secrets_ = localstate.local_secrets(localstate.paths_for(settings))
     db_parts = urlsplit(db_url)
     values = {
         "POSTGRES_PASSWORD": db_parts.password or "",
-        "MQTT_INGEST_PASSWORD": secrets_[services.MQTT_USERS["ingest"]],
-        "MQTT_ADMIN_PASSWORD": secrets_[services.MQTT_USERS["admin"]],
+        "MQTT_INGEST_PASSWORD": secrets_[localstate.MQTT_USERS["ingest"]],
+        "MQTT_ADMIN_PASSWORD": secrets_[localstate.MQTT_USERS["admin"]],
     }
     group = f"ops{uuid.uuid4().hex[:6]}"
     exe = str(Path(sys.executable).parent / "wastepilot")

@@ -26,7 +26,7 @@ def credential_writer(s: Settings) -> partial[None] | None:
     `services up`); None when the broker is somewhere else."""
     if s.mqtt_url is not None:
         return None
-    from wastepilot.services import set_device_credentials
+    from wastepilot.broker import set_device_credentials
 
     def write(add: dict[str, str], remove: list[str]) -> None:
         set_device_credentials(s, add, remove=remove)

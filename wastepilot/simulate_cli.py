@@ -15,7 +15,7 @@ from core.db import connect
 from core.errors import ConfigError
 from core.registry import Device, Household, add_devices, add_households
 from core.settings import Settings, get_settings
-from wastepilot import services
+from wastepilot import broker
 from wastepilot.signals import stop_on_signals
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def _device_sinks(s: Settings, fleet: list[Any]) -> DeviceSinksType:
     creds: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     new = {h.device_id: secretlib.token_urlsafe(16) for h in fleet if h.device_id not in creds}
     if new:
-        services.set_device_credentials(s, new)
+        broker.set_device_credentials(s, new)
         creds.update(new)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(creds))

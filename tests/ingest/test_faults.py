@@ -21,7 +21,7 @@ from core.settings import Settings
 from core.topics import readings_topic
 from simulator.publisher import MqttSink
 from tests.helpers import dumps, reading, wait_for
-from wastepilot import install, services
+from wastepilot import broker, install, localstate, postgres
 
 pytestmark = pytest.mark.services
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -165,10 +165,10 @@ def test_database_outage_holds_bounded_buffer_then_drains(
     total = 30_000
     t, state = stream(mqtt_test_url, prefix, total, per_second=1000)
     wait_for(lambda: stored(db_url)[0] >= 2_000, 60, "readings before the outage")
-    paths = services.paths_for(settings)
+    paths = localstate.paths_for(settings)
     major = install.installed_pg_majors()[0]
     rss_before = _rss_kb(proc.pid)
-    services.pg_ctl(paths, major, "stop")
+    postgres.pg_ctl(paths, major, "stop")
     try:
         t_stop = time.monotonic()
         not_ready = False
@@ -187,7 +187,7 @@ def test_database_outage_holds_bounded_buffer_then_drains(
             rss.append(_rss_kb(proc.pid))
             time.sleep(0.5)
     finally:
-        services.pg_ctl(paths, major, "start")
+        postgres.pg_ctl(paths, major, "start")
     assert not_ready, "/readyz never said not-ready while the database was down"
     assert state["sent"] > 2_000 + receive_max, (
         "the stream did not outrun the buffer during the outage"
@@ -229,10 +229,10 @@ def test_broker_restart_mid_stream_loses_nothing(
     total = 20_000
     t, state = stream(mqtt_test_url, prefix, total, per_second=4000)
     wait_for(lambda: stored(db_url)[0] >= 3_000, 60, "readings before the restart")
-    paths = services.paths_for(settings)
-    services.mqtt_down(paths)  # SIGTERM: Mosquitto saves its persistence file
+    paths = localstate.paths_for(settings)
+    broker.mqtt_down(paths)  # SIGTERM: Mosquitto saves its persistence file
     time.sleep(1)
-    services.mqtt_up(settings, paths, services._secrets(paths))
+    broker.mqtt_up(settings, paths, localstate.local_secrets(paths))
     t.join(180)
     confirmed: set[tuple[str, int]] = state["confirmed"]
     # the acceptance: every reading the broker accepted (PUBACKed) is stored exactly once;

@@ -17,7 +17,7 @@ from ingest.worker import IngestWorker
 from simulator.device_sink import DeviceSinks
 from simulator.publisher import PublishError
 from tests.helpers import dumps, reading, wait_for
-from wastepilot import services
+from wastepilot import broker
 
 pytestmark = pytest.mark.services
 PREFIX = "wastepilot/v1"  # device logins may write only here (the ACL's pattern lines)
@@ -29,9 +29,9 @@ def devices(settings: Settings) -> Iterator[dict[str, str]]:
         pytest.skip("device credentials are issued on the local broker")
     run = uuid.uuid4().hex[:6].upper()
     creds = {f"T{run}-{i:04d}": secrets.token_urlsafe(12) for i in range(1000)}
-    services.set_device_credentials(settings, creds)
+    broker.set_device_credentials(settings, creds)
     yield creds
-    services.set_device_credentials(settings, {}, remove=list(creds))
+    broker.set_device_credentials(settings, {}, remove=list(creds))
 
 
 def test_thousand_devices_publish_with_their_own_logins_and_only_to_their_own_topics(

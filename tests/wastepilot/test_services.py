@@ -12,12 +12,12 @@ import psycopg
 import pytest
 
 from core.settings import Settings
-from wastepilot import services
+from wastepilot import broker, localstate
 
 pytestmark = pytest.mark.services
 
 
-def _snapshot(paths: services.Paths) -> dict[str, float]:
+def _snapshot(paths: localstate.Paths) -> dict[str, float]:
     files = [
         paths.mqtt_conf,
         paths.mqtt / "acl",
@@ -31,7 +31,7 @@ def _snapshot(paths: services.Paths) -> dict[str, float]:
 
 
 def test_services_up_again_is_quick_and_changes_nothing(settings: Settings) -> None:
-    paths = services.paths_for(settings)
+    paths = localstate.paths_for(settings)
     before = _snapshot(paths)
     pid = paths.mqtt_pid.read_text()
     t0 = time.monotonic()
@@ -80,8 +80,8 @@ def test_migrated_database_runs_timescaledb(db_url: str) -> None:
 
 
 def test_local_broker_runs_the_deploy_tuning(settings: Settings) -> None:
-    conf = services.paths_for(settings).mqtt_conf.read_text()
-    deploy = (Path(services.DEPLOY_DIR) / "mosquitto/mosquitto.conf").read_text()
+    conf = localstate.paths_for(settings).mqtt_conf.read_text()
+    deploy = (Path(localstate.DEPLOY_DIR) / "mosquitto/mosquitto.conf").read_text()
     for key in ("max_queued_messages", "max_inflight_messages", "persistence", "allow_anonymous"):
         line = next(ln for ln in deploy.splitlines() if ln.startswith(key + " "))
         assert line in conf.splitlines()
@@ -91,21 +91,21 @@ def test_run_revives_a_local_broker_that_died(settings: Settings) -> None:
     """`wastepilot run` checks its local services every few seconds; a broker killed outright
     (as a segfault would) is started again, with its persisted sessions, and answers."""
     from wastepilot.cli import revive
-    from wastepilot.services import port_open
+    from wastepilot.localstate import port_open
 
     if settings.mqtt_url:
         pytest.skip("the broker is external")
-    paths = services.paths_for(settings)
+    paths = localstate.paths_for(settings)
     assert revive(settings) == [], "nothing should be restarted while everything runs"
-    pid = services.mqtt_pid(paths)
+    pid = broker.mqtt_pid(paths)
     assert pid is not None
     subprocess.run(["kill", "-9", str(pid)], check=True)
     deadline = time.monotonic() + 10
     while port_open("127.0.0.1", settings.mqtt_port) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert services.mqtt_pid(paths) is None
+    assert broker.mqtt_pid(paths) is None
     assert revive(settings) == ["broker"]
-    new_pid = services.mqtt_pid(paths)
+    new_pid = broker.mqtt_pid(paths)
     assert new_pid is not None and new_pid != pid
     assert port_open("127.0.0.1", settings.mqtt_port)
     assert revive(settings) == []

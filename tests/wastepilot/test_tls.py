@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from core.mqtturl import parse_mqtt_url
 from core.settings import Settings
-from wastepilot import services
+from wastepilot import broker, localstate
 
 pytestmark = pytest.mark.services
 
@@ -48,11 +48,11 @@ def test_tls_listener_serves_the_same_users_over_tls(tmp_path: Path) -> None:
         mqtt_tls_cert_file=cert,
         mqtt_tls_key_file=key,
     )
-    paths = services.paths_for(s)
-    passwords = {u: secrets.token_urlsafe(12) for u in services.MQTT_USERS.values()}
-    services.mqtt_up(s, paths, passwords)
+    paths = localstate.paths_for(s)
+    passwords = {u: secrets.token_urlsafe(12) for u in localstate.MQTT_USERS.values()}
+    broker.mqtt_up(s, paths, passwords)
     try:
-        user = services.MQTT_USERS["test"]
+        user = localstate.MQTT_USERS["test"]
         url = f"mqtts://{user}:{passwords[user]}@127.0.0.1:{tls_port}?ca={cert}"
         a = parse_mqtt_url(url)
         assert (a.tls, a.ca_file, a.port) == (True, str(cert), tls_port)
@@ -76,4 +76,4 @@ def test_tls_listener_serves_the_same_users_over_tls(tmp_path: Path) -> None:
         ):
             ctx.wrap_socket(raw, server_hostname="127.0.0.1")
     finally:
-        services.mqtt_down(paths)
+        broker.mqtt_down(paths)
