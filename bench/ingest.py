@@ -101,6 +101,15 @@ def count(url: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def settle(url: str) -> None:
+    """Let the previous step's work finish before the next one is timed: a checkpoint flushes
+    its WAL now rather than during the next measurement, then a second of quiet. (Raw drains
+    timed right after an ingest run were up to a third slower than in a quiet row.)"""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    time.sleep(1.0)
+
+
 def truncate(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE readings, dead_letters, device_status")
@@ -419,9 +428,11 @@ def main() -> None:
     brokers, singles, dbcs, arrays_ = [], [], [], []
     for rep in range(1, args.repeats + 1):
         log(f"== round {rep} of {args.repeats}")
+        settle(db_url)
         brokers.append(broker_ceiling(mqtt_url, prefix(f"raw{rep}"), n_single))
         log(f"  broker -> raw subscriber: {brokers[-1]:,.0f} messages/s ({n_single} messages)")
         cfg = worker_cfg(s, db_url, mqtt_url, prefix(f"single{rep}"), f"bench-single-{run}-{rep}")
+        settle(db_url)
         singles.append(
             drain(
                 cfg,
@@ -433,12 +444,14 @@ def main() -> None:
         )
         check(n_single)
         log(f"  ingest, single-reading messages: {singles[-1]:,.0f} readings/s")
+        settle(db_url)
         dbcs.append(db_ceiling(db_url, n_db, s.ingest_batch_size))
         truncate(db_url)
         log(
             f"  idempotent COPY-upsert, no MQTT: {dbcs[-1]:,.0f} rows/s ({n_db} rows, batches of {s.ingest_batch_size})"
         )
         cfg = worker_cfg(s, db_url, mqtt_url, prefix(f"array{rep}"), f"bench-array-{run}-{rep}")
+        settle(db_url)
         arrays_.append(
             drain(
                 cfg,
