@@ -23,11 +23,16 @@ PG_SHARE = Path("/usr/share/postgresql")
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 # The Debian suite whose source package of timescaledb the set-up builds from.
 SOURCE_SUITE = "trixie"
-# Debian 12's broker is 2.0.11; later 2.0 releases fix session-expiry crashes and
-# shared-subscription delivery over restarts.
-MOSQUITTO_MIN = (2, 0, 18)
+# Mosquitto: Debian 12's 2.0.11 and trixie's 2.0.21 both segfaulted here in
+# session_expiry__remove (a session put on the expiry list twice, e.g. disconnected and then
+# kicked by a reload: upstream PR #3341, in 2.1). The broker is built from Debian testing's
+# source package of 2.1.2 when the system's is older.
+MOSQUITTO_SUITE = "forky"
+MOSQUITTO_MIN = (2, 1, 2)
 MOSQUITTO = Path("/usr/local/lib/wastepilot/mosquitto")
-MOSQUITTO_MAKE_FLAGS = ["WITH_CJSON=no", "WITH_DOCS=no", "WITH_WEBSOCKETS=no", "WITH_SRV=no"]
+# the broker alone (its apps need editline, its HTTP API libmicrohttpd: neither is used here)
+MOSQUITTO_MAKE_DIRS = ["libcommon", "lib", "src"]
+MOSQUITTO_MAKE_FLAGS = ["WITH_DOCS=no", "WITH_WEBSOCKETS=no", "WITH_SRV=no", "WITH_HTTP_API=no"]
 TIMESCALE_CMAKE_FLAGS = [
     "-DAPACHE_ONLY=ON",
     "-DREGRESS_CHECKS=OFF",
@@ -135,14 +140,14 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
-def fetch_source(package: str, root: Path) -> Path:
-    """Unpack Debian's `SOURCE_SUITE` source package of `package` under `root`; returns the tree.
+def fetch_source(package: str, root: Path, suite: str = SOURCE_SUITE) -> Path:
+    """Unpack Debian's `suite` source package of `package` under `root`; returns the tree.
     A private apt configuration is used for this one download, so the machine's own sources
     never gain the newer suite."""
     for sub in ("lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"):
         (root / sub).mkdir(parents=True)
     (root / "sources.list").write_text(
-        f"deb-src [signed-by={KEYRING}] {debian_mirror()} {SOURCE_SUITE} main\n"
+        f"deb-src [signed-by={KEYRING}] {debian_mirror()} {suite} main\n"
     )
     conf = root / "apt.conf"
     conf.write_text(
@@ -159,7 +164,7 @@ def fetch_source(package: str, root: Path) -> Path:
         + "\n"
     )
     env = {**os.environ, "APT_CONFIG": str(conf)}
-    log.info("fetching the %s source package (%s)", package, SOURCE_SUITE)
+    log.info("fetching the %s source package (%s)", package, suite)
     run(["apt-get", "update", "-q"], env=env)
     src = root / "src"
     src.mkdir()
@@ -213,12 +218,14 @@ def mosquitto_version(binary: str) -> tuple[int, ...]:
 
 
 def build_mosquitto(apt: Apt) -> None:
-    """Build the broker alone from Debian's `SOURCE_SUITE` source package into MOSQUITTO."""
-    apt.install(["build-essential", "dpkg-dev", "libssl-dev"])
+    """Build the broker alone from Debian's `MOSQUITTO_SUITE` source package into MOSQUITTO."""
+    apt.install(["build-essential", "dpkg-dev", "libssl-dev", "libcjson-dev"])
     with tempfile.TemporaryDirectory(prefix="wastepilot-mosquitto-") as tmp:
-        tree = fetch_source("mosquitto", Path(tmp))
+        tree = fetch_source("mosquitto", Path(tmp), MOSQUITTO_SUITE)
         log.info("building the Mosquitto broker")
-        run(["make", "-j", str(os.cpu_count() or 2), "binary", *MOSQUITTO_MAKE_FLAGS], cwd=tree)
+        jobs = str(os.cpu_count() or 2)
+        for d in MOSQUITTO_MAKE_DIRS:
+            run(["make", "-j", jobs, "-C", d, *MOSQUITTO_MAKE_FLAGS], cwd=tree)
         run([*_sudo(), "install", "-D", "-m", "755", str(tree / "src/mosquitto"), str(MOSQUITTO)])
     if mosquitto_version(str(MOSQUITTO)) < MOSQUITTO_MIN:
         raise ServiceError(f"the Mosquitto built from source is older than {MOSQUITTO_MIN}")
@@ -231,11 +238,13 @@ def mosquitto_binary() -> str:
 
 def ensure_mosquitto(apt: Apt) -> None:
     """The Mosquitto broker and its clients (mosquitto_passwd, mosquitto_pub/sub). Debian 12's
-    broker (2.0.11) crashes when it expires a session (seen here several times) and loses
-    messages in flight to shared subscriptions over a restart; when the system broker is older
-    than MOSQUITTO_MIN, a newer one is built from Debian's own source package (about 10 s)."""
+    broker (2.0.11) crashes when it expires a session and loses messages in flight to shared
+    subscriptions over a restart, and 2.0.21 still crashed on expiry; when the system broker is
+    older than MOSQUITTO_MIN, a newer one is built from Debian's own source package (~20 s)."""
     apt.install(["mosquitto", "mosquitto-clients"])
-    if mosquitto_version("mosquitto") >= MOSQUITTO_MIN or MOSQUITTO.exists():
+    if mosquitto_version("mosquitto") >= MOSQUITTO_MIN:
+        return
+    if MOSQUITTO.exists() and mosquitto_version(str(MOSQUITTO)) >= MOSQUITTO_MIN:
         return
     build_mosquitto(apt)
 
