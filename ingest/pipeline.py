@@ -73,7 +73,6 @@ class Outcome:
     """A committed batch (``shipments`` non-empty), or news about the database."""
 
     shipments: list[int] = field(default_factory=list)
-    messages: int = 0
     result: BatchResult | None = None
     commit_s: float = 0.0
     lag_s: float | None = None  # receive time minus device time, one sample per batch
@@ -233,7 +232,6 @@ class _WriterLoop:
         self._send(
             Outcome(
                 shipments=[chunk.shipment for chunk in pending],
-                messages=len(items),
                 result=result,
                 commit_s=commit_s,
                 lag_s=lag,

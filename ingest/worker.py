@@ -430,6 +430,9 @@ class IngestWorker:
         self.metrics.database_up.set(0)
         with self._ship_lock:
             self._shipped.clear()
+        # a writer that dies at once (say, a broken install) must not be restarted in a tight loop
+        if self._stopping.wait(1.0):
+            return
         self._start_writer()
         self._drop_connection()
 
