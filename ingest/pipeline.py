@@ -21,6 +21,7 @@ writer process never holds more than that, however long the database is away.
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 class Inbound(NamedTuple):
-    """One MQTT message as the network loop saw it (a tuple: one per message, pickled)."""
+    """One MQTT message as the network loop saw it. It crosses the pipe as a plain tuple of
+    these fields (a NamedTuple pickles ten times slower) and is named again here."""
 
     topic: str
     payload: bytes
@@ -62,10 +64,11 @@ class WriterSpec:
 
 @dataclass(frozen=True, slots=True)
 class Shipment:
-    """Messages handed over by the network loop, in arrival order."""
+    """Messages handed over by the network loop, in arrival order: (topic, payload,
+    received_at) tuples, the fields of Inbound."""
 
     id: int
-    messages: list[Inbound]
+    messages: list[tuple[str, bytes, float]]
 
 
 @dataclass(slots=True)
@@ -100,7 +103,23 @@ class _Checked:
 def run_writer_process(spec: WriterSpec, inbox: Connection, outbox: Connection) -> None:
     """Entry point of the writer process (multiprocessing target)."""
     setup_logging(logging.getLevelName(spec.log_level), json=spec.log_json)
+    _tune_gc()
     _WriterLoop(spec, inbox, outbox).run()
+
+
+def _tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for this process's pattern.
+
+    Validation makes several objects a reading (models, tuples, lists) that reference counting
+    frees a batch later. With the collector's defaults (a young-generation pass every 700
+    allocations, full passes over everything imported: pydantic, psycopg, ~10^5 objects),
+    unpickling, validating and preparing single-reading messages took 9 us a message, against
+    6 us with this; 100-reading arrays 8.4 against 4.2 us a reading (measured on the bench's
+    messages, the writer's few batches alive at a time). What is alive now is frozen out of the
+    collector's sight and young passes run every 10,000 allocations; cycles are still collected.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 class _WriterLoop:
@@ -134,7 +153,8 @@ class _WriterLoop:
             if isinstance(item, Shipment):
                 now = datetime.now(UTC)
                 checked = [
-                    (m, check_message(m.topic, m.payload, limits, now)) for m in item.messages
+                    (Inbound(topic, payload, at), check_message(topic, payload, limits, now))
+                    for topic, payload, at in item.messages
                 ]
                 self.queue.put(_Checked(item.id, checked))
 
@@ -182,7 +202,7 @@ class _WriterLoop:
                     if not pending:
                         first_at = time.monotonic()
                     pending.append(item)
-                    size += sum(len(c.readings) + len(c.rejects) + 1 for _, c in item.items)
+                    size += sum(max(1, len(c.readings) + len(c.rejects)) for _, c in item.items)
                     if size < size_limit and time.monotonic() - first_at < max_age:
                         continue
                 if pending:

@@ -41,7 +41,7 @@ from core.settings import Settings
 from core.topics import ingest_subscriptions
 from ingest import mqttclient
 from ingest.metrics import IngestMetrics
-from ingest.pipeline import Inbound, Outcome, Shipment, Stop, WriterSpec, run_writer_process
+from ingest.pipeline import Outcome, Shipment, Stop, WriterSpec, run_writer_process
 from ingest.validate import Limits
 
 log = logging.getLogger(__name__)
@@ -115,12 +115,12 @@ def _widen(conn: Connection) -> None:
         fcntl.fcntl(conn.fileno(), _F_SETPIPE_SZ, 1 << 20)
 
 
-class _Token(NamedTuple):
-    """What acknowledging one message needs (kept here; only the message crosses over)."""
+class _Held(NamedTuple):
+    """What acknowledging a shipment needs (kept here; only its messages cross over)."""
 
-    mid: int
-    qos: int
-    epoch: int
+    epoch: int  # the connection its messages came on
+    mids: list[int]  # the packet ids of its QoS 1 messages
+    messages: int
 
 
 class IngestWorker:
@@ -135,22 +135,26 @@ class IngestWorker:
         cfg: WorkerConfig,
         metrics: IngestMetrics | None = None,
         on_commit: Callable[[Outcome], None] | None = None,
+        *,
+        reading_times: bool = False,
     ) -> None:
+        """``on_commit`` is called with each committed batch's Outcome; with ``reading_times``
+        the Outcome also lists every stored reading's device time (latency measurements)."""
         self.cfg = cfg
         self._on_commit = on_commit
+        self._reading_times = reading_times
         self.metrics = metrics or IngestMetrics()
-        self._epoch = 0
-        self._epoch_lock = threading.Lock()
+        self._epoch = 0  # the current connection's number (changed under _pending_lock)
         self._connected = False
         self._db_ok = False
         self._stopping = threading.Event()
         # Messages received and not yet shipped, and shipments not yet committed. The broker
         # sends at most Receive Maximum unacknowledged messages: that bounds both.
-        self._pending: list[Inbound] = []
-        self._pending_tokens: list[_Token] = []
+        self._pending: list[tuple[str, bytes, float]] = []  # Inbound's fields, see _on_message
+        self._pending_mids: list[int] = []
         self._pending_bytes = 0
         self._pending_lock = threading.Lock()
-        self._shipped: dict[int, list[_Token]] = {}
+        self._shipped: dict[int, _Held] = {}
         self._next_shipment = 0
         self._ship_lock = threading.Lock()
         self._send_lock = threading.Lock()  # the network loop and stop() both send
@@ -210,9 +214,11 @@ class IngestWorker:
         if rc.is_failure:
             log.error("broker refused %s: %s", self.cfg.client_id, rc)
             return
-        with self._epoch_lock:
-            # Messages of an earlier connection can no longer be acknowledged; the broker
-            # redelivers them and the idempotent insert absorbs the repeat.
+        # Messages of an earlier connection can no longer be acknowledged; the broker
+        # redelivers them and the idempotent insert absorbs the repeat. What that connection
+        # delivered leaves first, so that a shipment's messages share one connection.
+        self._ship()
+        with self._pending_lock:
             self._epoch += 1
         self._connected = True
         self.metrics.connected.inc()
@@ -252,8 +258,11 @@ class IngestWorker:
         with self._pending_lock:
             # paho hands over bytes; the conversion is only for the type checker's bytearray
             data = payload if isinstance(payload, bytes) else bytes(payload)
-            self._pending.append(Inbound(topic, data, time.time()))
-            self._pending_tokens.append(_Token(msg.mid, msg.qos, self._epoch))
+            # A plain tuple of Inbound's fields: this process handles every message, and a
+            # NamedTuple pickles ten times slower (0.8 us a message against 0.08).
+            self._pending.append((topic, data, time.time()))
+            if msg.qos:
+                self._pending_mids.append(msg.mid)
             self._pending_bytes += len(data)
             full = len(self._pending) >= _SHIP_MESSAGES or self._pending_bytes >= _SHIP_BYTES
         if full or not self._buffered:
@@ -264,12 +273,13 @@ class IngestWorker:
         with self._pending_lock:
             if not self._pending:
                 return
-            messages, tokens = self._pending, self._pending_tokens
-            self._pending, self._pending_tokens, self._pending_bytes = [], [], 0
+            messages, mids = self._pending, self._pending_mids
+            self._pending, self._pending_mids, self._pending_bytes = [], [], 0
+            held = _Held(self._epoch, mids, len(messages))
         with self._ship_lock:
             shipment = Shipment(self._next_shipment, messages)
             self._next_shipment += 1
-            self._shipped[shipment.id] = tokens
+            self._shipped[shipment.id] = held
             inbox = self._inbox
         self.metrics.received.inc(len(messages))
         if inbox is None:
@@ -309,7 +319,7 @@ class IngestWorker:
             retry_max_s=self.cfg.retry_max_s,
             log_level=root.getEffectiveLevel(),
             log_json=any(isinstance(h.formatter, JsonFormatter) for h in root.handlers),
-            details=self._on_commit is not None,
+            details=self._reading_times,
         )
         proc = ctx.Process(
             target=run_writer_process,
@@ -403,7 +413,7 @@ class IngestWorker:
 
     def _committed(self, outcome: Outcome) -> None:
         with self._ship_lock:
-            tokens = [t for sid in outcome.shipments for t in self._shipped.pop(sid, [])]
+            held = [self._shipped.pop(sid) for sid in outcome.shipments if sid in self._shipped]
         res = outcome.result
         if res is not None:
             self.metrics.commit_seconds.observe(outcome.commit_s)
@@ -415,7 +425,7 @@ class IngestWorker:
                 self.metrics.dead_letters.labels(reason).inc(n)
         if outcome.lag_s is not None:
             self.metrics.lag_seconds.observe(outcome.lag_s)
-        self._ack(tokens)
+        self._ack(held)
         self.batches += 1
         if self._on_commit is not None:
             self._on_commit(outcome)
@@ -439,10 +449,10 @@ class IngestWorker:
     def _held(self) -> int:
         """Messages received and not yet acknowledged (Receive Maximum bounds it)."""
         with self._ship_lock:
-            shipped = sum(len(t) for t in self._shipped.values())
+            shipped = sum(h.messages for h in self._shipped.values())
         return shipped + len(self._pending)
 
-    def _ack(self, tokens: list[_Token]) -> None:
+    def _ack(self, held: list[_Held]) -> None:
         """Acknowledge a committed batch, in the order the messages arrived.
 
         Messages of an earlier connection are left unacknowledged: the broker redelivers them
@@ -451,7 +461,7 @@ class IngestWorker:
         public ``ack()`` is the fallback should its internal queue ever change.
         """
         epoch = self._epoch
-        mids = [t.mid for t in tokens if t.qos == 1 and t.epoch == epoch]
+        mids = [mid for h in held if h.epoch == epoch for mid in h.mids]
         if not mids:
             return
         enqueue = getattr(self.client, "_packet_queue", None)

@@ -54,3 +54,39 @@ def test_gap_in_numbering_is_refused(tmp_path: Path) -> None:
     (tmp_path / "003_c.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="002"):
         load_migrations(tmp_path)
+
+
+def test_readings_key_upgrade_keeps_data_and_serves_device_time_ranges(
+    scratch_db: str, tmp_path: Path
+) -> None:
+    """009 rebuilds the idempotency key as (device_id, ts, seq) over existing readings: the
+    readings stay, a repeat is still skipped by ON CONFLICT (device_id, seq, ts), and one
+    device's latest readings are read from the key (the index 009 dropped served that)."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if path.name < "009":  # those before the migration under test
+            shutil.copy(path, before / path.name)
+    migrate(scratch_db, before)
+    insert = (
+        "INSERT INTO readings (ts, device_id, seq, kind, run_s, energy_wh, water_l) "
+        "SELECT timestamptz '2026-01-05' + make_interval(mins => i), 'DEV-' || (i % 3), i, "
+        "'run', 10, 2, 1 FROM generate_series(1, 600) i "
+        "ON CONFLICT (device_id, seq, ts) DO NOTHING"
+    )
+    with psycopg.connect(scratch_db) as conn:
+        assert conn.execute(insert).rowcount == 600
+    migrate(scratch_db)
+    with psycopg.connect(scratch_db) as conn:
+        assert conn.execute("SELECT count(*) FROM readings").fetchone() == (600,)
+        assert conn.execute(insert).rowcount == 0  # every one a duplicate
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT ts FROM readings WHERE device_id = 'DEV-1' "
+                "AND ts >= '2026-01-05' AND ts < '2026-01-06' ORDER BY ts DESC LIMIT 5"
+            )
+        )
+    assert "readings_key" in plan, plan
+    assert "readings_device_ts_idx" not in plan
