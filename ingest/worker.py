@@ -1,12 +1,12 @@
-"""An ingest worker: an MQTT 5 shared-subscription consumer feeding a writer process.
+"""An ingest worker: an MQTT 5 shared-subscription consumer feeding its pipeline processes.
 
 Delivery: QoS 1, persistent session (clean start off, session expiry), manual acknowledgement
 *after* the batch holding a message has committed. The broker sends at most Receive Maximum
 unacknowledged messages, which bounds this worker's memory however long the database is away.
 
 The paho network thread only collects messages and hands them on in shipments; validation and
-writing happen in the worker's writer process (ingest/pipeline.py; STYLE.md, "Avoid" 2), whose
-reports of committed batches release the acknowledgements.
+writing happen in the worker's validator and writer processes (ingest/pipeline.py; STYLE.md,
+"Avoid" 2), and the writer's reports of committed batches release the acknowledgements.
 """
 
 from __future__ import annotations
@@ -41,7 +41,14 @@ from core.settings import Settings
 from core.topics import ingest_subscriptions
 from ingest import mqttclient
 from ingest.metrics import IngestMetrics
-from ingest.pipeline import Outcome, Shipment, Stop, WriterSpec, run_writer_process
+from ingest.pipeline import (
+    Outcome,
+    Shipment,
+    Stop,
+    WriterSpec,
+    run_validator_process,
+    run_writer_process,
+)
 from ingest.validate import Limits
 
 log = logging.getLogger(__name__)
@@ -164,8 +171,9 @@ class IngestWorker:
         self._probe_topic = f"{cfg.limits.prefix}/ingest/probe/{cfg.client_id}"
         self._probe_seen = time.monotonic()
         self.batches = 0  # committed batches, for tests and the summary line
-        self._process: BaseProcess | None = None
-        self._inbox: Connection | None = None  # to the writer process
+        self._process: BaseProcess | None = None  # the writer process
+        self._validator: BaseProcess | None = None
+        self._inbox: Connection | None = None  # to the validator process
         self._outbox: Connection | None = None  # from it
         self._outcomes: threading.Thread | None = None
         self.client = self._make_client()
@@ -306,8 +314,10 @@ class IngestWorker:
         self._watchdog.start()
 
     def _start_writer(self) -> None:
+        """Start the validator and writer processes (ingest/pipeline.py), piped in a row."""
         ctx = _context()
         inbox_r, inbox_w = ctx.Pipe(duplex=False)
+        valid_r, valid_w = ctx.Pipe(duplex=False)
         outbox_r, outbox_w = ctx.Pipe(duplex=False)
         root = logging.getLogger()
         spec = WriterSpec(
@@ -321,19 +331,32 @@ class IngestWorker:
             log_json=any(isinstance(h.formatter, JsonFormatter) for h in root.handlers),
             details=self._reading_times,
         )
+        validator = ctx.Process(
+            target=run_validator_process,
+            args=(spec, inbox_r, valid_w),
+            name=f"validator-{self.cfg.client_id}",
+            daemon=True,
+        )
         proc = ctx.Process(
             target=run_writer_process,
-            args=(spec, inbox_r, outbox_w),
+            args=(spec, valid_r, outbox_w),
             name=f"writer-{self.cfg.client_id}",
             daemon=True,
         )
         _widen(inbox_w)
+        _widen(valid_w)
+        validator.start()
         proc.start()
-        # the writer's ends belong to it alone: its exit must read as end-of-file here
-        inbox_r.close()
-        outbox_w.close()
+        # their ends belong to them alone: an exit must read as end-of-file to the next in line
+        for end in (inbox_r, valid_r, valid_w, outbox_w):
+            end.close()
         with self._ship_lock:
+            old = self._inbox
             self._inbox, self._outbox, self._process = inbox_w, outbox_r, proc
+            self._validator = validator
+        if old is not None:
+            with self._send_lock:  # a validator left from a writer that died reads end-of-file
+                old.close()
         self._outcomes = threading.Thread(
             target=self._run_outcomes,
             args=(outbox_r,),
@@ -356,10 +379,11 @@ class IngestWorker:
                 self._outcomes.join(5)
         self.client.disconnect()
         self.client.loop_stop()
-        if self._process is not None:
-            self._process.join(5)
-            if self._process.is_alive():
-                self._process.kill()
+        for proc in (self._process, self._validator):
+            if proc is not None:
+                proc.join(5)
+                if proc.is_alive():
+                    proc.kill()
         for conn in (self._inbox, self._outbox):
             if conn is not None:
                 conn.close()
@@ -431,11 +455,17 @@ class IngestWorker:
             self._on_commit(outcome)
 
     def _writer_died(self) -> None:
-        """The writer process exited on its own (a crash): start another, and have the broker
-        redeliver what the dead one held by reconnecting (those messages can no longer be
-        acknowledged on this connection)."""
-        code = self._process.exitcode if self._process is not None else None
-        log.error("%s: writer process exited (code %s); restarting it", self.cfg.client_id, code)
+        """The writer process exited on its own (a crash of it, or of the validator before it):
+        start both again, and have the broker redeliver what the dead ones held by reconnecting
+        (those messages can no longer be acknowledged on this connection)."""
+        if self._process is not None:
+            self._process.join(1)  # its exit code, for the log
+        codes = [p.exitcode for p in (self._validator, self._process) if p is not None]
+        log.error(
+            "%s: pipeline process exited (validator, writer exit codes: %s); restarting them",
+            self.cfg.client_id,
+            codes,
+        )
         self._db_ok = False
         self.metrics.database_up.set(0)
         with self._ship_lock:
