@@ -109,19 +109,27 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def test_writer_process_killed_mid_stream_is_restarted_and_nothing_is_lost(
-    db: Conn, db_url: str, mqtt_test_url: str, prefix: str, start_worker: Callable[..., Any]
+@pytest.mark.parametrize("victim", ["_process", "_validator"])
+def test_pipeline_process_killed_mid_stream_is_restarted_and_nothing_is_lost(
+    db: Conn,
+    db_url: str,
+    mqtt_test_url: str,
+    prefix: str,
+    start_worker: Callable[..., Any],
+    victim: str,
 ) -> None:
+    """Kill -9 of the worker's writer process, or of its validator process: both are started
+    again and the broker redelivers what they held."""
     add_devices(db, [Device(d, f"HH-{d}") for d in DEVICES])
     w = start_worker()
-    first = w._process
+    first = getattr(w, victim)
     total = 10_000
     t, state = stream(mqtt_test_url, prefix, total, per_second=2_000)
     wait_for(lambda: stored(db_url)[0] >= 1_000, 60, "1,000 readings before the kill")
     os.kill(first.pid, signal.SIGKILL)
     at_kill = stored(db_url)[0]
     assert at_kill < total, "the stream ended before the kill; nothing was tested"
-    wait_for(lambda: w._process is not first and w.ready()[0], 30, "a new writer process")
+    wait_for(lambda: getattr(w, victim) is not first and w.ready()[0], 30, "a new process")
     t.join(120)
     assert state["unconfirmed"] == 0
     wait_for(
