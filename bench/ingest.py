@@ -406,7 +406,7 @@ def in_turn(steps: tuple[str, str], round_no: int) -> tuple[str, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller run (about a third)")
-    ap.add_argument("--repeats", type=int, default=5, help="rounds of the throughput figures")
+    ap.add_argument("--repeats", type=int, default=7, help="rounds of the throughput figures")
     args = ap.parse_args()
     scale = 1 / 3 if args.quick else 1.0
     n_single = int(60_000 * scale)
