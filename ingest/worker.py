@@ -112,6 +112,8 @@ _SHIP_MESSAGES = 256
 _SHIP_BYTES = 64 * 1024
 
 
+_PIPELINE_START_S = 10.0  # longest wait for the writer process's first report before connecting
+
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; Python 3.10+ names it
 
 
@@ -176,6 +178,7 @@ class IngestWorker:
         self._inbox: Connection | None = None  # to the validator process
         self._outbox: Connection | None = None  # from it
         self._outcomes: threading.Thread | None = None
+        self._reported = threading.Event()  # the writer process has reported at least once
         self.client = self._make_client()
 
     # --- MQTT side (network thread) ------------------------------------------------------
@@ -303,6 +306,14 @@ class IngestWorker:
 
     def start(self) -> None:
         self._start_writer()
+        # Take messages once the pipeline can: the writer reports in after its first contact
+        # with the database (at once when it is refused, within its connect timeout when it
+        # does not answer). Until then a backlog would only fill the pipes while the two
+        # processes start, and hold up the first commits.
+        if not self._reported.wait(_PIPELINE_START_S):
+            log.warning(
+                "%s: the writer process has not reported in; connecting anyway", self.cfg.client_id
+            )
         self.client.connect_async(
             self._addr.host,
             self._addr.port,
@@ -427,6 +438,7 @@ class IngestWorker:
                 break
             self._db_ok = outcome.database_up
             self.metrics.database_up.set(1 if outcome.database_up else 0)
+            self._reported.set()
             if outcome.retry:
                 self.metrics.retries.inc()
             if outcome.shipments:
