@@ -362,12 +362,13 @@ class IngestWorker:
         for end in (inbox_r, valid_r, valid_w, outbox_w):
             end.close()
         with self._ship_lock:
-            old = self._inbox
+            old = (self._inbox, self._outbox)  # of processes that died, if any
             self._inbox, self._outbox, self._process = inbox_w, outbox_r, proc
             self._validator = validator
-        if old is not None:
-            with self._send_lock:  # a validator left from a writer that died reads end-of-file
-                old.close()
+        with self._send_lock:  # a validator left from a writer that died reads end-of-file
+            for conn in old:
+                if conn is not None:
+                    conn.close()
         self._outcomes = threading.Thread(
             target=self._run_outcomes,
             args=(outbox_r,),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -101,11 +102,20 @@ def test_kill_9_mid_stream_then_restart_stores_every_reading_once(
     assert stored(db_url) == (total, total)
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (threads and children may end while they are read)."""
+    out: list[int] = []
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
 def _descendants(pid: int) -> list[int]:
     out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for c in (task / "children").read_text().split():
-            out += [int(c), *_descendants(int(c))]
+    for c in _children(pid):
+        out += [c, *_descendants(c)]
     return out
 
 
@@ -144,14 +154,14 @@ def test_pipeline_process_killed_mid_stream_is_restarted_and_nothing_is_lost(
 
 
 def _rss_kb(pid: int) -> int:
-    """Resident memory of a process and all its descendants (ingest's writer processes)."""
+    """Resident memory of a process and all its descendants (ingest's pipeline processes)."""
     text = Path(f"/proc/{pid}/status").read_text()
     m = re.search(r"VmRSS:\s+(\d+) kB", text)
     assert m
     total = int(m.group(1))
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        total += sum(_rss_kb(int(c)) for c in children if Path(f"/proc/{c}").exists())
+    for c in _children(pid):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += _rss_kb(c)
     return total
 
 
