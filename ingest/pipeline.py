@@ -208,9 +208,9 @@ class _WriterLoop:
             try:
                 item = self.inbox.recv()
             except (EOFError, OSError):
-                # The validator is gone, and with it (or before it) the MQTT process: nothing
-                # can be acknowledged any more, so stop at once; the broker redelivers what was
-                # not acknowledged.
+                # The validator is gone (the MQTT process ended, or the validator died): stop
+                # at once. What was not acknowledged is redelivered by the broker, to this
+                # worker's new pipeline if the MQTT process is alive to start one.
                 self.abandon.set()
                 self.queue.put(_EOF)
                 return
