@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 
 from analytics import queries as q
+from core import clock
 from core.settings import Settings
 
 WINDOW_DAYS = 14
@@ -17,6 +18,7 @@ def check_devices(conn: psycopg.Connection[Any], s: Settings) -> int:
     """Run every check, open or refresh what is found, resolve what is gone; returns how many
     anomalies are open afterwards."""
     params = {
+        "now": clock.now(),
         "days": WINDOW_DAYS,
         "offline_s": s.offline_after_h * 3600,
         "jam_rate": s.jam_rate_max,

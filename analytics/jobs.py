@@ -8,11 +8,12 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 
+from core import clock
 from core.db import connect
 from core.settings import Settings
 
@@ -107,7 +108,7 @@ def device_health(conn: Conn, s: Settings) -> int:
 def weekly_report(conn: Conn, s: Settings) -> int:
     from analytics.report import last_full_week, store_report
 
-    start, end = last_full_week(datetime.now(UTC).date())
+    start, end = last_full_week(clock.today())
     store_report(conn, start, end, s)
     return 1
 

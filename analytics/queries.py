@@ -205,17 +205,17 @@ WITH hh AS (  -- per household over the window, from the daily rollups
     SELECT household_ref, sum(uses) AS uses, sum(jams) AS jams, sum(leaks) AS leaks,
            sum(water_l) AS water_l
     FROM usage_daily
-    WHERE day >= (now() AT TIME ZONE 'Europe/London')::date - %(days)s
+    WHERE day >= (%(now)s AT TIME ZONE 'Europe/London')::date - %(days)s
     GROUP BY 1
 ), live AS (
     SELECT d.id, d.household_ref FROM devices d WHERE d.decommissioned_at IS NULL
 )
 SELECT 'offline', l.id, l.household_ref,
-       extract(epoch FROM now() - s.last_seen) / 3600,
+       extract(epoch FROM %(now)s - s.last_seen) / 3600,
        format('not heard from for %%s hours (last seen %%s)',
-              round((extract(epoch FROM now() - s.last_seen) / 3600)::numeric, 1), s.last_seen)
+              round((extract(epoch FROM %(now)s - s.last_seen) / 3600)::numeric, 1), s.last_seen)
 FROM live l JOIN device_status s ON s.device_id = l.id
-WHERE s.last_seen < now() - make_interval(secs => %(offline_s)s)
+WHERE s.last_seen < %(now)s - make_interval(secs => %(offline_s)s)
 UNION ALL
 SELECT 'jam_rate', l.id, l.household_ref, hh.jams::float8 / hh.uses,
        format('%%s jams in %%s uses over %%s days', hh.jams, hh.uses, %(days)s)
@@ -334,6 +334,19 @@ SELECT cohort, count(*)::int AS households FROM households GROUP BY 1 ORDER BY 1
 """
 
 HOUSEHOLD_EXISTS: LiteralString = "SELECT 1 FROM households WHERE ref = %s"
+
+# households, those heard from most recently first (device_status.last_seen is the device time
+# of a household's newest stored reading)
+HOUSEHOLDS: LiteralString = """
+SELECT h.ref, h.cohort, h.joined_on, h.left_on, max(s.last_seen) AS last_reading_at
+FROM households h
+LEFT JOIN devices d ON d.household_ref = h.ref
+LEFT JOIN device_status s ON s.device_id = d.id
+WHERE (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
+GROUP BY h.ref
+ORDER BY max(s.last_seen) DESC NULLS LAST, h.ref
+LIMIT %(limit)s
+"""
 
 ANOMALIES: LiteralString = """
 SELECT id, kind, household_ref, device_id, value, detail, first_seen, last_seen, resolved_at

@@ -15,6 +15,7 @@ import psycopg
 
 from analytics.kpis import Kpis, pilot_kpis
 from analytics.usage import Bucket, usage_series
+from core import clock
 from core.settings import Settings
 
 LONDON = ZoneInfo("Europe/London")
@@ -125,7 +126,7 @@ instead of the bin.</p>
 <h2>Time of day</h2>
 <img alt="Bar chart of water to the sewer by hour of day" src="data:image/png;base64,{profile_png}">
 <p>Food waste is estimated at {s.food_kg_per_use} kg per use (published range 0.15-0.3 kg).
-Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.</p>
+Generated {clock.now():%Y-%m-%d %H:%M} UTC.</p>
 </body></html>
 """
     return html, out.getvalue()

@@ -4,22 +4,22 @@ the rollups of that period are brought up to date first and kept."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 
 from analytics.rollups import rebuild
+from core import clock
 
 log = logging.getLogger(__name__)
 
 
 def drop_raw(conn: psycopg.Connection[Any], retention_days: int) -> int:
     """Drop raw-reading chunks entirely older than `retention_days`; returns how many."""
-    row = conn.execute(
-        "SELECT min(ts), now() - make_interval(days => %s) FROM readings", (retention_days,)
-    ).fetchone()
+    row = conn.execute("SELECT min(ts) FROM readings").fetchone()
     assert row is not None  # noqa: S101  (aggregate returns a row)
-    oldest, cutoff = row
+    oldest, cutoff = row[0], clock.now() - timedelta(days=retention_days)
     if oldest is None or oldest >= cutoff:
         return 0
     # the readings about to go may never have been rolled up (older than the late window when

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from analytics import queries as q
+from core import clock
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ LOCAL_TZ = "Europe/London"
 # watermark but committed after this refresh read it would be missed, so the watermark trails
 # the clock by this much.
 COMMIT_LAG = timedelta(seconds=30)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +71,13 @@ def refresh(conn: Conn, late_window: timedelta, commit_lag: timedelta = COMMIT_L
         ).fetchone()
         until = conn.execute("SELECT now() - %s", (commit_lag,)).fetchone()
         assert until is not None  # noqa: S101  (SELECT returns a row)
-        if row is None:
-            conn.execute(
-                q.AFFECTED_RANGE, {"start": datetime.min.replace(year=1970), "end": until[0]}
-            )
+        if row is None:  # the first refresh: everything received so far, whatever its stamp
+            conn.execute(q.AFFECTED_RANGE, {"start": EPOCH, "end": END_OF_TIME})
         else:
             conn.execute(
                 q.AFFECTED_SINCE,
-                {"after": row[0], "until": until[0], "since": until[0] - late_window},
+                # received_at is the database's clock; ts is the pilot's (core.clock)
+                {"after": row[0], "until": until[0], "since": clock.now() - late_window},
             )
         hours, days = _apply(conn, until[0])
         conn.execute(
@@ -95,7 +97,10 @@ def rebuild(conn: Conn, start: datetime, end: datetime) -> Refreshed:
         row = conn.execute(
             "SELECT received_until FROM rollup_watermarks WHERE name = %s FOR UPDATE", (WATERMARK,)
         ).fetchone()
-        until = row[0] if row else datetime.now(UTC)
+        if row is None:  # received_at is the database's clock
+            row = conn.execute("SELECT now()").fetchone()
+            assert row is not None  # noqa: S101  (SELECT returns a row)
+        until = row[0]
         conn.execute(q.AFFECTED_RANGE, {"start": start, "end": end})
         hours, days = _apply(conn, until)
     return Refreshed(hours, days, None)

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from analytics import queries as q
+from core import clock
 
 Scope = Literal["household", "cohort", "pilot"]
 
@@ -127,8 +128,9 @@ def usage_series(
                 "r_hi": r_hi,
                 "watermark": watermark or end,
                 # late readings stamped before the rollups' late window reach them only by a
-                # rebuild; looking for them would scan every chunk of the period
-                "late_from": (watermark or end) - late_window,
+                # rebuild; looking for them would scan every chunk of the period. The window is
+                # on device time, so it ends at the pilot's now, as the rollup job's does
+                "late_from": clock.now() - late_window,
                 "d_lo": d_lo or date(1, 1, 1),
                 "d_hi": d_hi or date(1, 1, 1),
                 "dt_lo": dt_lo,

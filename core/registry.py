@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from core import clock
 from core.errors import RegistryError
 from core.topics import valid_device_id
 
@@ -52,7 +53,7 @@ def add_households(
             "postcode_district": h.postcode_district,
             "cohort": h.cohort,
             "occupants": h.occupants,
-            "joined_on": h.joined_on or date.today(),
+            "joined_on": h.joined_on or clock.today(),
         }
         for h in households
     ]
@@ -79,7 +80,7 @@ def add_devices(conn: psycopg.Connection[tuple[object, ...]], devices: Iterable[
             "id": d.id,
             "household_ref": d.household_ref,
             "model": d.model,
-            "installed_on": d.installed_on or date.today(),
+            "installed_on": d.installed_on or clock.today(),
         }
         for d in devs
     ]

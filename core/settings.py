@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python logging level")
     log_json: bool = Field(False, description="Log one JSON object per line instead of text")
+    clock_at: datetime | None = Field(
+        None,
+        description="Run as if the clock read this instant when the process started (e.g. "
+        "2027-05-30T12:00:00Z; time runs on from there): demos and tests at any date; refused "
+        "in production",
+    )
 
     # --- services -----------------------------------------------------------------------
     database_url: str | None = Field(
@@ -184,6 +190,10 @@ class Settings(BaseSettings):
                 "WASTEPILOT_ENV=production needs WASTEPILOT_DATABASE_URL and WASTEPILOT_MQTT_URL; "
                 "the local development services are never used in production"
             )
+        if self.env == "production" and self.clock_at is not None:
+            raise ValueError("WASTEPILOT_CLOCK_AT moves the clock: it is refused in production")
+        if self.clock_at is not None and self.clock_at.tzinfo is None:
+            raise ValueError("WASTEPILOT_CLOCK_AT needs a time zone, e.g. 2027-05-30T12:00:00Z")
         return self
 
     # --- resolution of the local identities ----------------------------------------------------

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
+from core import clock
 from core.logs import setup_logging
 from core.wire import StatusMessage
 from ingest.validate import Checked, Limits, Reject, Row, check_message
@@ -68,6 +69,7 @@ class WriterSpec:
     log_level: int = logging.INFO
     log_json: bool = False
     details: bool = False  # report every stored reading's device time (benchmarks, tests)
+    clock_shift_s: float = 0.0  # the worker's core.clock, for the future-stamp check
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,7 @@ def run_validator_process(spec: WriterSpec, inbox: Connection, outbox: Connectio
     """Entry point of the validator process: Shipments in, Validated out, in order; Stop passes
     through (after everything before it)."""
     setup_logging(logging.getLevelName(spec.log_level), json=spec.log_json)
+    clock.set_shift(spec.clock_shift_s)
     _tune_gc()
     limits = spec.limits
     try:
@@ -154,7 +157,7 @@ def run_validator_process(spec: WriterSpec, inbox: Connection, outbox: Connectio
             except (EOFError, OSError):
                 return  # the MQTT process is gone; closing our end tells the writer
             if isinstance(item, Shipment):
-                now = datetime.now(UTC)
+                now = clock.now()
                 checked = [
                     (Inbound(topic, payload, at), check_message(topic, payload, limits, now))
                     for topic, payload, at in item.messages
@@ -174,6 +177,7 @@ def run_validator_process(spec: WriterSpec, inbox: Connection, outbox: Connectio
 def run_writer_process(spec: WriterSpec, inbox: Connection, outbox: Connection) -> None:
     """Entry point of the writer process (multiprocessing target)."""
     setup_logging(logging.getLevelName(spec.log_level), json=spec.log_json)
+    clock.set_shift(spec.clock_shift_s)
     _tune_gc()
     _WriterLoop(spec, inbox, outbox).run()
 
@@ -316,7 +320,7 @@ class _WriterLoop:
         lag = None
         last = items[-1][1].readings
         if last:
-            lag = max(0.0, time.time() - last[0].ts.timestamp())
+            lag = max(0.0, (clock.now() - last[0].ts).total_seconds())
         ts = [r.ts.timestamp() for _, c in items for r in c.readings] if self.spec.details else []
         self._send(
             Outcome(

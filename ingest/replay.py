@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import psycopg
 
+from core import clock
 from core.errors import WastepilotError
 from ingest import queries
 from ingest.validate import Limits, check_message
@@ -49,7 +49,7 @@ def replay_dead_letters(
         conn.rollback()
     if not rows:
         return ReplayResult(0, 0, 0, 0)
-    now = datetime.now(UTC)
+    now = clock.now()
     batch = [
         Received(
             str(topic), check_message(str(topic), bytes(payload), limits, now), now, bytes(payload)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 import orjson
 
+from core import clock
 from core.settings import Settings
 from core.topics import parse_topic
 from core.wire import (
@@ -127,7 +128,7 @@ def _bounds(r: Reading, lim: Limits, now: datetime) -> tuple[Reason, str] | None
 
 def check_message(topic: str, payload: bytes, lim: Limits, now: datetime | None = None) -> Checked:
     """Validate one MQTT message: every element is either a reading or a reject, never lost."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     out = Checked()
     addr = parse_topic(lim.prefix, topic)
     if addr is None:

@@ -35,6 +35,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from core import clock
 from core.logs import JsonFormatter
 from core.mqtturl import parse_mqtt_url
 from core.settings import Settings
@@ -341,6 +342,7 @@ class IngestWorker:
             log_level=root.getEffectiveLevel(),
             log_json=any(isinstance(h.formatter, JsonFormatter) for h in root.handlers),
             details=self._reading_times,
+            clock_shift_s=clock.shift(),
         )
         validator = ctx.Process(
             target=run_validator_process,

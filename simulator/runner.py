@@ -10,11 +10,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
 
+from core import clock
 from core.topics import readings_topic, status_topic
 from simulator.device import DeviceState, OutMessage, device_messages, status_dict
 from simulator.faults import Malformed
@@ -172,7 +173,7 @@ def live(
     keeping each device's seq for the next run.
     """
     summary = Summary()
-    sim_start = start or datetime.now(UTC)
+    sim_start = start or clock.now()
     real_start = time.monotonic()
 
     def sim_now() -> datetime:

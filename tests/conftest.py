@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from core import clock
 from core.migrate import migrate
 from core.settings import Settings
+from tests.helpers import AWKWARD_INSTANTS
 from wastepilot.localstate import TEST_TOPIC_ROOT
+
+
+@pytest.fixture(params=list(AWKWARD_INSTANTS.values()), ids=list(AWKWARD_INSTANTS))
+def awkward_now(request: pytest.FixtureRequest) -> Iterator[datetime]:
+    """The test runs once at each awkward instant, with core.clock stopped there."""
+    with clock.frozen_at(request.param) as at:
+        yield at
 
 
 @pytest.fixture(scope="session")
@@ -159,23 +169,16 @@ def spawn_ingest(
 ) -> Iterator[object]:
     """Start `wastepilot ingest` processes as deployed (same command, env settings)."""
     import os
-    import socket
     import subprocess
     import sys
 
     import httpx2
 
-    from tests.helpers import wait_for
+    from tests.helpers import free_port, wait_for
 
     group = f"g{uuid.uuid4().hex[:8]}"
     procs: list[subprocess.Popen[bytes]] = []
     logdir = tmp_path_factory.mktemp("ingest-logs")
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-            return port
 
     def spawn(client_id: str, **env_over: str) -> tuple[subprocess.Popen[bytes], int]:
         port = free_port()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -12,14 +13,30 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from core import clock
 from core.mqtturl import parse_mqtt_url
+
+# Instants at which the date-sensitive tests run (through core.clock, never the real calendar),
+# chosen to be awkward for code that assumes "now" is an ordinary day.
+AWKWARD_INSTANTS: dict[str, datetime] = {
+    # SIM-000001 (seed 1) is away on holiday: the fleet's first household publishes nothing
+    "holiday-of-SIM-000001": datetime(2027, 5, 30, 12, 0, tzinfo=UTC),
+    # a minute before the UK clocks go forward (01:00 GMT -> 02:00 BST)
+    "spring-forward": datetime(2027, 3, 28, 0, 59, tzinfo=UTC),
+    # 01:30 GMT on 25 Oct 2026: the second 01:30 of the night (01:00-02:00 happens twice)
+    "repeated-hour": datetime(2026, 10, 25, 1, 30, tzinfo=UTC),
+    # 29 February, late in the evening
+    "leap-day-evening": datetime(2028, 2, 29, 22, 45, tzinfo=UTC),
+    # New Year's Eve, 23:45 UK time (GMT)
+    "new-years-eve": datetime(2026, 12, 31, 23, 45, tzinfo=UTC),
+}
 
 
 def reading(
     device_id: str = "FWD-000001", seq: int = 1, at: datetime | None = None, **over: Any
 ) -> dict[str, Any]:
     """A valid run reading of the v1 contract at ``at``; keyword arguments replace fields."""
-    ts = at or datetime.now(UTC) - timedelta(minutes=5)
+    ts = at or clock.now() - timedelta(minutes=5)
     r: dict[str, Any] = {
         "v": 1,
         "device_id": device_id,
@@ -80,6 +97,14 @@ class Publisher:
         self.client.loop_stop()
 
 
+def free_port() -> int:
+    """A TCP port free on the loopback address now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 def wait_for(
     cond: Callable[[], bool],
     timeout: float = 30,
@@ -101,7 +126,7 @@ def wait_for(
 
 
 def workshop_body(**over: Any) -> dict[str, Any]:
-    start = datetime.now(UTC) + timedelta(days=14)
+    start = clock.now() + timedelta(days=14)
     body: dict[str, Any] = {
         "title": "Bid workshop",
         "venue": "Civic Hall",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import psycopg
 import pytest
 import yaml
 
+from tests.helpers import free_port
 from wastepilot import localstate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,12 +116,6 @@ def test_dashboard_queries_run_read_only_against_the_database(
     finally:
         db.execute("RESET ROLE")
         db.execute("SET default_transaction_read_only = off")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def compose_env(service: str, values: dict[str, str]) -> tuple[list[str], dict[str, str]]:

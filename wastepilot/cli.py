@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from core import clock
 from core.db import connect
 from core.errors import WastepilotError
 from core.logs import setup_logging
@@ -50,6 +52,7 @@ def _setup(
 ) -> None:
     settings = get_settings()
     setup_logging("DEBUG" if verbose else settings.log_level, json=settings.log_json)
+    clock.start_at(settings.clock_at)
 
 
 # --- database and registry ---
@@ -261,6 +264,29 @@ def revive(s: Settings) -> list[str]:
     return dead
 
 
+def _child_env(s: Settings) -> dict[str, str]:
+    """The environment of `run`'s processes: this one's, with its moved clock handed on."""
+    env = dict(os.environ)
+    if s.clock_at is not None:
+        env["WASTEPILOT_CLOCK_AT"] = clock.now().isoformat()
+    return env
+
+
+def example_request(s: Settings) -> str | None:
+    """A request that shows data: the usage of the household heard from most recently (none
+    while nothing is stored yet)."""
+    from analytics import queries
+
+    with connect(s.db_url()) as conn:
+        row = conn.execute(queries.HOUSEHOLDS, {"cohort": None, "limit": 1}).fetchone()
+    if row is None or row[4] is None:
+        return None
+    return (
+        f'curl -H "Authorization: Bearer $TOKEN" '
+        f"'http://{s.api_host}:{s.api_port}/api/v1/households/{row[0]}/usage?bucket=1h'"
+    )
+
+
 @app.command("run")
 def run_cmd(
     households: Annotated[int | None, typer.Option(min=1, help="Simulated households")] = None,
@@ -280,24 +306,30 @@ def run_cmd(
     if households:
         sim += ["--households", str(households)]
     procs = {
-        "ingest": subprocess.Popen([*exe, "ingest"]),
-        "api": subprocess.Popen([*exe, "api"]),
-        "scheduler": subprocess.Popen([*exe, "scheduler"]),
+        name: subprocess.Popen([*exe, name], env=_child_env(s))
+        for name in ("ingest", "api", "scheduler")
     }
     time.sleep(1.0)
-    procs["simulator"] = subprocess.Popen(sim)
+    procs["simulator"] = subprocess.Popen(sim, env=_child_env(s))
+    at = f" (the clock moved to {clock.now():%Y-%m-%d %H:%M} UTC)" if s.clock_at else ""
     console.print(
-        f"[bold]wastepilot is running[/]: API http://{s.api_host}:{s.api_port}/ "
+        f"[bold]wastepilot is running[/]{at}: API http://{s.api_host}:{s.api_port}/ "
         f"(docs /docs), ingest metrics :{s.ingest_metrics_port}/metrics. Ctrl-C stops."
     )
     try:
         ticks = 0
+        example = None
         while not stop.wait(0.5):
             for name, p in procs.items():
                 if p.poll() is not None and name != "simulator":
                     console.print(f"[red]{name} exited ({p.returncode}); stopping[/]")
                     stop.set()
             ticks += 1
+            if example is None and ticks % 4 == 0:
+                example = example_request(s)
+                if example:
+                    console.print("usage of a household that has readings, for example:")
+                    print(example, flush=True)  # plain, to copy
             if ticks % 10 == 0:
                 revive(s)
     finally:

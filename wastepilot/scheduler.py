@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from analytics.jobs import ANALYTICS_JOBS, JobFn, Outcome, run_job
+from core import clock
 from core.db import connect
 from core.logs import setup_logging
 from core.settings import Settings, get_settings
@@ -113,7 +114,7 @@ def scheduler(
         )
         health.start()
     sched = BlockingScheduler(timezone="Europe/London")
-    now = datetime.now(UTC)
+    now = datetime.now(UTC)  # APScheduler's own (real) time
     triggers = {
         "rollup_refresh": IntervalTrigger(seconds=s.rollup_interval_s),
         "device_health": IntervalTrigger(minutes=15),
@@ -158,7 +159,7 @@ def report(
     from analytics.report import build, last_full_week, store_report
 
     s = get_settings()
-    d0, d1 = last_full_week(datetime.now(UTC).date())
+    d0, d1 = last_full_week(clock.today())
     first: date = start.date() if start else d0
     last: date = end.date() if end else (first + timedelta(days=7) if start else d1)
     if first >= last:
@@ -187,7 +188,7 @@ def rebuild(
 
     s = get_settings()
     start = since.replace(tzinfo=UTC)
-    stop = until.replace(tzinfo=UTC) if until else datetime.now(UTC)
+    stop = until.replace(tzinfo=UTC) if until else clock.now()
     with connect(s.db_url(), autocommit=True) as conn:
         r = rebuild_fn(conn, start, stop)
     console.print(f"re-aggregated {r.hours} household-hours and {r.days} household-days")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from core import clock
 from core.db import connect
 from core.errors import ConfigError
 from core.registry import Device, Household, add_devices, add_households
@@ -95,7 +96,7 @@ def simulate_cmd(
             return _device_sinks(s, fleet)
         return MqttSink(s.mqtt_url_for("simulator"), f"wastepilot-sim-{seed_}").connect()
 
-    now = datetime.now(UTC)
+    now = clock.now()
     bad = None
     if malformed:
         from simulator.faults import malformed_messages

@@ -114,7 +114,7 @@ UPDATE_REGISTRATION_STATUS = "UPDATE registrations SET status = %s WHERE id = %s
 REGISTRATIONS_BY_EMAIL = "SELECT id FROM registrations WHERE email = %s"
 EXPIRED_REGISTRATIONS = """
 SELECT r.id FROM registrations r JOIN workshops w ON w.id = r.workshop_id
-WHERE r.erased_at IS NULL AND w.ends_at < now() - make_interval(days => %s)
+WHERE r.erased_at IS NULL AND w.ends_at < %(now)s - make_interval(days => %(days)s)
 """
 ERASE_REGISTRATIONS = """
 UPDATE registrations

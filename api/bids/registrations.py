@@ -7,7 +7,7 @@ waiting. This module adds the rules about which status may follow which.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 
 from api.bids import queries as q
 from api.bids.errors import Conflict, NotFound, translated
+from core import clock
 
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
@@ -49,7 +50,7 @@ def attendance_problem(new: str, workshop_status: str, starts_at: datetime) -> s
         return None
     if workshop_status == "cancelled":
         return "the workshop is cancelled: no attendance can be recorded"
-    if workshop_status != "held" and starts_at > datetime.now(UTC):
+    if workshop_status != "held" and starts_at > clock.now():
         return "the workshop has not started yet: record attendance on or after the day"
     return None
 
@@ -126,5 +127,6 @@ def erase_person(conn: Conn, email: str) -> int:
 
 def erase_expired(conn: Conn, retention_days: int) -> int:
     """Erase attendees' personal data of workshops that ended more than `retention_days` ago."""
-    ids = [int(r[0]) for r in conn.execute(q.EXPIRED_REGISTRATIONS, (retention_days,))]
+    params = {"now": clock.now(), "days": retention_days}
+    ids = [int(r[0]) for r in conn.execute(q.EXPIRED_REGISTRATIONS, params)]
     return erase(conn, ids)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Path, Request, Response
@@ -13,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api.auth import Caller, csrf_token, end_session, start_session
 from api.deps import Conn
-from core import auth
+from core import auth, clock
 from core.errors import RegistryError
 from core.registry import Device, Household, add_devices, add_households
 from core.topics import DEVICE_ID_PATTERN
@@ -196,7 +195,7 @@ def register_device(body: DeviceIn, conn: Conn, request: Request) -> DeviceOut:
         raise HTTPException(409, f"device {body.device_id!r} is registered already")
     try:
         add_households(
-            conn, [Household(body.household, cohort=body.cohort, joined_on=date.today())]
+            conn, [Household(body.household, cohort=body.cohort, joined_on=clock.today())]
         )
         add_devices(conn, [Device(body.device_id, body.household, body.model)])
     except RegistryError as exc:

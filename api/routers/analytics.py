@@ -4,7 +4,7 @@ streamed exports; weekly reports. Households appear by pseudonymous reference on
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,6 +18,7 @@ from analytics.kpis import pilot_kpis
 from analytics.usage import Bucket, usage_series
 from api.deps import AppSettings, Conn, get_pool
 from api.routers.usage import MAX_BUCKETS, UsageBucket
+from core import clock
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 
@@ -41,7 +42,7 @@ def _period(start: datetime | None, end: datetime | None) -> tuple[datetime, dat
     for t in (start, end):
         if t is not None and (t.tzinfo is None or not 2000 <= t.year < 2100):
             raise HTTPException(422, "start and end need an offset and a year 2000-2099")
-    end = end or datetime.now(UTC)
+    end = end or clock.now()
     start = start or end - timedelta(days=7)
     if start >= end:
         raise HTTPException(422, "start must be before end")
@@ -94,7 +95,7 @@ def _kpi_period(start: date | None, end: date | None) -> tuple[date, date]:
     for d in (start, end):
         if d is not None and not date(2000, 1, 1) <= d <= date(2100, 1, 1):
             raise HTTPException(422, "start and end must be between 2000-01-01 and 2100-01-01")
-    end = end or datetime.now(UTC).date()
+    end = end or clock.today()
     start = start or end - timedelta(days=7)
     if not (date(2000, 1, 1) <= start < end <= date(2100, 1, 1)):
         raise HTTPException(422, "start must be before end, both between 2000 and 2100")

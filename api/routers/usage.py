@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException, Query
+from psycopg.rows import class_row
 from pydantic import AwareDatetime, BaseModel, Field
 
+from analytics import queries
 from analytics.usage import Bucket, household_usage
 from api.deps import Conn, HouseholdRef
+from core import clock
 
 router = APIRouter(prefix="/api/v1", tags=["usage"])
 
@@ -33,6 +36,28 @@ class UsageSeries(BaseModel):
     start: datetime
     end: datetime
     points: list[UsageBucket]
+
+
+class HouseholdOut(BaseModel):
+    ref: str = Field(description="Pseudonymous household reference")
+    cohort: str
+    joined_on: date
+    left_on: date | None
+    last_reading_at: datetime | None = Field(
+        description="Device time of the household's newest stored reading (none yet: null)"
+    )
+
+
+@router.get("/households", response_model=list[HouseholdOut], summary="Pilot households")
+def list_households(
+    conn: Conn,
+    cohort: Annotated[str | None, Query(max_length=100, description="Only this cohort")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many")] = 1000,
+) -> list[HouseholdOut]:
+    """The pilot's households, those heard from most recently first, with the time of each one's
+    newest reading: pick one here to ask for its usage."""
+    with conn.cursor(row_factory=class_row(HouseholdOut)) as cur:
+        return cur.execute(queries.HOUSEHOLDS, {"cohort": cohort, "limit": limit}).fetchall()
 
 
 @router.get("/households/{ref}/usage", response_model=UsageSeries, summary="A household's usage")
@@ -59,7 +84,7 @@ def get_household_usage(
             status_code=422,
             detail=f"unknown time zone {tz!r}; use an IANA name such as Europe/London",
         ) from None
-    end = end or datetime.now(UTC)
+    end = end or clock.now()
     start = start or end - timedelta(days=7)
     if start >= end:
         raise HTTPException(status_code=422, detail="start must be before end")

@@ -7,7 +7,7 @@ without JavaScript; charts (Chart.js, served locally) draw on top of them."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -30,7 +30,7 @@ from api.bids.councils import CouncilMatcher
 from api.bids.errors import BidSupportError
 from api.bids.sheets import SheetError, read_sheet
 from api.deps import Conn
-from core import auth
+from core import auth, clock
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -343,7 +343,7 @@ def dashboard(
     days = days if days in (7, 30, 90, 365) else 30
     cohorts = [str(r[0]) for r in conn.execute(queries.COHORTS)]
     cohort = cohort if cohort in cohorts else ""
-    end = datetime.now(UTC)
+    end = clock.now()
     start = end - timedelta(days=days)
     series = usage_series(conn, "cohort" if cohort else "pilot", cohort or None, b, start, end)
     today = end.astimezone(LONDON).date()
@@ -400,7 +400,7 @@ def household_page(request: Request, conn: Conn, ref: str) -> HTMLResponse:
     p = _need(request, conn, "analyst")
     if not conn.execute(queries.HOUSEHOLD_EXISTS, (ref,)).fetchone():
         raise HTTPException(404, f"no household {ref!r}")
-    end = datetime.now(UTC)
+    end = clock.now()
     series = usage_series(conn, "household", ref, Bucket.D1, end - timedelta(days=30), end)
     points = [
         {

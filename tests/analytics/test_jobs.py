@@ -16,14 +16,16 @@ import psycopg
 import pytest
 
 from analytics.anomalies import check_devices
-from analytics.jobs import Outcome, run_job
+from analytics.jobs import Outcome, run_job, weekly_report
 from analytics.report import last_full_week, store_report
 from analytics.retention import drop_raw
 from analytics.rollups import refresh
+from core import clock
 from core.registry import Device, Household, add_devices, add_households
 from core.settings import Settings
-from tests.analytics.test_rollups import insert
+from tests.analytics.test_rollups import LONDON, insert
 from tests.conftest import bearer
+from tests.helpers import AWKWARD_INSTANTS
 
 pytestmark = pytest.mark.services
 
@@ -94,10 +96,12 @@ def test_a_failing_job_is_recorded_and_does_not_stop_the_scheduler(db: Conn, db_
     assert db.execute("SELECT outcome FROM job_runs WHERE job = 'broken'").fetchone() == ("failed",)
 
 
-def test_retention_drops_only_old_raw_chunks_and_keeps_their_rollups(db: Conn) -> None:
+def test_retention_drops_only_old_raw_chunks_and_keeps_their_rollups(
+    db: Conn, awkward_now: datetime
+) -> None:
     add_households(db, [Household("HH-R", joined_on=date(2020, 1, 1))])
     add_devices(db, [Device("D-R", "HH-R")])
-    now = datetime.now(UTC)
+    now = awkward_now
     insert(db, "D-R", 1, now - timedelta(days=900))
     insert(db, "D-R", 2, now - timedelta(days=899))
     insert(db, "D-R", 3, now - timedelta(days=10))
@@ -105,13 +109,14 @@ def test_retention_drops_only_old_raw_chunks_and_keeps_their_rollups(db: Conn) -
     assert drop_raw(db, retention_days=365) >= 1
     assert db.execute("SELECT seq FROM readings ORDER BY seq").fetchall() == [(3,)]
     old_days = db.execute(
-        "SELECT sum(uses) FROM usage_daily WHERE day < current_date - 365"
+        "SELECT sum(uses) FROM usage_daily WHERE day < %s::date - 365",
+        (now.astimezone(LONDON).date(),),
     ).fetchone()
     assert old_days == (2,)
     assert drop_raw(db, retention_days=365) == 0  # nothing more to drop
 
 
-def test_device_health_opens_and_resolves_anomalies(db: Conn) -> None:
+def test_device_health_opens_and_resolves_anomalies(db: Conn, awkward_now: datetime) -> None:
     add_households(
         db,
         [
@@ -120,7 +125,7 @@ def test_device_health_opens_and_resolves_anomalies(db: Conn) -> None:
         ],
     )
     add_devices(db, [Device("D-A", "HH-A"), Device("D-B", "HH-B")])
-    now = datetime.now(UTC)
+    now = awkward_now
     db.execute(
         "INSERT INTO device_status (device_id, online, last_seen) VALUES ('D-A', false, %s), ('D-B', true, %s)",
         (now - timedelta(days=3), now),
@@ -136,8 +141,14 @@ def test_device_health_opens_and_resolves_anomalies(db: Conn) -> None:
         db.execute("SELECT kind, device_id FROM anomalies WHERE resolved_at IS NULL").fetchall()
     )
     assert found == {"offline": "D-A", "jam_rate": "D-B", "leak": "D-B", "water_per_use": "D-B"}
+    # heard from 47 h ago: not yet offline (the setting's default is 48 h)
+    db.execute(
+        "UPDATE device_status SET last_seen = %s WHERE device_id = 'D-A'",
+        (now - timedelta(hours=47),),
+    )
+    assert check_devices(db, Settings()) == 3
     # the device comes back: its anomaly is resolved, the others stay open (once each)
-    db.execute("UPDATE device_status SET last_seen = now() WHERE device_id = 'D-A'")
+    db.execute("UPDATE device_status SET last_seen = %s WHERE device_id = 'D-A'", (now,))
     assert check_devices(db, Settings()) == 3
     rows = db.execute(
         "SELECT kind, resolved_at IS NOT NULL FROM anomalies ORDER BY kind"
@@ -182,6 +193,29 @@ def test_weekly_report_is_kept_and_downloadable(
         run_job(db_url, "weekly_probe", lambda c, s: 3, Settings())
         jobs = api.get("/api/v1/jobs", params={"job": "weekly_probe"}).json()
         assert [(j["outcome"], j["rows_touched"]) for j in jobs] == [("ok", 3)]
+
+
+@pytest.mark.parametrize(
+    ("at", "week"),
+    [
+        (AWKWARD_INSTANTS["holiday-of-SIM-000001"], date(2027, 5, 17)),  # a Sunday, BST
+        (AWKWARD_INSTANTS["spring-forward"], date(2027, 3, 15)),
+        (AWKWARD_INSTANTS["repeated-hour"], date(2026, 10, 12)),
+        (AWKWARD_INSTANTS["leap-day-evening"], date(2028, 2, 21)),
+        (AWKWARD_INSTANTS["new-years-eve"], date(2026, 12, 21)),
+        # 00:30 BST on Monday 31 May: the UK's week has turned, UTC's (Sunday 23:30) has not
+        (datetime(2027, 5, 30, 23, 30, tzinfo=UTC), date(2027, 5, 24)),
+    ],
+    ids=[*AWKWARD_INSTANTS, "monday-0030-bst"],
+)
+def test_weekly_report_job_reports_the_last_full_uk_week(
+    db: Conn, at: datetime, week: date
+) -> None:
+    with clock.frozen_at(at):
+        assert weekly_report(db, Settings()) == 1
+    assert db.execute("SELECT period_start, period_end FROM weekly_reports").fetchall() == [
+        (week, week + timedelta(days=7))
+    ]
 
 
 def test_report_command_writes_any_period(db: Conn, db_url: str, tmp_path: Path) -> None:

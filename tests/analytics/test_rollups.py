@@ -120,9 +120,11 @@ def test_series_from_rollups_equal_series_from_raw(fixed: Conn) -> None:
     assert [(p.bucket.astimezone(UTC).hour, p.uses) for p in pilot] == [(0, 1)]
 
 
-def test_late_readings_are_rolled_up_and_refresh_is_idempotent(db: Conn) -> None:
+def test_late_readings_are_rolled_up_and_refresh_is_idempotent(
+    db: Conn, awkward_now: datetime
+) -> None:
     add_devices(db, [Device("D-9", "HH-9")])
-    now = datetime.now(UTC)
+    now = awkward_now
     insert(db, "D-9", 1, now - timedelta(days=2, hours=1))
     # no commit lag in this test: its inserts have all committed
     refresh(db, WINDOW, commit_lag=timedelta(0))
@@ -142,6 +144,35 @@ def test_late_readings_are_rolled_up_and_refresh_is_idempotent(db: Conn) -> None
     # the reading beyond the window waits for an explicit rebuild
     rebuild(db, now - timedelta(days=31), now)
     assert db.execute("SELECT sum(uses) FROM usage_daily").fetchone() == (3,)
+
+
+def test_kpis_default_to_the_seven_uk_days_before_today(
+    db: Conn, db_url: str, tokens: dict[str, str], awkward_now: datetime
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from core.settings import Settings
+
+    today = awkward_now.astimezone(LONDON).date()
+    add_households(db, [Household("HH-K", joined_on=today - timedelta(days=60))])
+    add_devices(db, [Device("D-K", "HH-K")])
+
+    def local(d: date, hour: int) -> datetime:
+        return datetime(d.year, d.month, d.day, hour, tzinfo=LONDON).astimezone(UTC)
+
+    insert(db, "D-K", 1, local(today - timedelta(days=8), 12))  # before the period
+    insert(db, "D-K", 2, local(today - timedelta(days=7), 0) + timedelta(minutes=5))  # first day
+    insert(db, "D-K", 3, local(today - timedelta(days=1), 23) + timedelta(minutes=30))  # last day
+    insert(db, "D-K", 4, min(awkward_now, local(today, 0) + timedelta(minutes=10)))  # today
+    refresh(db, WINDOW, commit_lag=timedelta(0))
+    with TestClient(
+        create_app(Settings(database_url=db_url)), headers=bearer(tokens["analyst"])
+    ) as api:
+        k = api.get("/api/v1/kpis").json()
+    assert (k["start"], k["end"]) == (str(today - timedelta(days=7)), str(today))
+    # two uses over seven household-days
+    assert k["uses_per_household_day_mean"] == round(2 / 7, 3)
 
 
 def test_kpis_hand_computed_and_equal_from_raw(fixed: Conn) -> None:

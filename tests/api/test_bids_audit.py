@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -120,22 +120,37 @@ def test_erasing_a_person_keeps_the_counts(api: TestClient, bids_db: Conn) -> No
     ).fetchone() == (1,)
 
 
-def test_retention_erases_attendees_of_old_workshops(api: TestClient, bids_db: Conn) -> None:
-    old_start = datetime.now(UTC) - timedelta(days=800)
+def test_retention_erases_attendees_of_old_workshops(
+    api: TestClient, bids_db: Conn, awkward_now: datetime
+) -> None:
+    old_start = awkward_now - timedelta(days=800)
     old = api.post(
         "/api/v1/workshops",
         json=workshop_body(
             starts_at=old_start.isoformat(), ends_at=(old_start + timedelta(hours=4)).isoformat()
         ),
     ).json()
+    # ended 729 days ago: kept (the retention is 730 days)
+    kept_start = awkward_now - timedelta(days=729, hours=5)
+    kept = api.post(
+        "/api/v1/workshops",
+        json=workshop_body(
+            starts_at=kept_start.isoformat(), ends_at=(kept_start + timedelta(hours=4)).isoformat()
+        ),
+    ).json()
     new = api.post("/api/v1/workshops", json=workshop_body()).json()
     api.post(f"/api/v1/workshops/{old['id']}/registrations", json=person(1))
     api.post(f"/api/v1/workshops/{new['id']}/registrations", json=person(2))
+    api.post(f"/api/v1/workshops/{kept['id']}/registrations", json=person(3))
     with psycopg.connect(bids_db.info.dsn, password=bids_db.info.password) as conn:
         assert erase_expired(conn, 730) == 1
         assert erase_expired(conn, 730) == 0
     rows = dict(bids_db.execute("SELECT workshop_id, email FROM registrations").fetchall())
-    assert rows == {old["id"]: None, new["id"]: "person2@council.example.org"}
+    assert rows == {
+        old["id"]: None,
+        new["id"]: "person2@council.example.org",
+        kept["id"]: "person3@council.example.org",
+    }
 
 
 def test_guidance_resources_link_to_workshops(api: TestClient) -> None:

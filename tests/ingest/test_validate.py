@@ -96,3 +96,13 @@ def test_registry_check_splits_unknown_and_decommissioned(limits: Limits) -> Non
     assert [(b.reason, b'"seq":1' in b.payload) for b in bad] == [
         (Reason.DECOMMISSIONED_DEVICE, True)
     ]
+
+
+def test_the_future_is_judged_by_the_pilot_clock(limits: Limits, awkward_now: datetime) -> None:
+    """At each awkward instant (core.clock), a reading a minute old is stored and one an hour
+    ahead is refused, whatever the real date."""
+    assert check_message(
+        TOPIC, dumps(reading(at=awkward_now - timedelta(minutes=1))), limits
+    ).readings
+    ahead = check_message(TOPIC, dumps(reading(at=awkward_now + timedelta(hours=1))), limits)
+    assert [r.reason for r in ahead.rejects] == [Reason.TS_IN_FUTURE]

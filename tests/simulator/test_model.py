@@ -124,3 +124,53 @@ def test_parameters_are_configurable_and_checked() -> None:
     assert Params().with_overrides({"uses_per_day": "5"}).uses_per_day == 5.0
     with pytest.raises(ValueError, match="unknown simulator parameter"):
         Params().with_overrides({"usage": "5"})
+
+
+def test_backfill_and_live_follow_the_pilot_clock(awkward_now: datetime) -> None:
+    """At each awkward instant (core.clock): a day's backfill ends at the instant and passes
+    ingest's checks (nothing "in the future"), households away on holiday are silent, and live
+    mode carries on from the instant."""
+    from core.settings import Settings
+    from ingest.validate import Limits, check_message
+    from simulator.model import is_away
+    from simulator.runner import live
+
+    fleet = make_fleet(20, seed=1, p=P)
+    msgs = list(period_messages(fleet, awkward_now - timedelta(days=1), awkward_now, 1, P,
+                                SeqStore(None)))  # fmt: skip
+    limits = Limits.from_settings(Settings(), prefix="wastepilot/v1")
+    senders = set()
+    for m in msgs:
+        out = check_message(f"wastepilot/v1/devices/{m.device_id}/{m.channel}",
+                            orjson.dumps(m.body), limits)  # fmt: skip
+        assert out.rejects == [], (m, out.rejects)
+        assert awkward_now - timedelta(days=1) <= m.due <= awkward_now
+        if out.readings:
+            senders.add(m.device_id)
+    day = awkward_now.astimezone(LONDON).date()
+    away = {h.device_id for h in fleet if is_away(h, day, P)}
+    assert senders and not senders & away
+    if awkward_now.month == 5:  # the holiday instant: the fleet's first household is away
+        assert "FWD-000001" in away
+
+    class Collect:
+        def __init__(self) -> None:
+            self.bodies: list[dict[str, object]] = []
+
+        def send(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+            body = orjson.loads(payload)
+            self.bodies.extend(body if isinstance(body, list) else [body])
+
+        def close(self, timeout: float = 30.0) -> int:
+            return 0
+
+    import threading
+
+    sink, stop = Collect(), threading.Event()
+    threading.Timer(1.5, stop.set).start()
+    live(sink, "wastepilot/v1", fleet, 12 * 3600.0, 1, P, SeqStore(None), stop)
+    stamps = [datetime.fromisoformat(str(b["ts"])) for b in sink.bodies if "seq" in b]
+    assert stamps, "live mode sent no reading in 18 simulated hours"
+    skew = timedelta(seconds=5 * P.clock_skew_s + 1)
+    assert min(stamps) >= awkward_now - skew
+    assert max(stamps) <= awkward_now + timedelta(hours=20) + skew

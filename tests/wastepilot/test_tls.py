@@ -16,15 +16,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from core.mqtturl import parse_mqtt_url
 from core.settings import Settings
+from tests.helpers import free_port
 from wastepilot import broker, localstate
 
 pytestmark = pytest.mark.services
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
