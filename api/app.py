@@ -14,18 +14,13 @@ from api.auth import allow
 from api.bids.errors import BidSupportError
 from api.metrics import instrument
 from api.routers import admin, analytics, bids, councils, health, reports, usage, workshops
-from api.routers.admin import CredentialWriter
 from api.web.assets import mount_web
 from core.db import open_pool
 from core.settings import Settings, get_settings
 
 
-def create_app(
-    settings: Settings | None = None, device_credentials: CredentialWriter | None = None
-) -> FastAPI:
-    """Build the app; the database pool opens when the app starts and closes when it stops.
-    `device_credentials` writes device logins to the broker (given by the CLI when it manages
-    the broker); without it, device registration answers 503."""
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the database pool opens when the app starts and closes when it stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,7 +41,6 @@ def create_app(
         summary="Food-waste disposer pilot usage for analysts; bid-support records for officers.",
         lifespan=lifespan,
     )
-    app.state.device_credentials = device_credentials
     app.state.metrics = instrument(app)
     app.include_router(health.router)
     app.include_router(admin.public)

@@ -4,7 +4,8 @@ WastepilotError
  ├── ConfigError          settings are missing or unsafe for the environment
  ├── ServiceError         a local service (PostgreSQL, Mosquitto) could not be installed or started
  ├── MigrationError       a migration failed or the migration history does not match the files
- └── RegistryError        a household or device registration was refused
+ ├── RegistryError        a household or device registration was refused
+ └── BrokerAdminError     the broker refused or did not answer an identity change
 """
 
 
@@ -26,3 +27,7 @@ class MigrationError(WastepilotError):
 
 class RegistryError(WastepilotError):
     """A registry change (household, device) was refused."""
+
+
+class BrokerAdminError(WastepilotError):
+    """The broker's dynamic-security plugin refused, or did not answer, an identity change."""

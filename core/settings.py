@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(
         None, description="MQTT URL mqtt://user:password@host:port; unset = local broker identity"
     )
+    mqtt_admin_url: str | None = Field(
+        None,
+        description="Broker URL of the admin identity, which manages device logins over the "
+        "dynamic-security control topic (API, CLI); unset = the local broker's wp-admin when "
+        "MQTT_URL is unset too, else devices cannot be given logins here",
+    )
     pg_port: int = Field(55432, description="Port of the local private PostgreSQL cluster")
     mqtt_port: int = Field(51883, description="Port of the local private Mosquitto broker")
     mqtt_tls_port: int = Field(
@@ -185,10 +191,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
-        if self.env == "production" and (self.database_url is None or self.mqtt_url is None):
+        if self.env == "production" and self.database_url is None:
             raise ValueError(
-                "WASTEPILOT_ENV=production needs WASTEPILOT_DATABASE_URL and WASTEPILOT_MQTT_URL; "
-                "the local development services are never used in production"
+                "WASTEPILOT_ENV=production needs WASTEPILOT_DATABASE_URL; the local development "
+                "services are never used in production"
             )
         if self.env == "production" and self.clock_at is not None:
             raise ValueError("WASTEPILOT_CLOCK_AT moves the clock: it is refused in production")
@@ -202,6 +208,11 @@ class Settings(BaseSettings):
         return self.state_dir / LOCAL_IDENTITIES_FILE
 
     def _local(self) -> dict[str, object]:
+        if self.env == "production":
+            raise ConfigError(
+                "WASTEPILOT_ENV=production needs WASTEPILOT_MQTT_URL (or, to manage device "
+                "logins, WASTEPILOT_MQTT_ADMIN_URL); the local services are never used there"
+            )
         path = self.local_identities_path
         try:
             data: dict[str, object] = json.loads(path.read_text())
@@ -229,6 +240,14 @@ class Settings(BaseSettings):
                 "run `wastepilot services up` again"
             )
         return str(identities[role])
+
+    def broker_admin_url(self) -> str | None:
+        """The admin identity's broker URL (device logins), or None when not managed here."""
+        if self.mqtt_admin_url:
+            return self.mqtt_admin_url
+        if self.mqtt_url or self.env == "production":
+            return None
+        return self.mqtt_url_for("admin")
 
 
 @lru_cache(maxsize=1)

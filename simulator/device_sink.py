@@ -52,7 +52,7 @@ class DeviceSinks:
 
     def _make_client(self, device_id: str, secret: str) -> mqtt.Client:
         c = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"dev-{device_id}", protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2, client_id=device_id, protocol=mqtt.MQTTv5
         )
         c.username_pw_set(device_id, secret)
         will = orjson.dumps({"v": 1, "device_id": device_id, "state": "offline"})

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
+
 from core.settings import Settings
-from wastepilot.broker import render_acl
+from wastepilot import install
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,9 +30,18 @@ def test_compose_images_are_pinned() -> None:
         assert re.search(r":\d+\.\d+", image), f"{image} is not pinned to a version"
 
 
-def test_deploy_acl_is_the_rendered_template() -> None:
-    acl = (ROOT / "deploy/mosquitto/acl").read_text()
-    assert acl.split("\n", 1)[1] == render_acl("wastepilot/v1", local=False)
+def test_compose_runs_the_local_broker_version_with_the_same_plugins() -> None:
+    """The compose broker is the release the set-up builds, and its configuration loads the
+    plugins the set-up builds, from where the image has them (/usr/lib)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    version = ".".join(map(str, install.MOSQUITTO_MIN))
+    assert compose["services"]["mosquitto"]["image"] == f"eclipse-mosquitto:{version}-alpine"
+    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
+    plugins = re.findall(r"^plugin (\S+)$", conf, flags=re.M)
+    assert sorted(plugins) == sorted(f"/usr/lib/{n}" for n in install.MOSQUITTO_PLUGINS.values())
+    assert re.search(r"^persistence false$", conf, flags=re.M)
+    assert re.search(r"^plugin_opt_flush_period 0$", conf, flags=re.M)
+    assert not re.search(r"^(password_file|acl_file) ", conf, flags=re.M)
 
 
 def test_compose_file_validates_against_the_compose_specification() -> None:

@@ -31,15 +31,16 @@ DASHBOARD = json.loads((ROOT / "deploy/grafana/dashboards/pilot.json").read_text
 
 
 def test_every_long_running_service_has_a_healthcheck_and_waits_for_what_it_needs() -> None:
+    one_shots = {"migrate", "broker-init", "broker-setup"}
     for name, svc in SERVICES.items():
-        if name == "migrate":  # a one-shot: the others wait for it to complete
+        for dep, cond in svc.get("depends_on", {}).items():
+            assert dep in SERVICES, (name, dep)
+            expected = "service_completed_successfully" if dep in one_shots else "service_healthy"
+            assert cond["condition"] == expected, (name, dep)
+        if name in one_shots:  # the others wait for it to complete
             assert svc.get("restart") == "no"
             continue
         assert "healthcheck" in svc, f"{name} has no healthcheck"
-        for dep, cond in svc.get("depends_on", {}).items():
-            assert dep in SERVICES, (name, dep)
-            expected = "service_completed_successfully" if dep == "migrate" else "service_healthy"
-            assert cond["condition"] == expected, (name, dep)
     ids = {
         SERVICES[n]["environment"]["WASTEPILOT_INGEST_CLIENT_ID"] for n in ("ingest-1", "ingest-2")
     }
@@ -143,17 +144,18 @@ def compose_like(
         "POSTGRES_PASSWORD": db_parts.password or "",
         "MQTT_INGEST_PASSWORD": secrets_[localstate.MQTT_USERS["ingest"]],
         "MQTT_ADMIN_PASSWORD": secrets_[localstate.MQTT_USERS["admin"]],
+        "MQTT_SIMULATOR_PASSWORD": secrets_[localstate.MQTT_USERS["simulator"]],
     }
     group = f"ops{uuid.uuid4().hex[:6]}"
     exe = str(Path(sys.executable).parent / "wastepilot")
     procs: dict[str, subprocess.Popen[bytes]] = {}
     ports: dict[str, int] = {}
-    for name in ("ingest-1", "ingest-2", "api"):
+    for name in ("broker-setup", "ingest-1", "ingest-2", "api"):
         cmd, env = compose_env(name, values)
         env["WASTEPILOT_DATABASE_URL"] = db_url  # timescaledb:5432/wastepilot -> this machine's
-        env["WASTEPILOT_MQTT_URL"] = env["WASTEPILOT_MQTT_URL"].replace(
-            "mosquitto:1883", f"127.0.0.1:{settings.mqtt_port}"
-        )
+        for key in ("WASTEPILOT_MQTT_URL", "WASTEPILOT_MQTT_ADMIN_URL"):
+            if key in env:
+                env[key] = env[key].replace("mosquitto:1883", f"127.0.0.1:{settings.mqtt_port}")
         ports[name] = free_port()
         if name.startswith("ingest"):
             env["WASTEPILOT_INGEST_GROUP"] = group
@@ -168,6 +170,9 @@ def compose_like(
         procs[name] = subprocess.Popen(
             [exe, *cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
+        if name == "broker-setup":  # a one-shot service: the others start after it succeeded
+            _, err = procs[name].communicate(timeout=60)
+            assert procs.pop(name).returncode == 0, err.decode()
     try:
         yield {"ports": ports, "procs": procs, "admin": values["MQTT_ADMIN_PASSWORD"]}
     finally:
@@ -261,6 +266,33 @@ def test_two_ingest_workers_and_the_api_run_the_compose_way(
     assert (
         'wastepilot_api_requests_total{method="GET",route="/api/v1/households/{ref}/usage",status="200"} 1.0'
         in text
+    )
+    # device registration works the compose way: the API issues the login as wp-admin, and the
+    # device publishes with it
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{ports['api']}/api/v1/devices",
+        data=json.dumps({"device_id": "OPS-NEW-1", "household": "HH-OPS-2"}).encode(),
+        headers={"Authorization": f"Bearer {tokens['admin']}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310
+        login = json.loads(r.read())
+    dev = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="OPS-NEW-1", protocol=mqtt.MQTTv5)
+    dev.username_pw_set(login["mqtt_username"], login["mqtt_password"])
+    dev.connect("127.0.0.1", settings.mqtt_port)
+    dev.loop_start()
+    dev.publish("wastepilot/v1/devices/OPS-NEW-1/readings",
+                dumps(reading(device_id="OPS-NEW-1", seq=1)), qos=1).wait_for_publish(10)  # fmt: skip
+    dev.disconnect()
+    dev.loop_stop()
+    deadline = time.monotonic() + 30
+    while (
+        time.monotonic() < deadline
+        and not db.execute("SELECT 1 FROM readings WHERE device_id = 'OPS-NEW-1'").fetchone()
+    ):
+        time.sleep(0.2)
+    assert db.execute("SELECT count(*) FROM readings WHERE device_id = 'OPS-NEW-1'").fetchone() == (
+        1,
     )
 
 

@@ -1,24 +1,28 @@
-"""The private Mosquitto under the state folder: configuration, ACL, logins, start and stop."""
+"""The private Mosquitto under the state folder: configuration, start and stop, and the set-up of
+its roles and service identities (dynamic security, over the control topic: core/brokeradmin.py).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
 import signal
 from pathlib import Path
 
+from core.brokeradmin import SERVICE_USERS, BrokerAdmin, initial_config, roles
 from core.errors import ServiceError
+from core.mqtturl import MqttAddress
 from core.settings import Settings
 from wastepilot import install
 from wastepilot.localstate import (
     DEPLOY_DIR,
-    MQTT_USERS,
     TEST_TOPIC_ROOT,
     Paths,
     chown_tree,
     has_user,
-    paths_for,
     port_open,
     wait_until,
     write_if_changed,
@@ -26,14 +30,24 @@ from wastepilot.localstate import (
 
 log = logging.getLogger(__name__)
 
+PROVISIONED = "provisioned.sha256"
+
+
+def dynsec_file(paths: Paths) -> Path:
+    """The dynamic-security plugin's own file (identities, roles), kept by the broker."""
+    return paths.mqtt / "data" / "dynamic-security.json"
+
 
 def render_mosquitto_conf(settings: Settings, paths: Paths) -> str:
     """The deploy config with the local paths and port: one source for the broker's tuning."""
     text = (DEPLOY_DIR / "mosquitto/mosquitto.conf").read_text()
+    dynsec = install.mosquitto_plugin("mosquitto_dynamic_security.so")
+    sqlite = install.mosquitto_plugin("mosquitto_persist_sqlite.so")
     replace = {
         r"^listener .*$": f"listener {settings.mqtt_port} 127.0.0.1",
-        r"^password_file .*$": f"password_file {paths.mqtt / 'passwd'}",
-        r"^acl_file .*$": f"acl_file {paths.mqtt / 'acl'}",
+        r"^plugin /usr/lib/mosquitto_dynamic_security\.so$": f"plugin {dynsec}",
+        r"^plugin_opt_config_file .*$": f"plugin_opt_config_file {dynsec_file(paths)}",
+        r"^plugin /usr/lib/mosquitto_persist_sqlite\.so$": f"plugin {sqlite}",
         r"^persistence_location .*$": f"persistence_location {paths.mqtt / 'data'}/",
         r"^log_dest .*$": f"log_dest file {paths.mqtt_log}",
     }
@@ -50,22 +64,11 @@ def render_mosquitto_conf(settings: Settings, paths: Paths) -> str:
             )
         # (the broker reads copies in its own folder: the originals may not be readable to it)
         text += (
-            "\n# TLS listener (same users and ACL as the plain one)\n"
+            "\n# TLS listener (same identities and rights as the plain one)\n"
             f"listener {settings.mqtt_tls_port} 127.0.0.1\n"
             f"certfile {paths.mqtt / 'tls' / 'cert.pem'}\n"
             f"keyfile {paths.mqtt / 'tls' / 'key.pem'}\n"
             "tls_version tlsv1.2\n"
-        )
-    return text
-
-
-def render_acl(prefix: str, *, local: bool) -> str:
-    text = (DEPLOY_DIR / "mosquitto/acl.tmpl").read_text().replace("{prefix}", prefix)
-    if local:
-        text += (
-            "\n# local only: tools and tests\n"
-            f"user {MQTT_USERS['admin']}\ntopic readwrite {prefix}/#\n"
-            f"user {MQTT_USERS['test']}\ntopic readwrite {TEST_TOPIC_ROOT}/#\n"
         )
     return text
 
@@ -88,7 +91,8 @@ def mqtt_pid(paths: Paths) -> int | None:
 
 
 def mqtt_up(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None:
-    """Configure and start the private broker; reload it when its users or ACL changed."""
+    """Configure and start the private broker, then bring its roles and service identities up to
+    date (only when they changed: the broker keeps them, and every device's login, itself)."""
     (paths.mqtt / "data").mkdir(parents=True, exist_ok=True)
     tls_changed = False
     if settings.mqtt_tls_port and settings.mqtt_tls_cert_file and settings.mqtt_tls_key_file:
@@ -103,18 +107,11 @@ def mqtt_up(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None
             (paths.mqtt / "tls" / name).chmod(0o600)
     conf_changed = write_if_changed(paths.mqtt_conf, render_mosquitto_conf(settings, paths))
     conf_changed = conf_changed or tls_changed
-    acl_changed = write_if_changed(
-        paths.mqtt / "acl", render_acl(settings.topic_prefix, local=True)
-    )
-    users_file = paths.mqtt / "users.plain"
-    plain = "".join(f"{user}:{passwords[user]}\n" for user in sorted(MQTT_USERS.values()))
-    users_changed = write_if_changed(users_file, plain)
-    users_file.chmod(0o600)
-    service_passwd = paths.mqtt / "service.passwd"
-    if users_changed or not service_passwd.exists():
-        service_passwd.write_text(_hash_lines(paths, plain))
-        service_passwd.chmod(0o600)
-    users_changed = _assemble_passwd(paths) or users_changed
+    if not dynsec_file(paths).exists():
+        config = initial_config(passwords[SERVICE_USERS["admin"]], settings.topic_prefix)
+        dynsec_file(paths).write_text(json.dumps(config, indent=2))
+        dynsec_file(paths).chmod(0o600)
+        (paths.mqtt / PROVISIONED).unlink(missing_ok=True)
     if has_user("mosquitto"):
         chown_tree(paths.mqtt, "mosquitto")
     pid = mqtt_pid(paths)
@@ -130,72 +127,33 @@ def mqtt_up(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None
         log.info("starting Mosquitto on 127.0.0.1:%s", settings.mqtt_port)
         install.run([install.mosquitto_binary(), "-c", str(paths.mqtt_conf), "-d"])
         wait_until(
-            lambda: port_open("127.0.0.1", settings.mqtt_port), 10, "Mosquitto", paths.mqtt_log
+            lambda: port_open("127.0.0.1", settings.mqtt_port), 30, "Mosquitto", paths.mqtt_log
         )
-    elif acl_changed or users_changed:
-        os.kill(pid, signal.SIGHUP)  # reloads password and ACL files
+    _provision(settings, paths, passwords)
 
 
-def _hash_lines(paths: Paths, plain: str) -> str:
-    """``user:password`` lines -> Mosquitto's hashed lines (mosquitto_passwd -U, in one call)."""
-    tmp = paths.mqtt / "passwd.new"
-    tmp.write_text(plain)
-    tmp.chmod(0o600)
-    try:
-        install.run(["mosquitto_passwd", "-U", str(tmp)])  # hashes the file in place
-        return tmp.read_text()
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _assemble_passwd(paths: Paths) -> bool:
-    """The broker's password file = service identities + device credentials. True if changed."""
-    parts = [paths.mqtt / "service.passwd", paths.mqtt / "devices.passwd"]
-    text = "".join(p.read_text() for p in parts if p.exists())
-    passwd = paths.mqtt / "passwd"
-    if passwd.exists() and passwd.read_text() == text:
-        return False
-    tmp = paths.mqtt / "passwd.tmp"
-    tmp.write_text(text)
-    tmp.chmod(0o600)
-    if has_user("mosquitto"):
-        chown_tree(tmp, "mosquitto")
-    tmp.replace(passwd)
-    return True
-
-
-def set_device_credentials(
-    settings: Settings, secrets_by_device: dict[str, str], *, remove: list[str] | None = None
-) -> None:
-    """Give devices broker logins on the local broker (username = device id), or take them
-    away; the broker reloads its password file. Devices may then write only under their own
-    topics (the ACL's ``pattern`` lines)."""
-    paths = paths_for(settings)
-    devices_file = paths.mqtt / "devices.passwd"
-    entries: dict[str, str] = {}
-    if devices_file.exists():
-        for line in devices_file.read_text().splitlines():
-            user, _, _ = line.partition(":")
-            entries[user] = line
-    for user in remove or []:
-        entries.pop(user, None)
-    if secrets_by_device:
-        hashed = _hash_lines(paths, "".join(f"{d}:{s}\n" for d, s in secrets_by_device.items()))
-        for line in hashed.splitlines():
-            entries[line.partition(":")[0]] = line
-    devices_file.write_text("".join(f"{line}\n" for line in entries.values()))
-    devices_file.chmod(0o600)
-    if has_user("mosquitto"):
-        chown_tree(devices_file, "mosquitto")
-    if _assemble_passwd(paths):
-        pid = mqtt_pid(paths)
-        if pid is not None:
-            os.kill(pid, signal.SIGHUP)  # reloads the password file
+def _provision(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None:
+    """Roles and service identities as this version needs them; skipped when nothing changed
+    since the last time (a digest of what was provisioned is kept beside the broker's files)."""
+    by_role = {role: passwords[user] for role, user in SERVICE_USERS.items()}
+    wanted = roles(settings.topic_prefix, test_root=TEST_TOPIC_ROOT)
+    spec = {"roles": {k: [a.as_json() for a in v] for k, v in wanted.items()}, "pw": by_role}
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    stamp = paths.mqtt / PROVISIONED
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    admin = MqttAddress(
+        "127.0.0.1", settings.mqtt_port, SERVICE_USERS["admin"], by_role["admin"], False
+    )
+    with BrokerAdmin(admin.url()) as broker:
+        broker.provision(settings.topic_prefix, by_role, test_root=TEST_TOPIC_ROOT)
+    stamp.write_text(digest)
+    log.info("broker roles and service identities provisioned")
 
 
 def mqtt_down(paths: Paths) -> None:
     pid = mqtt_pid(paths)
     if pid is None:
         return
-    os.kill(pid, signal.SIGTERM)  # Mosquitto saves its persistence file on the way out
+    os.kill(pid, signal.SIGTERM)
     wait_until(lambda: mqtt_pid(paths) is None, 30, "Mosquitto to stop", paths.mqtt_log)

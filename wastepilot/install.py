@@ -29,10 +29,24 @@ SOURCE_SUITE = "trixie"
 # source package of 2.1.2 when the system's is older.
 MOSQUITTO_SUITE = "forky"
 MOSQUITTO_MIN = (2, 1, 2)
-MOSQUITTO = Path("/usr/local/lib/wastepilot/mosquitto")
-# the broker alone (its apps need editline, its HTTP API libmicrohttpd: neither is used here)
-MOSQUITTO_MAKE_DIRS = ["libcommon", "lib", "src"]
-MOSQUITTO_MAKE_FLAGS = ["WITH_DOCS=no", "WITH_WEBSOCKETS=no", "WITH_SRV=no", "WITH_HTTP_API=no"]
+MOSQUITTO_DIR = Path("/usr/local/lib/wastepilot")
+MOSQUITTO = MOSQUITTO_DIR / "mosquitto"
+# The broker's plugins, beside it: identities and rights (dynamic security) and persistence that
+# survives a crash (SQLite); the compose image has the same files in /usr/lib.
+MOSQUITTO_PLUGINS = {
+    "plugins/dynamic-security": "mosquitto_dynamic_security.so",
+    "plugins/persist-sqlite": "mosquitto_persist_sqlite.so",
+}
+# the broker and its two plugins (its apps need editline, its HTTP API libmicrohttpd: neither is
+# used here)
+MOSQUITTO_MAKE_DIRS = ["libcommon", "lib", "src", *MOSQUITTO_PLUGINS]
+MOSQUITTO_MAKE_FLAGS = [
+    "WITH_DOCS=no",
+    "WITH_WEBSOCKETS=no",
+    "WITH_SRV=no",
+    "WITH_HTTP_API=no",
+    "WITH_SQLITE=yes",
+]
 TIMESCALE_CMAKE_FLAGS = [
     "-DAPACHE_ONLY=ON",
     "-DREGRESS_CHECKS=OFF",
@@ -218,8 +232,9 @@ def mosquitto_version(binary: str) -> tuple[int, ...]:
 
 
 def build_mosquitto(apt: Apt) -> None:
-    """Build the broker alone from Debian's `MOSQUITTO_SUITE` source package into MOSQUITTO."""
-    apt.install(["build-essential", "dpkg-dev", "libssl-dev", "libcjson-dev"])
+    """Build the broker and its plugins from Debian's `MOSQUITTO_SUITE` source package into
+    MOSQUITTO_DIR."""
+    apt.install(["build-essential", "dpkg-dev", "libssl-dev", "libcjson-dev", "libsqlite3-dev"])
     with tempfile.TemporaryDirectory(prefix="wastepilot-mosquitto-") as tmp:
         tree = fetch_source("mosquitto", Path(tmp), MOSQUITTO_SUITE)
         log.info("building the Mosquitto broker")
@@ -227,24 +242,34 @@ def build_mosquitto(apt: Apt) -> None:
         for d in MOSQUITTO_MAKE_DIRS:
             run(["make", "-j", jobs, "-C", d, *MOSQUITTO_MAKE_FLAGS], cwd=tree)
         run([*_sudo(), "install", "-D", "-m", "755", str(tree / "src/mosquitto"), str(MOSQUITTO)])
+        for folder, name in MOSQUITTO_PLUGINS.items():
+            run([*_sudo(), "install", "-D", "-m", "755", str(tree / folder / name),
+                 str(MOSQUITTO_DIR / name)])  # fmt: skip
     if mosquitto_version(str(MOSQUITTO)) < MOSQUITTO_MIN:
         raise ServiceError(f"the Mosquitto built from source is older than {MOSQUITTO_MIN}")
 
 
 def mosquitto_binary() -> str:
-    """The broker to run: the one built here when there is one, else the system's."""
-    return str(MOSQUITTO) if MOSQUITTO.exists() else "mosquitto"
+    """The broker to run: the one built here."""
+    return str(MOSQUITTO)
+
+
+def mosquitto_plugin(name: str) -> Path:
+    """Where the built plugin ``name`` (e.g. mosquitto_persist_sqlite.so) is."""
+    return MOSQUITTO_DIR / name
 
 
 def ensure_mosquitto(apt: Apt) -> None:
-    """The Mosquitto broker and its clients (mosquitto_passwd, mosquitto_pub/sub). Debian 12's
-    broker (2.0.11) crashes when it expires a session and loses messages in flight to shared
-    subscriptions over a restart, and 2.0.21 still crashed on expiry; when the system broker is
-    older than MOSQUITTO_MIN, a newer one is built from Debian's own source package (~20 s)."""
+    """The Mosquitto broker with its dynamic-security and SQLite-persistence plugins, built from
+    Debian's own source package of MOSQUITTO_MIN (~30 s) unless already built here: Debian 12's
+    2.0.11 and trixie's 2.0.21 crash when expiring sessions, and neither ships the SQLite
+    persistence that keeps shared subscriptions and survives a crash. The system's package
+    brings the mosquitto user and the command-line clients."""
     apt.install(["mosquitto", "mosquitto-clients"])
-    if mosquitto_version("mosquitto") >= MOSQUITTO_MIN:
-        return
-    if MOSQUITTO.exists() and mosquitto_version(str(MOSQUITTO)) >= MOSQUITTO_MIN:
+    built = MOSQUITTO.exists() and all(
+        mosquitto_plugin(n).exists() for n in MOSQUITTO_PLUGINS.values()
+    )
+    if built and mosquitto_version(str(MOSQUITTO)) >= MOSQUITTO_MIN:
         return
     build_mosquitto(apt)
 

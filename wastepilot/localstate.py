@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.brokeradmin import SERVICE_USERS
 from core.errors import ServiceError
 from core.settings import Settings
 
@@ -23,12 +24,8 @@ DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy"
 DB_NAME = "wastepilot"
 DB_ROLE = "wastepilot"
 # Local broker identities: role in the code -> MQTT username.
-MQTT_USERS = {
-    "ingest": "wp-ingest",
-    "simulator": "wp-simulator",
-    "admin": "wp-admin",
-    "test": "wp-test",
-}
+# the broker's service identities, by role
+MQTT_USERS = SERVICE_USERS
 # Tests publish under their own prefixes below this root, with the wp-test identity.
 TEST_TOPIC_ROOT = "wastepilot-test"
 

@@ -1,11 +1,9 @@
-"""`wastepilot users ...` and `wastepilot tokens ...`: people and their API tokens; and the
-broker credentials of devices on the local broker."""
+"""`wastepilot users ...` and `wastepilot tokens ...`: people and their API tokens."""
 
 from __future__ import annotations
 
 import getpass
 import sys
-from functools import partial
 from typing import Annotated
 
 import typer
@@ -14,24 +12,11 @@ from rich.table import Table
 
 from core import auth
 from core.db import connect
-from core.settings import Settings, get_settings
+from core.settings import get_settings
 
 users_app = typer.Typer(help="People who use the API, with roles.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (bearer).", no_args_is_help=True)
 console = Console()
-
-
-def credential_writer(s: Settings) -> partial[None] | None:
-    """Writes device logins to the broker when this process manages it (the local broker of
-    `services up`); None when the broker is somewhere else."""
-    if s.mqtt_url is not None:
-        return None
-    from wastepilot.broker import set_device_credentials
-
-    def write(add: dict[str, str], remove: list[str]) -> None:
-        set_device_credentials(s, add, remove=remove)
-
-    return partial(write)
 
 
 def _password(stdin: bool) -> str:

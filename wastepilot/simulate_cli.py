@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,7 +15,6 @@ from core.db import connect
 from core.errors import ConfigError
 from core.registry import Device, Household, add_devices, add_households
 from core.settings import Settings, get_settings
-from wastepilot import broker
 from wastepilot.signals import stop_on_signals
 
 if TYPE_CHECKING:
@@ -149,28 +147,18 @@ def simulate_cmd(
 
 
 def _device_sinks(s: Settings, fleet: list[Any]) -> DeviceSinksType:
-    """Connections of the fleet's own devices, with credentials issued on the local broker."""
-    import secrets as secretlib
-
+    """Connections of the fleet's own devices, each with its own broker login (issued afresh
+    for this run through the admin identity)."""
+    from core.devices import issue_logins
     from core.mqtturl import parse_mqtt_url
     from simulator.device_sink import DeviceSinks
 
-    if s.mqtt_url:
-        raise ConfigError(
-            "--per-device issues credentials on the local broker; "
-            "WASTEPILOT_MQTT_URL points elsewhere"
-        )
-    path = s.state_dir / "simulator" / "credentials.json"
-    creds: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    new = {h.device_id: secretlib.token_urlsafe(16) for h in fleet if h.device_id not in creds}
-    if new:
-        broker.set_device_credentials(s, new)
-        creds.update(new)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(creds))
-        path.chmod(0o600)
+    admin = s.broker_admin_url()
+    if admin is None:
+        raise ConfigError("--per-device issues device logins: set WASTEPILOT_MQTT_ADMIN_URL")
+    logins = issue_logins(admin, [h.device_id for h in fleet])
     addr = parse_mqtt_url(s.mqtt_url_for("simulator"))
-    console.print(f"connecting {len(fleet)} devices with their own credentials")
+    console.print(f"connecting {len(fleet)} devices with their own logins")
     return DeviceSinks(
-        addr.host, addr.port, s.topic_prefix, {h.device_id: creds[h.device_id] for h in fleet}
+        addr.host, addr.port, s.topic_prefix, {x.device_id: x.password for x in logins}
     ).connect()

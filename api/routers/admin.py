@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, HTTPException, Path, Request, Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from api import queries as admin_queries
 from api.auth import Caller, csrf_token, end_session, start_session
-from api.deps import Conn
-from core import auth, clock
-from core.errors import RegistryError
-from core.registry import Device, Household, add_devices, add_households
+from api.deps import AppSettings, Conn
+from core import auth, devices
+from core.devices import NEW_DEVICE_ID_PATTERN
+from core.errors import BrokerAdminError, RegistryError
+from core.registry import Device
+from core.settings import Settings
 from core.topics import DEVICE_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 public = APIRouter(prefix="/api/v1/auth", tags=["sign-in"])
 
-# (credentials to add {device: secret}, devices to remove) -> None; None = no broker here
-CredentialWriter = Callable[[dict[str, str], list[str]], None]
-
 Ref = Annotated[str, StringConstraints(pattern=DEVICE_ID_PATTERN)]
+DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 UserName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
 
 
@@ -52,7 +51,7 @@ class TokenOut(BaseModel):
 
 
 class DeviceIn(Body):
-    device_id: Ref
+    device_id: Annotated[str, StringConstraints(pattern=NEW_DEVICE_ID_PATTERN)]
     household: Ref
     model: Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9 ._-]*$")] = (
         "unknown"
@@ -67,17 +66,6 @@ class DeviceOut(BaseModel):
     household: str
     mqtt_username: str
     mqtt_password: str = Field(description="Shown once: the broker keeps only its hash")
-
-
-def _writer(request: Request) -> CredentialWriter:
-    w: CredentialWriter | None = getattr(request.app.state, "device_credentials", None)
-    if w is None:
-        raise HTTPException(
-            503,
-            "this API does not manage the broker's credentials here: register the device's "
-            "MQTT login on the broker itself",
-        )
-    return w
 
 
 @public.post("/token", response_model=TokenOut, summary="Sign in for a token")
@@ -178,51 +166,74 @@ def revoke_token(token_id: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: Conn)
 def list_devices(conn: Conn) -> list[dict[str, Any]]:
     """Registered devices with their household and status."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT d.id AS device_id, d.household_ref AS household, d.model, d.installed_on, "
-            "d.decommissioned_at, s.online, s.last_seen FROM devices d "
-            "LEFT JOIN device_status s ON s.device_id = d.id ORDER BY d.id LIMIT 10000"
-        ).fetchall()
+        return cur.execute(admin_queries.DEVICES).fetchall()
+
+
+def _broker(settings: Settings) -> str:
+    url = settings.broker_admin_url()
+    if url is None:
+        raise HTTPException(
+            503,
+            "this API has no broker admin identity (WASTEPILOT_MQTT_ADMIN_URL): device logins "
+            "cannot be issued here",
+        )
+    return url
 
 
 @router.post("/devices", response_model=DeviceOut, status_code=201, summary="Register a device")
-def register_device(body: DeviceIn, conn: Conn, request: Request) -> DeviceOut:
+def register_device(body: DeviceIn, conn: Conn, settings: AppSettings) -> DeviceOut:
     """Register a disposer meter in a household (created if new) and issue its broker login:
-    username = device id, a random password shown once. The broker lets it write only under
-    its own topics."""
-    writer = _writer(request)
-    if conn.execute("SELECT 1 FROM devices WHERE id = %s", (body.device_id,)).fetchone():
-        raise HTTPException(409, f"device {body.device_id!r} is registered already")
+    username and client id = device id, a random password shown once. The broker lets it
+    publish only its own readings and status, and subscribe to nothing. Device ids: upper-case
+    letters, digits, - and _ (e.g. FWD-000123)."""
+    url = _broker(settings)
     try:
-        add_households(
-            conn, [Household(body.household, cohort=body.cohort, joined_on=clock.today())]
+        [login] = devices.register(
+            conn, [Device(body.device_id, body.household, body.model)], url, cohort=body.cohort
         )
-        add_devices(conn, [Device(body.device_id, body.household, body.model)])
     except RegistryError as exc:
-        raise HTTPException(422, str(exc)) from exc
-    secret = secrets.token_urlsafe(24)
-    writer({body.device_id: secret}, [])
+        code = 409 if "registered" in str(exc) else 422
+        raise HTTPException(code, str(exc)) from exc
+    except BrokerAdminError as exc:
+        raise HTTPException(503, f"the broker did not take the login: {exc}") from exc
     return DeviceOut(
         device_id=body.device_id,
         household=body.household,
-        mqtt_username=body.device_id,
-        mqtt_password=secret,
+        mqtt_username=login.device_id,
+        mqtt_password=login.password,
+    )
+
+
+@router.post(
+    "/devices/{device_id}/password", response_model=DeviceOut, summary="Reissue a password"
+)
+def reissue_password(device_id: DeviceId, conn: Conn, settings: AppSettings) -> DeviceOut:
+    """A new broker password for a device (shown once); its live connection is dropped, so only
+    the new password works from now on."""
+    url = _broker(settings)
+    try:
+        login = devices.reissue(conn, device_id, url)
+    except RegistryError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except BrokerAdminError as exc:
+        raise HTTPException(503, f"the broker did not take the password: {exc}") from exc
+    row = conn.execute(admin_queries.DEVICE_HOUSEHOLD, (device_id,)).fetchone()
+    return DeviceOut(
+        device_id=device_id,
+        household=str(row[0]) if row else "",
+        mqtt_username=device_id,
+        mqtt_password=login.password,
     )
 
 
 @router.post("/devices/{device_id}/decommission", summary="Decommission a device")
-def decommission_device(
-    device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)], conn: Conn, request: Request
-) -> dict[str, Any]:
-    """The device's broker login is removed (it can no longer connect) and ingest refuses its
-    readings from now on; its stored readings stay."""
-    writer = _writer(request)
-    row = conn.execute(
-        "UPDATE devices SET decommissioned_at = now() WHERE id = %s AND decommissioned_at IS NULL "
-        "RETURNING id",
-        (device_id,),
-    ).fetchone()
-    if row is None:
-        raise HTTPException(404, f"no active device {device_id!r}")
-    writer({}, [device_id])
+def decommission_device(device_id: DeviceId, conn: Conn, settings: AppSettings) -> dict[str, Any]:
+    """The device's broker login is removed (its live connection is dropped at once) and ingest
+    refuses its readings from now on; its stored readings stay."""
+    try:
+        devices.decommission(conn, device_id, _broker(settings))
+    except RegistryError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except BrokerAdminError as exc:
+        raise HTTPException(503, f"the broker did not remove the login: {exc}") from exc
     return {"device_id": device_id, "status": "decommissioned"}

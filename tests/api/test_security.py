@@ -21,7 +21,6 @@ from core.registry import Device, add_devices
 from core.settings import Settings
 from tests.conftest import bearer
 from tests.helpers import person, workshop_body
-from wastepilot.people_cli import credential_writer
 
 pytestmark = pytest.mark.services
 
@@ -87,7 +86,8 @@ def table(w: dict[str, Any]) -> list[tuple[str, str, str, str, dict[str, Any]]]:
         ("POST", "/api/v1/tokens", "admin", "/api/v1/tokens", {"json": {"username": w["victim_2"], "scope": "read", "days": 1}}),
         ("DELETE", "/api/v1/tokens/{token_id}", "admin", f"/api/v1/tokens/{w['token']}", {}),
         ("GET", "/api/v1/devices", "admin", "/api/v1/devices", {}),
-        ("POST", "/api/v1/devices", "admin", "/api/v1/devices", {"json": {"device_id": f"SEC-{u}", "household": f"HH-{u}"}}),
+        ("POST", "/api/v1/devices", "admin", "/api/v1/devices", {"json": {"device_id": f"SEC-{u.upper()}", "household": f"HH-{u}"}}),
+        ("POST", "/api/v1/devices/{device_id}/password", "admin", "/api/v1/devices/SEC-1/password", {}),
         ("POST", "/api/v1/devices/{device_id}/decommission", "admin", "/api/v1/devices/SEC-1/decommission", {}),
     ]  # fmt: skip
 
@@ -117,9 +117,7 @@ def world(bids_db: Conn, db: Conn, api: TestClient) -> dict[str, Any]:
 
 @pytest.fixture
 def app_client(db_url: str) -> Iterator[TestClient]:
-    app = create_app(
-        Settings(database_url=db_url), device_credentials=credential_writer(Settings())
-    )
+    app = create_app(Settings(database_url=db_url))
     with TestClient(app) as c:
         yield c
 

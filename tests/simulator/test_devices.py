@@ -3,13 +3,14 @@ database); the broker's ACL keeps each device to its own topics."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
 
+from core.brokeradmin import BrokerAdmin
+from core.devices import issue_logins
 from core.registry import Device, add_devices
 from core.settings import Settings
 from core.topics import readings_topic
@@ -17,21 +18,21 @@ from ingest.worker import IngestWorker
 from simulator.device_sink import DeviceSinks
 from simulator.publisher import PublishError
 from tests.helpers import dumps, reading, wait_for
-from wastepilot import broker
 
 pytestmark = pytest.mark.services
-PREFIX = "wastepilot/v1"  # device logins may write only here (the ACL's pattern lines)
+PREFIX = "wastepilot/v1"  # device logins may write only here (the broker's device role)
 
 
 @pytest.fixture
 def devices(settings: Settings) -> Iterator[dict[str, str]]:
-    if settings.mqtt_url:
-        pytest.skip("device credentials are issued on the local broker")
+    admin = settings.broker_admin_url()
+    if admin is None:
+        pytest.skip("device logins are issued through the broker's admin identity")
     run = uuid.uuid4().hex[:6].upper()
-    creds = {f"T{run}-{i:04d}": secrets.token_urlsafe(12) for i in range(1000)}
-    broker.set_device_credentials(settings, creds)
-    yield creds
-    broker.set_device_credentials(settings, {}, remove=list(creds))
+    logins = issue_logins(admin, [f"T{run}-{i:04d}" for i in range(1000)])
+    yield {x.device_id: x.password for x in logins}
+    with BrokerAdmin(admin) as broker:
+        broker.run({"command": "deleteClient", "username": x.device_id} for x in logins)
 
 
 def test_thousand_devices_publish_with_their_own_logins_and_only_to_their_own_topics(

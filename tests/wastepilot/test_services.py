@@ -20,8 +20,8 @@ pytestmark = pytest.mark.services
 def _snapshot(paths: localstate.Paths) -> dict[str, float]:
     files = [
         paths.mqtt_conf,
-        paths.mqtt / "acl",
-        paths.mqtt / "passwd",
+        broker.dynsec_file(paths),
+        paths.mqtt / broker.PROVISIONED,
         paths.pg_data / "wastepilot.conf",
         paths.state / "local.json",
         paths.mqtt_pid,

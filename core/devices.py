@@ -1,0 +1,164 @@
+"""A device's life in the pilot: registered with its broker login, its password reissued,
+decommissioned. The registry (database) and the broker's identities change together: a
+registration whose transaction fails leaves no login, and a broker that refuses leaves no
+device.
+
+New device ids follow one pattern, upper-case letters, digits, ``-`` and ``_``
+(``NEW_DEVICE_ID_PATTERN``, e.g. ``FWD-000123``): the service identities are lower-case
+(``wp-ingest``, ``wp-admin``, ...), so a device can never take one's name.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from core.brokeradmin import BrokerAdmin, device_command
+from core.errors import BrokerAdminError, RegistryError
+from core.registry import Device, Household, add_devices, add_households
+
+NEW_DEVICE_ID_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,63}$"
+_NEW_DEVICE_ID = re.compile(NEW_DEVICE_ID_PATTERN)
+Conn = psycopg.Connection[Any]
+
+_EXISTING = "SELECT id FROM devices WHERE id = ANY(%s)"
+_DECOMMISSION = (
+    "UPDATE devices SET decommissioned_at = now() WHERE id = %s AND decommissioned_at IS NULL "
+    "RETURNING id"
+)
+_ACTIVE = "SELECT 1 FROM devices WHERE id = %s AND decommissioned_at IS NULL"
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """A device's broker login: shown once, the broker keeps only a hash of the password."""
+
+    device_id: str
+    password: str
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def register(
+    conn: Conn,
+    devices: Sequence[Device],
+    broker_url: str | None,
+    *,
+    cohort: str | Mapping[str, str] = "default",
+) -> list[Login]:
+    """Register devices (and their new households, in ``cohort``: one name, or one per
+    household) with a broker login each, all or none, and commit.
+
+    The logins are made before the database commits; if the broker refuses, nothing is
+    committed, and if the commit fails, the logins are removed again. Without a broker URL (a
+    broker managed elsewhere) no login is made and none is returned."""
+    bad = [d.id for d in devices if not _NEW_DEVICE_ID.match(d.id)]
+    if bad:
+        raise RegistryError(
+            f"device id {bad[0]!r}: 1-64 upper-case letters, digits, - and _, starting with a "
+            "letter or digit (e.g. FWD-000123)"
+        )
+    ids = [d.id for d in devices]
+    if len(set(ids)) != len(ids):
+        raise RegistryError("a device id appears twice")
+    taken = [str(r[0]) for r in conn.execute(_EXISTING, (ids,))]
+    if taken:
+        raise RegistryError(f"device {taken[0]!r} is registered already")
+    refs = sorted({d.household_ref for d in devices})
+    cohorts = dict.fromkeys(refs, cohort) if isinstance(cohort, str) else dict(cohort)
+    add_households(conn, [Household(ref, cohort=cohorts.get(ref, "default")) for ref in refs])
+    if add_devices(conn, devices) != len(devices):
+        # another registration of the same id committed meanwhile
+        raise RegistryError("a device in this registration was registered at the same time")
+    if broker_url is None:
+        conn.commit()
+        return []
+    logins = [Login(d.id, new_password()) for d in devices]
+    made: list[str] = []
+    try:
+        with BrokerAdmin(broker_url) as broker:
+            try:
+                for login in logins:
+                    _add_login(broker, login)
+                    made.append(login.device_id)
+                conn.commit()
+            except (BrokerAdminError, psycopg.Error):
+                for device_id in made:  # all or none, whichever side failed
+                    broker.remove(device_id)
+                raise
+    except BaseException:
+        conn.rollback()
+        raise
+    return logins
+
+
+def _add_login(broker: BrokerAdmin, login: Login) -> None:
+    try:
+        broker.add_device(login.device_id, login.password)
+    except BrokerAdminError as exc:
+        if "already exists" not in str(exc):
+            raise
+        # a login left by a registration whose transaction then failed: the database has no
+        # such device (checked above), so this registration takes it over with a new password
+        broker.remove(login.device_id)
+        broker.add_device(login.device_id, login.password)
+
+
+def decommission(conn: Conn, device_id: str, broker_url: str | None) -> None:
+    """Take a device out of the pilot and commit: ingest refuses its readings from now on
+    (stored ones stay) and its broker login goes, which drops its live connection at once. A
+    broker that cannot be reached leaves the device active (try again)."""
+    if conn.execute(_DECOMMISSION, (device_id,)).fetchone() is None:
+        raise RegistryError(f"no active device {device_id!r}")
+    if broker_url is not None:
+        try:
+            with BrokerAdmin(broker_url) as broker:
+                broker.remove(device_id)
+        except BrokerAdminError:
+            conn.rollback()
+            raise
+    conn.commit()
+
+
+def reissue(conn: Conn, device_id: str, broker_url: str) -> Login:
+    """A new password for an active device (a lost or leaked one); its live connection is
+    dropped, so only the new password works from now on."""
+    if conn.execute(_ACTIVE, (device_id,)).fetchone() is None:
+        raise RegistryError(f"no active device {device_id!r}")
+    login = Login(device_id, new_password())
+    with BrokerAdmin(broker_url) as broker:
+        try:
+            broker.set_password(device_id, login.password)
+        except BrokerAdminError as exc:
+            if "not found" not in str(exc):
+                raise
+            broker.add_device(device_id, login.password)  # registered before the broker kept logins
+    return login
+
+
+def issue_logins(broker_url: str, device_ids: Sequence[str]) -> list[Login]:
+    """Logins for devices already in the registry (the simulator's own fleet): made where
+    missing, a new password where present. Sent in batches, one answer each."""
+    logins = [Login(d, new_password()) for d in device_ids]
+    with BrokerAdmin(broker_url) as broker:
+        for i in range(0, len(logins), 200):
+            batch = logins[i : i + 200]
+            answers = broker.run(device_command(x.device_id, x.password) for x in batch)
+            again = [
+                {"command": "setClientPassword", "username": login.device_id,
+                 "password": login.password}
+                for login, answer in zip(batch, answers, strict=True)
+                if "already exists" in str(answer.get("error", ""))
+            ]  # fmt: skip
+            failed = [a for a in [*answers, *broker.run(again)] if a.get("error")]
+            failed = [a for a in failed if "already exists" not in str(a["error"])]
+            if failed:
+                raise BrokerAdminError(f"the broker refused a device login: {failed[0]}")
+    return logins
