@@ -51,9 +51,7 @@ class DeviceSinks:
     # --- connections -------------------------------------------------------------------
 
     def _make_client(self, device_id: str, secret: str) -> mqtt.Client:
-        c = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=device_id, protocol=mqtt.MQTTv5
-        )
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id, protocol=mqtt.MQTTv5)
         c.username_pw_set(device_id, secret)
         will = orjson.dumps({"v": 1, "device_id": device_id, "state": "offline"})
         c.will_set(status_topic(self._prefix, device_id), will, qos=1, retain=True)
