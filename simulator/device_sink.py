@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.topics import parse_topic, status_topic
-from simulator.publisher import PublishError
+from simulator.publisher import NO_MATCHING_SUBSCRIBERS, RESEND_AFTER_S, PublishError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ class DeviceSinks:
         self.sent = 0
         self.confirmed = 0
         self.refused = 0
+        self.no_subscribers = 0  # PUBACK 0x10 answers, each message sent again
+        self._bodies: dict[tuple[str, int], tuple[str, bytes, bool]] = {}
+        self._resend: list[tuple[float, str, tuple[str, bytes, bool]]] = []
         self._last_misc = 0.0
         self._addr = (host, port)
         self._creds = credentials
@@ -71,9 +74,14 @@ class DeviceSinks:
             if self._clients.get(device_id) is client and self._state.get(device_id) == "connected":
                 self._state[device_id] = "lost"
 
-        def on_publish(_c: mqtt.Client, _u: Any, _mid: int, rc: ReasonCode, _p: Any) -> None:
+        def on_publish(_c: mqtt.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
             self._pending[device_id] -= 1
-            if rc.is_failure:
+            body = self._bodies.pop((device_id, mid), None)
+            if rc.value == NO_MATCHING_SUBSCRIBERS and body is not None:
+                # dropped by the broker (no ingest subscribed): send it again shortly
+                self.no_subscribers += 1
+                self._resend.append((time.monotonic() + RESEND_AFTER_S, device_id, body))
+            elif rc.is_failure:
                 self.refused += 1
                 log.warning("broker refused a message of %s: %s", device_id, rc)
             else:
@@ -132,6 +140,11 @@ class DeviceSinks:
             if client.want_write():
                 client.loop_write()
         now = time.monotonic()
+        due = [r for r in self._resend if r[0] <= now]
+        if due:
+            self._resend = [r for r in self._resend if r[0] > now]
+            for _, dev, (topic, payload, retain) in due:
+                self._publish(dev, topic, payload, retain)
         if now - self._last_misc > 1.0:
             self._last_misc = now
             for client in self._clients.values():
@@ -143,14 +156,18 @@ class DeviceSinks:
         addr = parse_topic(self._prefix, topic)
         if addr is None or addr.device_id not in self._clients:
             raise PublishError(f"no device connection for {topic}")
-        dev = addr.device_id
+        info = self._publish(addr.device_id, topic, payload, retain)
+        self.sent += 1
+        self.pump(0)
+        return info
+
+    def _publish(self, dev: str, topic: str, payload: bytes, retain: bool) -> object:
         client = self._clients[dev]
         while True:
             info = client.publish(topic, payload, qos=1, retain=retain)
             if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
                 self._pending[dev] += 1
-                self.sent += 1
-                self.pump(0)
+                self._bodies[(dev, info.mid)] = (topic, payload, retain)
                 return info
             if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
                 self.pump(0.01)  # let acknowledgements in, then try again
@@ -161,7 +178,7 @@ class DeviceSinks:
 
     def close(self, timeout: float = 30.0) -> int:
         deadline = time.monotonic() + timeout
-        while sum(self._pending.values()) > 0 and time.monotonic() < deadline:
+        while (sum(self._pending.values()) > 0 or self._resend) and time.monotonic() < deadline:
             self.pump(0.05)
         unconfirmed = self.sent - self.confirmed
         for dev, client in self._clients.items():

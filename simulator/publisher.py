@@ -2,7 +2,9 @@
 
 paho's ``publish()`` does not raise when its own queue is full: it returns an error code. Every
 return is checked here, and a full queue makes the simulator wait for acknowledgements — a
-message is either confirmed by the broker or counted as not sent, never silently dropped.
+message is either confirmed by the broker or counted as not sent, never silently dropped. A
+PUBACK 0x10 ("no matching subscribers": the broker dropped it) is not a confirmation: the
+message is sent again, as device firmware must do too (README, "Device firmware").
 """
 
 from __future__ import annotations
@@ -59,8 +61,28 @@ class FileSink:
         return 0
 
 
+# PUBACK 0x10 "no matching subscribers" is a success code in MQTT 5, but the broker has dropped
+# the message: nobody (no ingest worker) was subscribed. Devices and the simulator treat it as
+# not delivered and send the same reading again after a pause (a duplicate at worst, which
+# ingest stores once).
+NO_MATCHING_SUBSCRIBERS = 0x10
+RESEND_AFTER_S = 1.0
+
+
+class Delivery:
+    """One message handed to the sink, and what became of it."""
+
+    __slots__ = ("confirmed", "payload", "resends", "retain", "topic")
+
+    def __init__(self, topic: str, payload: bytes, retain: bool) -> None:
+        self.topic, self.payload, self.retain = topic, payload, retain
+        self.confirmed = False  # the broker accepted it for at least one subscriber
+        self.resends = 0  # times re-sent after 0x10
+
+
 class MqttSink:
-    """A QoS 1 publisher that waits when paho's queue is full and counts confirmations."""
+    """A QoS 1 publisher that waits when paho's queue is full, counts confirmations and re-sends
+    what the broker answered 0x10 (no matching subscribers)."""
 
     def __init__(
         self,
@@ -73,8 +95,12 @@ class MqttSink:
         self._addr = parse_mqtt_url(url)
         self._cond = threading.Condition()
         self._pending = 0
+        self._inflight: dict[int, Delivery] = {}
+        self._early: dict[int, ReasonCode] = {}  # PUBACKs that beat publish() returning
+        self._resend: list[tuple[float, Delivery]] = []
         self.sent = 0
         self.confirmed = 0
+        self.no_subscribers = 0  # 0x10 answers (each re-sent)
         self.waits = 0
         self._connected = threading.Event()
         self._refused: str | None = None
@@ -105,14 +131,29 @@ class MqttSink:
         if rc.value != 0:
             log.warning("publisher disconnected (%s); paho reconnects and resends", rc)
 
-    def _on_publish(self, _c: mqtt.Client, _u: Any, _mid: int, rc: ReasonCode, _p: Any) -> None:
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
+        # (paho calls this holding its own lock: nothing here may call back into paho)
         with self._cond:
-            self._pending -= 1
-            if not rc.is_failure:
-                self.confirmed += 1
-            else:
-                log.warning("broker refused a message: %s", rc)
-            self._cond.notify_all()
+            d = self._inflight.pop(mid, None)
+            if d is None:
+                self._early[mid] = rc
+                return
+            self._settle(d, rc)
+
+    def _settle(self, d: Delivery, rc: ReasonCode) -> None:
+        """Record the broker's answer (self._cond held)."""
+        self._pending -= 1
+        if rc.value == NO_MATCHING_SUBSCRIBERS:
+            self.no_subscribers += 1
+            if d.resends == 0 or self.no_subscribers % 1000 == 1:
+                log.warning("no subscriber took a message on %s (0x10): re-sending", d.topic)
+            self._resend.append((time.monotonic() + RESEND_AFTER_S, d))
+        elif rc.is_failure:
+            log.warning("broker refused a message: %s", rc)
+        else:
+            d.confirmed = True
+            self.confirmed += 1
+        self._cond.notify_all()
 
     def connect(self, timeout: float = 10.0) -> MqttSink:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -133,17 +174,30 @@ class MqttSink:
             raise PublishError(f"the broker refused {self._addr.redacted()}: {self._refused}")
         return self
 
-    def send(self, topic: str, payload: bytes, *, retain: bool = False) -> mqtt.MQTTMessageInfo:
-        """Queue one QoS 1 message, waiting while paho's queue is full. The returned info tells
-        later whether the broker confirmed it (``is_published()``)."""
+    def send(self, topic: str, payload: bytes, *, retain: bool = False) -> Delivery:
+        """Queue one QoS 1 message, waiting while paho's queue is full; the returned Delivery
+        tells later whether the broker confirmed it. Messages answered 0x10 earlier and due
+        again go first."""
+        self._resend_due()
+        d = Delivery(topic, payload, retain)
+        self._publish(d)
+        self.sent += 1
+        return d
+
+    def _publish(self, d: Delivery) -> None:
         while True:
             with self._cond:
                 self._pending += 1
-            info = self.client.publish(topic, payload, qos=1, retain=retain)
+            info = self.client.publish(d.topic, d.payload, qos=1, retain=d.retain)
             if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 # NO_CONN at QoS 1: paho keeps the message and sends it after reconnecting.
-                self.sent += 1
-                return info
+                with self._cond:
+                    early = self._early.pop(info.mid, None)
+                    if early is None:
+                        self._inflight[info.mid] = d
+                    else:
+                        self._settle(d, early)
+                return
             with self._cond:
                 self._pending -= 1
             if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
@@ -152,21 +206,28 @@ class MqttSink:
                     self._cond.wait(0.05)
                 continue
             raise PublishError(
-                f"paho could not queue a message for {topic}: {mqtt.error_string(info.rc)}"
+                f"paho could not queue a message for {d.topic}: {mqtt.error_string(info.rc)}"
             )
 
-    def wait_pending_below(self, n: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+    def _resend_due(self) -> None:
+        now = time.monotonic()
         with self._cond:
-            while self._pending > n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
+            due = [d for at, d in self._resend if at <= now]
+            self._resend = [(at, d) for at, d in self._resend if at > now]
+        for d in due:
+            d.resends += 1
+            self._publish(d)
 
     def close(self, timeout: float = 30.0) -> int:
-        self.wait_pending_below(0, timeout)
+        """Wait for every answer (re-sending what was answered 0x10) up to ``timeout``; returns
+        how many messages were not confirmed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._resend_due()
+            with self._cond:
+                if self._pending <= 0 and not self._resend:
+                    break
+                self._cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
         unconfirmed = self.sent - self.confirmed
         self.client.disconnect()
         self.client.loop_stop()
