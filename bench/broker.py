@@ -1,0 +1,113 @@
+"""The broker's own throughput with and without the durable settings, measured in one run.
+
+Two private brokers (this machine's Mosquitto build, anonymous, no dynamic security, so that
+only persistence differs) take the same backlog of single-reading QoS 1 messages for an
+offline persistent session, which then drains it:
+
+- durable: the product's settings (deploy/mosquitto/mosquitto.conf): the SQLite persistence
+  plugin, committing at every turn of the broker's loop;
+- built-in: the earlier settings: the built-in persistence file, saved every 60 s and on
+  shutdown (loses what it acknowledged since the last save on a kill -9, and the shared
+  subscription over any restart).
+
+    .venv/bin/python bench/broker.py [--messages 60000] [--rounds 3]
+
+prints publish (PUBACK) and drain rates for each, medians of the rounds, and their ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.ingest import RawSubscriber, broker_ceiling, publish_backlog, single_messages
+from wastepilot import install
+from wastepilot.localstate import port_open
+
+TUNING = """
+max_queued_messages 2000000
+max_queued_bytes 0
+max_inflight_messages 5000
+max_packet_size 2097152
+set_tcp_nodelay true
+log_dest none
+"""
+
+VARIANTS = {
+    "durable": "persistence false\npersistence_location {data}/\nplugin {sqlite}\n"
+    "plugin_opt_flush_period 0\nplugin_opt_sync normal\n",
+    "built-in": "persistence true\npersistence_location {data}/\nautosave_interval 60\n",
+}
+
+
+def start(variant: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
+    data = folder / variant
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    shutil.chown(data, "mosquitto", "mosquitto")
+    conf = folder / f"{variant}.conf"
+    sqlite = install.mosquitto_plugin("mosquitto_persist_sqlite.so")
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+        + VARIANTS[variant].format(data=data, sqlite=sqlite)
+        + TUNING
+    )
+    proc = subprocess.Popen([install.mosquitto_binary(), "-c", str(conf)])
+    deadline = time.monotonic() + 10
+    while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc
+
+
+def measure(port: int, n: int) -> tuple[float, float]:
+    url = f"mqtt://127.0.0.1:{port}"
+    prefix = f"bench-{uuid.uuid4().hex[:6]}/v1"
+    sub = RawSubscriber(url, f"raw-{uuid.uuid4().hex[:6]}",
+                        f"$share/raw/{prefix}/devices/+/readings")  # fmt: skip
+    sub.start()
+    sub.stop()
+    publish = publish_backlog(url, prefix, single_messages(prefix, n))
+    return publish, broker_ceiling(sub, n)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=60_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    results: dict[str, dict[str, list[float]]] = {v: {"publish": [], "drain": []} for v in VARIANTS}
+    with tempfile.TemporaryDirectory(prefix="wastepilot-broker-bench-") as tmp:
+        folder = Path(tmp)
+        shutil.chown(folder, "mosquitto", "mosquitto")
+        for r in range(args.rounds):
+            for i, variant in enumerate(VARIANTS if r % 2 == 0 else reversed(VARIANTS)):
+                port = 52900 + i
+                proc = start(variant, folder, port)
+                try:
+                    pub, drain = measure(port, args.messages)
+                finally:
+                    proc.terminate()
+                    proc.wait(30)
+                results[variant]["publish"].append(pub)
+                results[variant]["drain"].append(drain)
+                print(f"round {r + 1} {variant:<9} publish {pub:>8,.0f}/s  drain {drain:>8,.0f}/s")
+    med = {v: {k: statistics.median(x) for k, x in d.items()} for v, d in results.items()}
+    for v, d in med.items():
+        print(f"{v:<9} median: publish {d['publish']:,.0f} msg/s, drain {d['drain']:,.0f} msg/s")
+    ratio = {k: med["durable"][k] / med["built-in"][k] for k in ("publish", "drain")}
+    print(f"durable / built-in: publish {ratio['publish']:.2f}, drain {ratio['drain']:.2f}")
+    print(json.dumps({"medians": med, "ratio": ratio, "messages": args.messages}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Chaos run: readings published at a steady rate while faults hit every part of the pipeline —
+broker SIGTERM and kill -9, PostgreSQL kill -9, ingest worker kill -9 — then a count of what
+became of every reading the broker acknowledged.
+
+Two `wastepilot ingest` processes run as deployed, on one shared group (the default
+configuration), against the local services of `wastepilot services up`. A fault comes every
+5-20 s (random, seeded), cycling through the kinds so that a run of 8 faults has two of each.
+
+    .venv/bin/python bench/chaos.py --readings 200000 --rate 1500
+
+prints one line per fault and the totals: published, acknowledged (PUBACK with success),
+stored once, lost (acknowledged and not stored), doubled (stored twice), and PUBACK 0x10
+answers (each re-sent by the publisher). The last line is one JSON object. The test suite runs
+the same harness small (tests/ingest/test_chaos.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.registry import Device, add_devices
+from core.settings import Settings
+from core.topics import readings_topic
+from core.wire import format_ts
+from simulator.publisher import Delivery, MqttSink
+from wastepilot import broker, install, localstate, postgres
+
+FAULTS = ("broker-sigterm", "broker-kill-9", "postgres-kill-9", "worker-kill-9")
+
+
+@dataclass
+class Fault:
+    kind: str
+    at: float  # seconds since the start
+    seq_from: int  # first reading index published at or after the fault
+    no_subscribers_before: int
+    recovered_s: float = 0.0
+
+
+@dataclass
+class ChaosResult:
+    published: int = 0
+    acknowledged: int = 0
+    stored_once: int = 0
+    lost: int = 0
+    doubled: int = 0
+    no_subscribers: int = 0
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (
+            f"published {self.published}, acknowledged {self.acknowledged}, stored once "
+            f"{self.stored_once}, lost {self.lost}, doubled {self.doubled}, "
+            f"0x10 answers {self.no_subscribers}"
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Ingest:
+    """`wastepilot ingest` processes, as deployed (own client id each, one shared group)."""
+
+    def __init__(self, db_url: str, mqtt_url: str, prefix: str, group: str, logdir: Path) -> None:
+        self.env = {
+            **os.environ,
+            "WASTEPILOT_DATABASE_URL": db_url,
+            "WASTEPILOT_MQTT_URL": mqtt_url,
+            "WASTEPILOT_TOPIC_PREFIX": prefix,
+            "WASTEPILOT_INGEST_GROUP": group,
+            "WASTEPILOT_INGEST_RETRY_MAX_S": "2",
+        }
+        self.logdir = logdir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.starts = 0
+
+    def start(self, client_id: str) -> None:
+        env = {
+            **self.env,
+            "WASTEPILOT_INGEST_CLIENT_ID": client_id,
+            "WASTEPILOT_INGEST_METRICS_PORT": str(_free_port()),
+        }
+        self.starts += 1
+        with (self.logdir / f"{client_id}-{self.starts}.log").open("wb") as log:
+            self.procs[client_id] = subprocess.Popen(
+                [sys.executable, "-m", "wastepilot", "ingest"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self, client_id: str) -> None:
+        p = self.procs[client_id]
+        os.killpg(p.pid, signal.SIGKILL)  # the worker and its validator and writer
+        p.wait(10)
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def _stored(db_url: str) -> tuple[set[tuple[str, int]], int] | None:
+    try:
+        with psycopg.connect(db_url, connect_timeout=3) as conn:
+            rows = conn.execute("SELECT device_id, seq FROM readings").fetchall()
+    except psycopg.OperationalError:
+        return None
+    return {(str(d), int(s)) for d, s in rows}, len(rows)  # type: ignore[call-overload]
+
+
+def _wait(cond: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def run_chaos(
+    settings: Settings,
+    db_url: str,
+    mqtt_url: str,
+    prefix: str,
+    *,
+    readings: int,
+    rate: float,
+    gap_s: tuple[float, float] = (5.0, 20.0),
+    faults: tuple[str, ...] = FAULTS,
+    devices: int = 200,
+    seed: int = 1,
+    logdir: Path | None = None,
+    out: Any = print,
+) -> ChaosResult:
+    """Publish ``readings`` single readings at ``rate``/s through two ingest workers while
+    faults of ``faults`` come every ``gap_s`` seconds; wait until the acknowledged ones are
+    stored (or 180 s), and count."""
+    paths = localstate.paths_for(settings)
+    major = install.installed_pg_majors()[0]
+    rnd = random.Random(seed)
+    ids = [f"CH-{i:05d}" for i in range(devices)]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        add_devices(conn, [Device(d, f"HH-{d}") for d in ids])
+    logdir = logdir or Path(tempfile.mkdtemp(prefix="wastepilot-chaos-"))
+    run = uuid.uuid4().hex[:6]
+    ingest = Ingest(db_url, mqtt_url, prefix, "ingest", logdir)
+    workers = [f"chaos-{run}-1", f"chaos-{run}-2"]
+    for w in workers:
+        ingest.start(w)
+    time.sleep(3)  # both subscribed before the first reading
+
+    sink = MqttSink(mqtt_url, f"chaos-pub-{run}", max_pending=2_000).connect(timeout=30)
+    sent: list[tuple[Delivery, tuple[str, int]]] = []
+    t0 = time.monotonic()
+    base = time.time() - 3600  # stamps within the last hour, unique per (device, seq)
+    published = threading.Event()
+
+    def publish() -> None:
+        for i in range(readings):
+            dev, seq = ids[i % devices], i // devices + 1
+            ts = format_ts(datetime.fromtimestamp(base + i * 1e-3, UTC))
+            body = (
+                f'{{"v":1,"device_id":"{dev}","seq":{seq},"ts":"{ts}","kind":"run",'
+                '"run_s":11.5,"energy_wh":1.9,"water_l":6.2,"peak_a":3.1}'
+            ).encode()
+            sent.append((sink.send(readings_topic(prefix, dev), body), (dev, seq)))
+            ahead = (i + 1) / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+        published.set()
+
+    pub = threading.Thread(target=publish, daemon=True)
+    pub.start()
+    done: list[Fault] = []
+    k = 0
+    while not published.wait(rnd.uniform(*gap_s)):
+        kind = faults[k % len(faults)]
+        k += 1
+        f = Fault(kind, time.monotonic() - t0, len(sent), sink.no_subscribers)
+        started = time.monotonic()
+        if kind.startswith("broker"):
+            pid = broker.mqtt_pid(paths)
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM if kind == "broker-sigterm" else signal.SIGKILL)
+                _wait(lambda: broker.mqtt_pid(paths) is None, 30)
+            time.sleep(rnd.uniform(0.5, 2.0))  # publishers and ingest find it gone
+            broker.mqtt_up(settings, paths, localstate.local_secrets(paths))
+        elif kind == "postgres-kill-9":
+            pid = int((paths.pg_data / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGKILL)
+            time.sleep(rnd.uniform(0.5, 2.0))
+            _wait(lambda: not postgres.pg_running(paths, major), 30)
+            for _ in range(20):  # its children leave the shared memory shortly after
+                try:
+                    postgres.pg_ctl(paths, major, "start")
+                    break
+                except Exception:  # noqa: BLE001  (retried: the old children may linger)
+                    time.sleep(0.5)
+        elif kind == "worker-kill-9":
+            victim = workers[k % 2]
+            ingest.kill(victim)
+            time.sleep(rnd.uniform(0.5, 2.0))
+            ingest.start(victim)
+        f.recovered_s = time.monotonic() - started
+        done.append(f)
+        out(f"{f.at:7.1f}s {kind:<16} (back after {f.recovered_s:.1f}s); published so far "
+            f"{len(sent)}, 0x10 so far {sink.no_subscribers}")  # fmt: skip
+    pub.join()
+    unconfirmed = sink.close(timeout=300)
+    acked = {key for d, key in sent if d.confirmed}
+
+    def all_stored() -> bool:
+        got = _stored(db_url)
+        return got is not None and acked <= got[0]
+
+    _wait(all_stored, 180)
+    time.sleep(2)  # anything still on its way, to count doubles
+    got = _stored(db_url)
+    ingest.stop()
+    keys, rows = got if got is not None else (set(), 0)
+    res = ChaosResult(
+        published=len(sent),
+        acknowledged=len(acked),
+        stored_once=len(acked & keys),
+        lost=len(acked - keys),
+        doubled=rows - len(keys),
+        no_subscribers=sink.no_subscribers,
+        seconds=time.monotonic() - t0,
+    )
+    bounds = [f.seq_from for f in done] + [len(sent)]
+    for i, f in enumerate(done):
+        window = [key for d, key in sent[bounds[i] : bounds[i + 1]] if d.confirmed]
+        zero_x10 = (done[i + 1].no_subscribers_before if i + 1 < len(done) else
+                    sink.no_subscribers) - f.no_subscribers_before  # fmt: skip
+        row = {
+            "fault": f.kind,
+            "at_s": round(f.at, 1),
+            "published": bounds[i + 1] - bounds[i],
+            "acknowledged": len(window),
+            "stored_once": sum(1 for key in window if key in keys),
+            "lost": sum(1 for key in window if key not in keys),
+            "no_subscribers": zero_x10,
+        }
+        res.faults.append(row)
+    if unconfirmed:
+        out(f"not acknowledged by the broker (the publisher gave up): {unconfirmed}")
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--readings", type=int, default=200_000)
+    ap.add_argument("--rate", type=float, default=1500.0, help="readings per second")
+    ap.add_argument("--gap", type=float, nargs=2, default=(5.0, 20.0), help="seconds between")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    from core.migrate import migrate
+    from wastepilot.localstate import TEST_TOPIC_ROOT
+
+    s = Settings()
+    db_url = bench_database(s)
+    migrate(db_url)
+    prefix = f"{TEST_TOPIC_ROOT}/chaos-{uuid.uuid4().hex[:6]}/v1"
+    res = run_chaos(
+        s, db_url, s.mqtt_url_for("test"), prefix, readings=args.readings, rate=args.rate,
+        gap_s=tuple(args.gap), seed=args.seed,
+    )  # fmt: skip
+    print(f"{'fault':<16} {'at':>7} {'published':>9} {'acked':>9} {'stored':>9} {'lost':>5} "
+          f"{'0x10':>5}")  # fmt: skip
+    for f in res.faults:
+        print(f"{f['fault']:<16} {f['at_s']:>6}s {f['published']:>9} {f['acknowledged']:>9} "
+              f"{f['stored_once']:>9} {f['lost']:>5} {f['no_subscribers']:>5}")  # fmt: skip
+    print(res.line() + f" in {res.seconds:.0f} s")
+    print(json.dumps(res.__dict__))
+
+
+def bench_database(s: Settings) -> str:
+    """A fresh database of the chaos run's own on the local cluster."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from psycopg import sql
+
+    url = s.db_url()
+    name = "wastepilot_chaos"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+if __name__ == "__main__":
+    main()
