@@ -288,3 +288,40 @@ def test_broker_restart_mid_stream_loses_nothing(
     rows, distinct = stored(db_url)
     assert rows == distinct, "a reading was stored twice"
     assert len(keys()) == rows <= total
+
+
+def test_broker_kill_9_with_a_100k_backlog_for_ingest_loses_nothing(
+    db: Conn,
+    db_url: str,
+    mqtt_test_url: str,
+    prefix: str,
+    spawn_ingest: Callable[..., Any],
+    settings: Settings,
+) -> None:
+    """Ingest is away (a deploy, a database outage) and 100,000 readings queue for its two
+    sessions on the shared group; the broker is killed (-9) and started again: every reading
+    it acknowledged reaches the database once, none answered 0x10."""
+    if settings.mqtt_url:
+        pytest.skip("the broker is external: this test kills the local one")
+    add_devices(db, [Device(d, f"HH-{d}") for d in DEVICES])
+    run = uuid.uuid4().hex[:6]
+    group = f"g{run}"
+    workers = [spawn_ingest(f"bk-{run}-{i}", WASTEPILOT_INGEST_GROUP=group)[0] for i in (1, 2)]
+    for p in workers:  # their sessions (and the shared subscription) stay on the broker
+        p.terminate()
+        p.wait(30)
+    total = 100_000
+    t, state = stream(mqtt_test_url, prefix, total)
+    t.join(300)
+    assert state["unconfirmed"] == 0 and state["no_subscribers"] == 0, state
+    assert stored(db_url)[0] == 0  # all of it is queued on the broker
+    paths = localstate.paths_for(settings)
+    stop_broker(paths, signal.SIGKILL)
+    broker.mqtt_up(settings, paths, localstate.local_secrets(paths))
+    for i in (1, 2):
+        spawn_ingest(f"bk-{run}-{i}", WASTEPILOT_INGEST_GROUP=group)
+    wait_for(
+        lambda: stored(db_url)[1] >= total, 180, "the backlog stored", state=lambda: stored(db_url)
+    )
+    time.sleep(1)
+    assert stored(db_url) == (total, total)
