@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -69,15 +70,24 @@ def start(variant: str, folder: Path, port: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def measure(port: int, n: int) -> tuple[float, float]:
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(port: int, n: int, pid: int) -> tuple[float, float, float]:
+    """(publish rate, drain rate, the broker's CPU µs a message over both)."""
     url = f"mqtt://127.0.0.1:{port}"
+    cpu0 = cpu_s(pid)
     prefix = f"bench-{uuid.uuid4().hex[:6]}/v1"
     sub = RawSubscriber(url, f"raw-{uuid.uuid4().hex[:6]}",
                         f"$share/raw/{prefix}/devices/+/readings")  # fmt: skip
     sub.start()
     sub.stop()
     publish = publish_backlog(url, prefix, single_messages(prefix, n))
-    return publish, broker_ceiling(sub, n)
+    drain = broker_ceiling(sub, n)
+    return publish, drain, (cpu_s(pid) - cpu0) / n * 1e6
 
 
 def main() -> None:
@@ -85,7 +95,9 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=60_000)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    results: dict[str, dict[str, list[float]]] = {v: {"publish": [], "drain": []} for v in VARIANTS}
+    results: dict[str, dict[str, list[float]]] = {
+        v: {"publish": [], "drain": [], "cpu_us": []} for v in VARIANTS
+    }
     with tempfile.TemporaryDirectory(prefix="wastepilot-broker-bench-") as tmp:
         folder = Path(tmp)
         shutil.chown(folder, "mosquitto", "mosquitto")
@@ -94,18 +106,22 @@ def main() -> None:
                 port = 52900 + i
                 proc = start(variant, folder, port)
                 try:
-                    pub, drain = measure(port, args.messages)
+                    pub, drain, cpu = measure(port, args.messages, proc.pid)
                 finally:
                     proc.terminate()
                     proc.wait(30)
                 results[variant]["publish"].append(pub)
                 results[variant]["drain"].append(drain)
-                print(f"round {r + 1} {variant:<9} publish {pub:>8,.0f}/s  drain {drain:>8,.0f}/s")
+                results[variant]["cpu_us"].append(cpu)
+                print(f"round {r + 1} {variant:<9} publish {pub:>8,.0f}/s  drain {drain:>8,.0f}/s"
+                      f"  broker CPU {cpu:.1f} us a message")  # fmt: skip
     med = {v: {k: statistics.median(x) for k, x in d.items()} for v, d in results.items()}
     for v, d in med.items():
-        print(f"{v:<9} median: publish {d['publish']:,.0f} msg/s, drain {d['drain']:,.0f} msg/s")
-    ratio = {k: med["durable"][k] / med["built-in"][k] for k in ("publish", "drain")}
-    print(f"durable / built-in: publish {ratio['publish']:.2f}, drain {ratio['drain']:.2f}")
+        print(f"{v:<9} median: publish {d['publish']:,.0f} msg/s, drain {d['drain']:,.0f} msg/s, "
+              f"broker CPU {d['cpu_us']:.1f} us a message")  # fmt: skip
+    ratio = {k: med["durable"][k] / med["built-in"][k] for k in ("publish", "drain", "cpu_us")}
+    print(f"durable / built-in: publish {ratio['publish']:.2f}, drain {ratio['drain']:.2f}, "
+          f"broker CPU {ratio['cpu_us']:.2f}")  # fmt: skip
     print(json.dumps({"medians": med, "ratio": ratio, "messages": args.messages}))
 
 

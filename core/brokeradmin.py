@@ -216,7 +216,10 @@ class BrokerAdmin:
             self._waiting.update(slots)
         try:
             info = self._client.publish(CONTROL_TOPIC, json.dumps({"commands": cmds}), qos=1)
-            info.wait_for_publish(self.timeout)
+            try:
+                info.wait_for_publish(self.timeout)
+            except (RuntimeError, ValueError) as exc:  # paho: not connected, or queue full
+                raise BrokerAdminError(f"could not send to the broker: {exc}") from exc
             answers = []
             for c in cmds:
                 ev, got = slots[c["correlationData"]]

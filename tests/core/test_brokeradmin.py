@@ -260,3 +260,50 @@ def test_a_refused_login_leaves_no_device_and_a_leftover_login_is_taken_over(
     assert db.execute("SELECT count(*) FROM devices WHERE id = %s", (dev2,)).fetchone() == (0,)
     with BrokerAdmin(admin_url) as b:
         b.remove(dev)
+
+
+def test_bulk_registration_from_a_sheet_writes_each_login_once(
+    db: Conn, db_url: str, admin_url: str, settings: Settings, tmp_path: Any
+) -> None:
+    """`wastepilot devices import`: all or none, logins written once to a new file (0600)."""
+    import os
+    import subprocess
+    import sys
+
+    run = uuid.uuid4().hex[:6].upper()
+    ids = [f"B{run}-{i}" for i in range(3)]
+    env = {**os.environ, "WASTEPILOT_DATABASE_URL": db_url}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "wastepilot", "devices", "import", *args],
+                              env=env, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"device_id,household\n{ids[0]},HH-B1\nwp-admin,HH-B2\n")
+    done = cli(str(bad), "--out", str(tmp_path / "none.csv"))
+    assert done.returncode != 0 and "device id" in done.stdout + done.stderr
+    assert not (tmp_path / "none.csv").exists()
+    assert db.execute("SELECT count(*) FROM devices WHERE id = ANY(%s)", (ids,)).fetchone() == (0,)
+    sheet = tmp_path / "devices.csv"
+    sheet.write_text("device_id,household,model,cohort\n"
+                     + "".join(f"{d},HH-{d},M1,B\n" for d in ids))  # fmt: skip
+    out = tmp_path / "logins.csv"
+    done = cli(str(sheet), "--out", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    rows = [line.split(",") for line in out.read_text().split()[1:]]
+    assert [r[0] for r in rows] == ids
+    for dev, _user, password in rows:
+        d = Dev(settings.mqtt_port, dev, password, dev)
+        try:
+            assert not d.connack.is_failure
+        finally:
+            d.close()
+    again = cli(str(sheet), "--out", str(out))  # never overwritten: shown once
+    assert again.returncode != 0 and "exists" in again.stdout + again.stderr
+    assert db.execute(
+        "SELECT count(*) FROM households WHERE ref = ANY(%s) AND cohort = 'B'",
+        ([f"HH-{d}" for d in ids],),
+    ).fetchone() == (3,)
+    with BrokerAdmin(admin_url) as b:
+        b.run({"command": "deleteClient", "username": d} for d in ids)
