@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import signal
+import time
 from pathlib import Path
 
 from core.brokeradmin import SERVICE_USERS, BrokerAdmin, initial_config, roles
@@ -85,7 +86,13 @@ def mqtt_pid(paths: Paths) -> int | None:
     except PermissionError:
         return pid
     cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists() and b"mosquitto" not in cmdline.read_bytes():
+    try:
+        text = cmdline.read_bytes()
+    except OSError:
+        return None
+    # an empty command line is a broker on its way out (a kill -9 of a big one frees its memory
+    # before it closes its sockets): still there until it is gone
+    if text and b"mosquitto" not in text:
         return None
     return pid
 
@@ -120,7 +127,8 @@ def mqtt_up(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None
         mqtt_down(paths)
         pid = None
     if pid is None:
-        if port_open("127.0.0.1", settings.mqtt_port):
+        # a broker killed a moment ago may hold its port a little longer
+        if port_open("127.0.0.1", settings.mqtt_port) and not _wait_closed(settings.mqtt_port):
             raise ServiceError(
                 f"port {settings.mqtt_port} is taken by another program; set WASTEPILOT_MQTT_PORT"
             )
@@ -130,6 +138,15 @@ def mqtt_up(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None
             lambda: port_open("127.0.0.1", settings.mqtt_port), 30, "Mosquitto", paths.mqtt_log
         )
     _provision(settings, paths, passwords)
+
+
+def _wait_closed(port: int, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not port_open("127.0.0.1", port):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _provision(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None:
