@@ -85,10 +85,12 @@ def mqtt_pid(paths: Paths) -> int | None:
         return None
     except PermissionError:
         return pid
-    cmdline = Path(f"/proc/{pid}/cmdline")
     try:
-        text = cmdline.read_bytes()
-    except OSError:
+        text = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+    if state in ("Z", "X"):  # dead, its sockets closed; only its parent has not reaped it
         return None
     # an empty command line is a broker on its way out (a kill -9 of a big one frees its memory
     # before it closes its sockets): still there until it is gone
