@@ -82,7 +82,8 @@ class Delivery:
 
 class MqttSink:
     """A QoS 1 publisher that waits when paho's queue is full, counts confirmations and re-sends
-    what the broker answered 0x10 (no matching subscribers)."""
+    what the broker answered 0x10 (no matching subscribers): a second later, with the next
+    ``send`` or in ``close``, until a subscriber takes it."""
 
     def __init__(
         self,
