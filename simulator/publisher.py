@@ -211,6 +211,8 @@ class MqttSink:
             )
 
     def _resend_due(self) -> None:
+        if not self._resend:  # the usual case, checked without the lock on every send
+            return
         now = time.monotonic()
         with self._cond:
             due = [d for at, d in self._resend if at <= now]

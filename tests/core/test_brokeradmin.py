@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 from api.app import create_app
 from core import devices
 from core.brokeradmin import BrokerAdmin, encode_password
-from core.errors import BrokerAdminError
+from core.errors import BrokerAdminError, RegistryError
 from core.registry import Device
 from core.settings import Settings
 from tests.conftest import bearer
@@ -184,12 +184,15 @@ def test_a_reissued_password_replaces_the_old_one_at_once(
 def test_reserved_and_malformed_device_ids_are_refused(
     db: Conn, db_url: str, admin_url: str, name: str
 ) -> None:
-    with psycopg.connect(db_url) as conn, pytest.raises(Exception, match="device id"):
+    with BrokerAdmin(admin_url) as b:
+        before = set(b.usernames())
+    with psycopg.connect(db_url) as conn, pytest.raises(RegistryError, match="device id"):
         devices.register(conn, [Device(name, "HH-X")], admin_url)
     with BrokerAdmin(admin_url) as b:
-        names = b.usernames()
-    assert name not in names or name.startswith("wp-")  # the service identities are intact
-    assert {"wp-admin", "wp-ingest", "wp-simulator", "wp-test"} <= set(names)
+        after = set(b.usernames())
+    assert after == before  # no login made, none changed or removed
+    assert {"wp-admin", "wp-ingest", "wp-simulator", "wp-test"} <= after
+    assert db.execute("SELECT count(*) FROM devices WHERE id = %s", (name,)).fetchone() == (0,)
 
 
 def test_twenty_concurrent_registrations_give_twenty_working_logins(
