@@ -53,7 +53,7 @@ from core.settings import Settings
 from core.topics import readings_topic
 from ingest import queries
 from ingest.mqttclient import BufferedClient
-from ingest.pipeline import Outcome
+from ingest.protocol import Outcome
 from ingest.validate import Limits
 from ingest.worker import IngestWorker, WorkerConfig
 from simulator.publisher import MqttSink
@@ -338,7 +338,7 @@ def drain(cfg: WorkerConfig, expect: int) -> float:
         marks["last"] = time.perf_counter()
 
     w = IngestWorker(cfg, on_commit=on_commit)
-    on_message = w.client.on_message
+    on_message = w.consumer.client.on_message
     assert on_message is not None
 
     def first_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -347,7 +347,7 @@ def drain(cfg: WorkerConfig, expect: int) -> float:
             marks["first"] = time.perf_counter()
         on_message(c, u, msg)
 
-    w.client.on_message = first_message
+    w.consumer.client.on_message = first_message
     marks["first"] = 0.0
     w.start()
     deadline = time.monotonic() + 600

@@ -8,24 +8,60 @@ packet already received before going back to `select()` — flushing pending wri
 PUBACKs) every few hundred packets so acknowledgements are not held back by a long backlog.
 When the socket is drained it calls ``on_read_done`` (the worker ships what it read then).
 
-It overrides two private methods of paho 2.x (`_sock_recv`, `loop_read`); `supported()` checks
-they exist, and the worker falls back to the plain client if a paho release removes them.
+It also sends the PUBACKs of a committed batch as one write (``ack_many``: one lock, one
+wake-up, one send instead of a call a message).
+
+This is the only module that touches paho's private parts (`_sock_recv`, `_packet_read`,
+`_loop_rc_handle`, `_packet_queue`, `_sock`); ruff's SLF rule keeps them out of every other
+module. They were read in paho-mqtt 2.1 and 2.2 (``WRITTEN_FOR``): ``supported()`` is false on
+any other release or when one of them is gone, and the worker then uses the plain client and
+paho's public ``ack()`` (correct, slower); a test fails on an unknown paho release so that this
+is read again before it is trusted.
 """
 
 from __future__ import annotations
 
+import logging
+import struct
 from collections.abc import Callable
+from importlib.metadata import version
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.client import PUBACK
 from paho.mqtt.enums import MQTTErrorCode
+
+log = logging.getLogger(__name__)
 
 _CHUNK = 65536
 _WRITE_EVERY = 256
+_PUBACK = struct.Struct("!BBH")  # MQTT PUBACK: type 0x40, remaining length 2, packet id
+_PRIVATE = ("_sock_recv", "_packet_read", "_loop_rc_handle", "_packet_queue")
+
+WRITTEN_FOR = ("2.1.", "2.2.")  # paho-mqtt releases whose private methods this was read against
 
 
-def supported() -> bool:
-    return all(hasattr(mqtt.Client, m) for m in ("_sock_recv", "_packet_read", "loop_read"))
+def paho_version() -> str:
+    return version("paho-mqtt")
+
+
+def supported(paho: str | None = None) -> bool:
+    """Whether this paho release is one the overrides were written for, and has their methods."""
+    release = paho or paho_version()
+    return release.startswith(WRITTEN_FOR) and all(hasattr(mqtt.Client, m) for m in _PRIVATE)
+
+
+def ack_many(client: mqtt.Client, mids: list[int]) -> None:
+    """Acknowledge QoS 1 messages ``mids`` (in this order) on the client's connection."""
+    if not mids:
+        return
+    if isinstance(client, BufferedClient):
+        blob = b"".join([_PUBACK.pack(PUBACK, 2, mid) for mid in mids])
+        client._packet_queue(PUBACK, blob, 0, 1)
+        return
+    for mid in mids:
+        if client.ack(mid, 1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            log.debug("ack of %s not sent; the broker will redeliver it", mid)
 
 
 class BufferedClient(mqtt.Client):

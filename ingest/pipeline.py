@@ -1,29 +1,16 @@
-"""The validator and writer processes of an ingest worker: validation and database writes off
-the MQTT process, and off each other.
+"""What runs in an ingest worker's two child processes: the validator and the writer.
 
-One Python process cannot both read a busy MQTT connection and validate and write what it
-reads: the work shares one interpreter lock, and the network loop got about two thirds of it
-(py-spy, session 3). Nor can one process both validate and write at the database's pace: with
-validation in the writing process, 100-reading arrays were stored at 0.73-0.99 of the
-database's own rate (median 0.76 of five rounds); with the same validation done in another
-process, 0.84-1.24 (median 1.04), measured by feeding the writer through its pipe (session 4).
-So each worker is three processes, joined by pipes:
+    MQTT process  --Shipment-->  validator  --Validated-->  writer  --Outcome-->  MQTT process
+    (ingest/consumer.py)         (check each message)      (batch, write, report)
 
-    MQTT process  --Shipment-->  validator process  --Validated-->  writer process
-    (network loop)                (check_message)                   (queue -> batches -> write)
-          ^                                                                  |
-          +---------------------------- Outcome (committed) -----------------+
-
-The validator checks every message against the contract and the limits and hands on the
-readings as plain rows (Row). In the writer process a reader thread queues what arrives; the
-main thread merges it into batches (by size and age), writes each in one transaction, retries
-with backoff while the database is away, and reports every commit back. The MQTT process
-acknowledges a message only when the Outcome naming its shipment arrives: nothing is
-acknowledged before it is committed, and a process that dies takes no acknowledgement with it
-(the MQTT process restarts both, and the broker redelivers what they held).
-
-Memory stays bounded: the broker sends at most Receive Maximum unacknowledged messages, so the
-pipeline never holds more than that, however long the database is away.
+The validator checks every message against the contract and the limits (ingest/validate.py)
+and hands on COPY-ready rows (ingest/protocol.py). In the writer a reader thread queues what
+arrives; the main thread gathers it into batches by the batching rule (ingest/batcher.py),
+writes each in one transaction, retries with backoff while the database is away, and reports
+every commit back. The MQTT process acknowledges a message only when the Outcome naming its
+shipment arrives: nothing is acknowledged before it is committed, and a process that dies takes
+no acknowledgement with it (the worker restarts both, ingest/processes.py, and the broker
+redelivers what they held).
 """
 
 from __future__ import annotations
@@ -33,32 +20,22 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, NamedTuple
 
 from core import clock
 from core.logs import setup_logging
-from core.wire import StatusMessage
-from ingest.validate import Checked, Limits, Reject, Row, check_message
-from ingest.writer import BatchResult, DatabaseUnavailable, Received, Writer
+from ingest.batcher import Batcher
+from ingest.protocol import Outcome, Shipment, Stop, Validated
+from ingest.validate import Limits
+from ingest.writer import DatabaseUnavailable, Writer
 
 log = logging.getLogger(__name__)
 
 
-class Inbound(NamedTuple):
-    """One MQTT message as the network loop saw it. It crosses the pipe as a plain tuple of
-    these fields (a NamedTuple pickles ten times slower) and is named again here."""
-
-    topic: str
-    payload: bytes
-    received_at: float  # epoch seconds
-
-
 @dataclass(frozen=True, slots=True)
-class WriterSpec:
-    """What the writer process needs (picklable: it crosses the process boundary)."""
+class PipelineSpec:
+    """What the two processes need (picklable: it crosses the process boundary)."""
 
     db_url: str
     limits: Limits
@@ -72,78 +49,7 @@ class WriterSpec:
     clock_shift_s: float = 0.0  # the worker's core.clock, for the future-stamp check
 
 
-@dataclass(frozen=True, slots=True)
-class Shipment:
-    """Messages handed over by the network loop, in arrival order: (topic, payload,
-    received_at) tuples, the fields of Inbound."""
-
-    id: int
-    messages: list[tuple[str, bytes, float]]
-
-
-@dataclass(slots=True)
-class Outcome:
-    """A committed batch (``shipments`` non-empty), or news about the database."""
-
-    shipments: list[int] = field(default_factory=list)
-    result: BatchResult | None = None
-    commit_s: float = 0.0
-    lag_s: float | None = None  # receive time minus device time, one sample per batch
-    database_up: bool = True
-    retry: bool = False  # a write failed and will be retried
-    reading_ts: list[float] = field(default_factory=list)  # only with WriterSpec.details
-
-
-class Stop(NamedTuple):
-    """Write what is held, report it, then exit (``abandon``: exit without writing)."""
-
-    abandon: bool = False
-
-
-_EOF = object()
-_QUIET_S = 0.02  # under load, a batch waits for more until nothing has come for this long
-
-
-# One message after the validator: topic, payload, received_at, its rows as plain tuples, its
-# rejects and its status. Plain tuples: as objects (Inbound, Checked, Row) a single-reading
-# message pickled in 4.9 us and unpickled in 1.5; as tuples 0.8 and 0.5, plus 0.8 to rebuild.
-_Message = tuple[str, bytes, float, list[tuple[Any, ...]], list[Reject], StatusMessage | None]
-
-
-@dataclass(slots=True)
-class Validated:
-    """A shipment after the validator, in the form that crosses to the writer process."""
-
-    shipment: int
-    messages: list[_Message]
-
-    @classmethod
-    def of(cls, shipment: int, items: list[tuple[Inbound, Checked]]) -> Validated:
-        return cls(
-            shipment,
-            [
-                (m.topic, m.payload, m.received_at, [tuple(r) for r in c.readings], c.rejects,
-                 c.status)
-                for m, c in items
-            ],
-        )  # fmt: skip
-
-    def items(self) -> list[tuple[Inbound, Checked]]:
-        return [
-            (Inbound(topic, payload, at), Checked([Row._make(r) for r in rows], rejects, status))
-            for topic, payload, at, rows, rejects, status in self.messages
-        ]
-
-
-@dataclass(slots=True)
-class _Checked:
-    """A validated shipment in the writer process, waiting to join a batch."""
-
-    shipment: int
-    items: list[tuple[Inbound, Checked]]
-
-
-def run_validator_process(spec: WriterSpec, inbox: Connection, outbox: Connection) -> None:
+def run_validator_process(spec: PipelineSpec, inbox: Connection, outbox: Connection) -> None:
     """Entry point of the validator process: Shipments in, Validated out, in order; Stop passes
     through (after everything before it)."""
     setup_logging(logging.getLevelName(spec.log_level), json=spec.log_json)
@@ -157,12 +63,7 @@ def run_validator_process(spec: WriterSpec, inbox: Connection, outbox: Connectio
             except (EOFError, OSError):
                 return  # the MQTT process is gone; closing our end tells the writer
             if isinstance(item, Shipment):
-                now = clock.now()
-                checked = [
-                    (Inbound(topic, payload, at), check_message(topic, payload, limits, now))
-                    for topic, payload, at in item.messages
-                ]
-                outbox.send(Validated.of(item.id, checked))
+                outbox.send(Validated.check(item.id, item.messages, limits, clock.now()))
             elif isinstance(item, Stop):
                 outbox.send(item)
                 if item.abandon:
@@ -174,7 +75,7 @@ def run_validator_process(spec: WriterSpec, inbox: Connection, outbox: Connectio
         outbox.close()
 
 
-def run_writer_process(spec: WriterSpec, inbox: Connection, outbox: Connection) -> None:
+def run_writer_process(spec: PipelineSpec, inbox: Connection, outbox: Connection) -> None:
     """Entry point of the writer process (multiprocessing target)."""
     setup_logging(logging.getLevelName(spec.log_level), json=spec.log_json)
     clock.set_shift(spec.clock_shift_s)
@@ -197,12 +98,19 @@ def _tune_gc() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
+_EOF = object()
+
+
 class _WriterLoop:
-    def __init__(self, spec: WriterSpec, inbox: Connection, outbox: Connection) -> None:
+    def __init__(self, spec: PipelineSpec, inbox: Connection, outbox: Connection) -> None:
         self.spec = spec
         self.inbox, self.outbox = inbox, outbox
-        self.writer = Writer(spec.db_url, dead_letter_max_bytes=spec.dead_letter_max_bytes)
-        self.queue: queue.SimpleQueue[_Checked | Stop | object] = queue.SimpleQueue()
+        self.writer = Writer(
+            spec.db_url,
+            prefix=spec.limits.prefix,
+            dead_letter_max_bytes=spec.dead_letter_max_bytes,
+        )
+        self.queue: queue.SimpleQueue[Validated | Stop | object] = queue.SimpleQueue()
         self.abandon = threading.Event()
 
     # --- reader thread: pipe -> queue ---------------------------------------------------------
@@ -218,49 +126,23 @@ class _WriterLoop:
                 self.abandon.set()
                 self.queue.put(_EOF)
                 return
-            if isinstance(item, Stop):
-                if item.abandon:
-                    self.abandon.set()
+            if isinstance(item, Stop) and item.abandon:
+                self.abandon.set()
                 self.queue.put(item)
-                if item.abandon:
-                    return
-                continue  # still listening: a graceful stop may turn into an abandon
-            if isinstance(item, Validated):
-                self.queue.put(_Checked(item.shipment, item.items()))
+                return
+            self.queue.put(item)  # a graceful Stop: still listening, it may turn into an abandon
 
     # --- main thread: queue -> batches -> database --------------------------------------------
 
     def run(self) -> None:
-        """Merge validated shipments into batches and write them.
-
-        A batch is written when it holds ``batch_size`` readings, when its first message has
-        waited ``batch_max_ms``, or as soon as nothing more is queued. Under load (the last
-        batch was full) it waits for more instead, up to the age limit or until nothing has
-        come for ``_QUIET_S`` (a burst ended): per-batch costs (a transaction, the
-        device-status upsert of every device in it) fell from about half of the database's time
-        at 250-row batches to a fifth at 2,000 (bench/ingest.py's ceiling at each size), while
-        at lower rates every message is written at once. (Waiting after any batch of an eighth
-        of ``batch_size`` made a steady 2,000 messages/s, never quiet for 20 ms, hold the batch
-        after each hiccup of 125 ms for the whole age limit: ~200 messages 100 ms late, enough
-        to move the p99 latency.)
-        """
+        """Gather validated shipments into batches (ingest/batcher.py) and write them."""
         threading.Thread(target=self._read, name="writer-inbox", daemon=True).start()
         up = self.writer.ping()
         self._send(Outcome(database_up=up))
-        size_limit = self.spec.batch_size
-        max_age = self.spec.batch_max_ms / 1000
-        pending: list[_Checked] = []
-        size = 0
-        first_at = 0.0
-        busy = False
-        stopping = False
+        batcher: Batcher[Validated] = Batcher(self.spec.batch_size, self.spec.batch_max_ms / 1000)
         try:
             while True:
-                if pending:
-                    left = max_age - (time.monotonic() - first_at)
-                    wait = min(left, _QUIET_S) if busy and not stopping and left > 0 else 0.0
-                else:
-                    wait = 0.0 if stopping else 1.0
+                wait = batcher.wait()
                 try:
                     item = self.queue.get(timeout=wait) if wait else self.queue.get_nowait()
                 except queue.Empty:
@@ -270,20 +152,14 @@ class _WriterLoop:
                 if isinstance(item, Stop):
                     if item.abandon:
                         return
-                    stopping = True
-                elif isinstance(item, _Checked):
-                    if not pending:
-                        first_at = time.monotonic()
-                    pending.append(item)
-                    size += sum(max(1, len(c.readings) + len(c.rejects)) for _, c in item.items)
-                    if size < size_limit and time.monotonic() - first_at < max_age:
-                        continue
-                if pending:
-                    if not self._flush(pending):
+                    batcher.stopping = True
+                elif isinstance(item, Validated):
+                    batcher.add(item, item.units)
+                if batcher.due(arrived=isinstance(item, Validated)):
+                    if not self._flush(batcher.take()):
                         return  # abandoned while the database was away
-                    up, busy = True, size >= size_limit
-                    pending, size = [], 0
-                elif stopping:
+                    up = True
+                elif batcher.stopping and not batcher.held:
                     self._send(Outcome(database_up=up))
                     return
                 elif item is None and not up:
@@ -293,23 +169,18 @@ class _WriterLoop:
         finally:
             self.writer.close()
 
-    def _flush(self, pending: list[_Checked]) -> bool:
-        items = [pair for chunk in pending for pair in chunk.items]
-        received = [
-            Received(m.topic, c, datetime.fromtimestamp(m.received_at, UTC), m.payload)
-            for m, c in items
-        ]
+    def _flush(self, batch: list[Validated]) -> bool:
         delay = 0.2
         while True:
             started = time.perf_counter()
             try:
-                result = self.writer.write(received)
+                result = self.writer.write(batch)
                 break
             except DatabaseUnavailable as exc:
                 log.warning(
-                    "database unavailable (%s); %d messages held, retrying in %.1fs",
+                    "database unavailable (%s); %d shipments held, retrying in %.1fs",
                     exc,
-                    len(items),
+                    len(batch),
                     delay,
                 )
                 self._send(Outcome(database_up=False, retry=True))
@@ -317,14 +188,13 @@ class _WriterLoop:
                     return False
                 delay = min(delay * 2, self.spec.retry_max_s)
         commit_s = time.perf_counter() - started
-        lag = None
-        last = items[-1][1].readings
-        if last:
-            lag = max(0.0, (clock.now() - last[0].ts).total_seconds())
-        ts = [r.ts.timestamp() for _, c in items for r in c.readings] if self.spec.details else []
+        last = next((v.rows[-1] for v in reversed(batch) if v.rows), None)
+        lag = None if last is None else max(0.0, (clock.now() - last[0]).total_seconds())
+        details = self.spec.details
+        ts = [r[0].timestamp() for v in batch for r in v.rows] if details else []
         self._send(
             Outcome(
-                shipments=[chunk.shipment for chunk in pending],
+                shipments=[v.shipment for v in batch],
                 result=result,
                 commit_s=commit_s,
                 lag_s=lag,

@@ -10,8 +10,9 @@ import psycopg
 from core import clock
 from core.errors import WastepilotError
 from ingest import queries
-from ingest.validate import Limits, check_message
-from ingest.writer import Received, Writer
+from ingest.protocol import Validated
+from ingest.validate import Limits
+from ingest.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +51,15 @@ def replay_dead_letters(
     if not rows:
         return ReplayResult(0, 0, 0, 0)
     now = clock.now()
-    batch = [
-        Received(
-            str(topic), check_message(str(topic), bytes(payload), limits, now), now, bytes(payload)
-        )
-        for _, topic, payload in rows
-    ]
+    messages = [(str(topic), bytes(payload), now.timestamp()) for _, topic, payload in rows]
+    batch = [Validated.check(0, messages, limits, now)]
     ids = [int(i) for i, _, _ in rows]
 
     def mark(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         if conn.execute(queries.MARK_REPLAYED, (ids,)).rowcount != len(ids):
             raise ReplayConflict("another replay took some of these dead letters; run it again")
 
-    writer = Writer(db_url, dead_letter_max_bytes=dead_letter_max_bytes)
+    writer = Writer(db_url, prefix=limits.prefix, dead_letter_max_bytes=dead_letter_max_bytes)
     try:
         res = writer.write(batch, after=mark)
     finally:

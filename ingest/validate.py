@@ -210,28 +210,17 @@ def reading_bytes(r: Row) -> bytes:
 
 
 def check_registry(
-    topic: str, readings: list[Row], devices: Mapping[str, DeviceState]
-) -> tuple[list[Row], list[Reject]]:
-    """Split one message's readings (all of one device: check_message saw to that) into those
-    of a registered, active device and rejects."""
-    if not readings:
-        return [], []
-    device_id = readings[0].device_id
+    device_id: str, ts: datetime, devices: Mapping[str, DeviceState]
+) -> tuple[Reason, str] | None:
+    """Why a reading of ``device_id`` stamped ``ts`` cannot be stored (None: it can): the device
+    is not registered, or was decommissioned before ``ts``."""
     dev = devices.get(device_id)
     if dev is None:
-        detail = f"device {device_id} is not registered"
-        return [], [
-            Reject(topic, device_id, Reason.UNKNOWN_DEVICE, detail, reading_bytes(r))
-            for r in readings
-        ]
+        return Reason.UNKNOWN_DEVICE, f"device {device_id} is not registered"
     until = dev.decommissioned_at
-    if until is None:
-        return readings, []
-    detail = f"device {device_id} was decommissioned at {until.isoformat()}"
-    good = [r for r in readings if r.ts < until]
-    bad = [
-        Reject(topic, device_id, Reason.DECOMMISSIONED_DEVICE, detail, reading_bytes(r))
-        for r in readings
-        if r.ts >= until
-    ]
-    return good, bad
+    if until is None or ts < until:
+        return None
+    return (
+        Reason.DECOMMISSIONED_DEVICE,
+        f"device {device_id} was decommissioned at {until.isoformat()}",
+    )

@@ -1,4 +1,4 @@
-"""Writing a batch of checked messages in one transaction: readings, dead letters, statuses.
+"""Writing a batch of validated shipments in one transaction: readings, dead letters, statuses.
 
 The writer owns one connection (its temp staging table lives there). A lost connection is
 reported as DatabaseUnavailable and the batch is retried whole by the caller; the insert is
@@ -10,16 +10,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
 
 import psycopg
 from psycopg.rows import class_row
 
+from core.topics import readings_topic
 from core.wire import Reason
 from ingest import queries
-from ingest.validate import Checked, DeviceState, Reject, check_registry, reading_bytes
+from ingest.protocol import (
+    READING_FIELDS,
+    BatchResult,
+    DeadLetter,
+    ReadingRow,
+    StatusUpdate,
+    Validated,
+)
+from ingest.validate import DeviceState, Reject, Row, check_registry, reading_bytes
 
 log = logging.getLogger(__name__)
 
@@ -34,31 +42,14 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached or dropped the connection; retry later."""
 
 
-class Received(NamedTuple):
-    """One MQTT message after validation, with when it arrived (a tuple: one per message)."""
-
-    topic: str
-    checked: Checked
-    received_at: datetime
-    payload: bytes = b""
-
-
-@dataclass(slots=True)
-class BatchResult:
-    inserted: int = 0
-    duplicates: int = 0
-    dead_letters: int = 0
-    statuses: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-
-
 class Writer:
     """Stores batches; one instance per ingest worker thread."""
 
     def __init__(
-        self, url: str, *, dead_letter_max_bytes: int, registry_ttl_s: float = 5.0
+        self, url: str, *, prefix: str, dead_letter_max_bytes: int, registry_ttl_s: float = 5.0
     ) -> None:
         self._url = url
+        self._prefix = prefix
         self._max_dl = dead_letter_max_bytes
         self._registry_ttl = registry_ttl_s
         self._registry: dict[str, tuple[DeviceState, float]] = {}
@@ -112,13 +103,14 @@ class Writer:
 
     def write(
         self,
-        batch: Sequence[Received],
+        batch: Sequence[Validated],
         after: Callable[[psycopg.Connection[tuple[object, ...]]], None] | None = None,
     ) -> BatchResult:
         """Store one batch in one transaction. Raises DatabaseUnavailable on connection trouble.
 
         Any other database error (a value the schema refuses) must not stall ingest: the batch
-        is split and each message is written alone; one that still fails is dead-lettered.
+        is split and each reading, dead letter and status is written alone; one that still
+        fails is dead-lettered.
         """
         try:
             return self._write(batch, after)
@@ -126,134 +118,125 @@ class Writer:
             self.close()
             raise DatabaseUnavailable(str(exc).strip()) from exc
         except psycopg.Error as exc:
-            if len(batch) == 1:
-                return self._write_failed(batch[0], exc)
-            log.warning(
-                "batch of %d refused (%s); writing its messages one by one", len(batch), exc
-            )
-            total = BatchResult(reasons={})
-            for item in batch:
-                res = self.write([item])
-                total.inserted += res.inserted
-                total.duplicates += res.duplicates
-                total.dead_letters += res.dead_letters
-                total.statuses += res.statuses
-                for k, v in res.reasons.items():
-                    total.reasons[k] = total.reasons.get(k, 0) + v
+            pieces = [p for v in batch for p in v.pieces()]
+            if len(pieces) == 1:
+                return self._write_failed(pieces[0], exc)
+            log.warning("batch of %d refused (%s); writing it piece by piece", len(pieces), exc)
+            total = BatchResult()
+            for piece in pieces:
+                total.add(self.write([piece]))
             if after is not None:
                 conn = self._connection()
                 with conn.transaction():
                     after(conn)
             return total
 
-    def _write_failed(self, item: Received, exc: psycopg.Error) -> BatchResult:
-        """Dead-letter a message the database refused: its rejects as they were, and each of its
-        readings as a storage error; if even that fails, the raw message as one row."""
+    def _write_failed(self, piece: Validated, exc: psycopg.Error) -> BatchResult:
+        """Dead-letter the one thing the database refused: a reading or a status as a storage
+        error, a dead letter as it was; if even that fails, as a bare storage-error row."""
         detail = f"the database refused it: {str(exc).strip()[:300]}"
-        rows = list(item.checked.rejects) + [
-            Reject(item.topic, r.device_id, Reason.STORAGE_ERROR, detail, reading_bytes(r))
-            for r in item.checked.readings
-        ]
+        dead = list(piece.dead)
+        for row in piece.rows:
+            dead.append(DeadLetter(row[-1], self._reject(row, Reason.STORAGE_ERROR, detail)))
+        for st in piece.statuses:
+            raw = st.status.model_dump_json(exclude_none=True).encode()
+            reject = Reject(st.topic, st.status.device_id, Reason.STORAGE_ERROR, detail, raw)
+            dead.append(DeadLetter(st.received_at, reject))
         conn = self._connection()
         try:
             with conn.transaction():
-                self._copy_dead_letters(conn, [(item.received_at, rej) for rej in rows])
+                self._copy_dead_letters(conn, dead)
         except psycopg.OperationalError:
             raise
         except psycopg.Error:
-            log.exception("could not dead-letter a refused message; keeping it raw")
-            rows = [Reject(item.topic, None, Reason.STORAGE_ERROR, detail, item.payload)]
+            log.exception("could not dead-letter a refused message; keeping a bare row")
+            first = dead[0]
+            bare = Reject(
+                first.reject.topic, None, Reason.STORAGE_ERROR, detail, first.reject.payload
+            )
+            dead = [DeadLetter(first.received_at, bare)]
             with conn.transaction():
-                self._copy_dead_letters(conn, [(item.received_at, rows[0])])
-        reasons: dict[str, int] = {}
-        for rej in rows:
-            reasons[rej.reason.value] = reasons.get(rej.reason.value, 0) + 1
-        return BatchResult(dead_letters=len(rows), reasons=reasons)
+                self._copy_dead_letters(conn, dead)
+        return _result_of(dead)
+
+    def _reject(self, row: ReadingRow, reason: Reason, detail: str) -> Reject:
+        device = row[1]
+        topic = readings_topic(self._prefix, device)
+        return Reject(topic, device, reason, detail, reading_bytes(Row._make(row[:READING_FIELDS])))
 
     def _write(
         self,
-        batch: Sequence[Received],
+        batch: Sequence[Validated],
         after: Callable[[psycopg.Connection[tuple[object, ...]]], None] | None,
     ) -> BatchResult:
         conn = self._connection()
-        result = BatchResult(reasons={})
-        dead: list[tuple[datetime, Reject]] = []
-        for item in batch:
-            if item.checked.rejects:
-                dead.extend((item.received_at, rej) for rej in item.checked.rejects)
+        dead = [d for v in batch for d in v.dead]
+        rows = [r for v in batch for r in v.rows]
+        statuses = [s for v in batch for s in v.statuses]
+        inserted = duplicates = stored_statuses = 0
         with conn.transaction():
-            ids = sorted(
-                {item.checked.readings[0].device_id for item in batch if item.checked.readings}
-                | {item.checked.status.device_id for item in batch if item.checked.status}
-            )
-            devices = self._device_states(conn, ids)
-            staged = 0
-            with conn.cursor() as cur:
-                with cur.copy(queries.COPY_STAGING) as copy:
-                    copy.set_types(queries.STAGING_TYPES)
-                    write = copy.write_row
-                    for item in batch:
-                        readings = item.checked.readings
-                        if not readings:
-                            continue
-                        at = item.received_at
-                        state = devices.get(readings[0].device_id)
-                        if state is not None and state.decommissioned_at is None:
-                            good = readings  # the common case, without a call
-                        else:
-                            good, unregistered = check_registry(item.topic, readings, devices)
-                            dead.extend((at, rej) for rej in unregistered)
-                        staged += len(good)
-                        for r in good:
-                            write((r.ts, r.device_id, r.seq, r.kind, r.run_s, r.energy_wh,
-                                   r.water_l, r.peak_a, r.fault, at))  # fmt: skip
-                if staged:
-                    row = cur.execute(queries.INSERT_FROM_STAGING).fetchone()
-                    result.inserted = int(row[0]) if row else 0  # type: ignore[call-overload]
-                    result.duplicates = staged - result.inserted
-            for item in batch:
-                st = item.checked.status
-                if st is None:
-                    continue
-                if st.device_id not in devices:
-                    dead.append(
-                        (
-                            item.received_at,
-                            Reject(
-                                item.topic,
-                                st.device_id,
-                                Reason.UNKNOWN_DEVICE,
-                                f"device {st.device_id} is not registered",
-                                st.model_dump_json(exclude_none=True).encode(),
-                            ),
-                        )
-                    )
-                    continue
-                conn.execute(
-                    queries.UPSERT_STATUS,
-                    {
-                        "device_id": st.device_id,
-                        "online": st.state == "online",
-                        "status_at": st.ts or item.received_at,
-                        "firmware": st.firmware,
-                        "uptime_s": st.uptime_s,
-                        "rssi_dbm": st.rssi_dbm,
-                    },
-                )
-                result.statuses += 1
+            ids = {r[1] for r in rows} | {s.status.device_id for s in statuses}
+            devices = self._device_states(conn, sorted(ids))
+            if any(devices.get(i) is None or devices[i].decommissioned_at for i in ids):
+                good: list[ReadingRow] = []
+                for row in rows:
+                    verdict = check_registry(row[1], row[0], devices)
+                    if verdict is None:
+                        good.append(row)
+                    else:
+                        reject = self._reject(row, *verdict)
+                        dead.append(DeadLetter(row[-1], reject))
+                rows = good
+            if rows:
+                with conn.cursor() as cur:
+                    with cur.copy(queries.COPY_STAGING) as copy:
+                        copy.set_types(queries.STAGING_TYPES)
+                        write = copy.write_row
+                        for row in rows:
+                            write(row)
+                    got = cur.execute(queries.INSERT_FROM_STAGING).fetchone()
+                    inserted = int(got[0]) if got else 0  # type: ignore[call-overload]
+                    duplicates = len(rows) - inserted
+            for st in statuses:
+                if self._store_status(conn, st, devices, dead):
+                    stored_statuses += 1
             if dead:
                 self._copy_dead_letters(conn, dead)
             if after is not None:
                 after(conn)
-        result.dead_letters = len(dead)
-        reasons: dict[str, int] = {}
-        for _, rej in dead:
-            reasons[rej.reason.value] = reasons.get(rej.reason.value, 0) + 1
-        result.reasons = reasons
+        result = _result_of(dead)
+        result.inserted, result.duplicates, result.statuses = inserted, duplicates, stored_statuses
         return result
 
+    @staticmethod
+    def _store_status(
+        conn: psycopg.Connection[tuple[object, ...]],
+        update: StatusUpdate,
+        devices: dict[str, DeviceState],
+        dead: list[DeadLetter],
+    ) -> bool:
+        st = update.status
+        if st.device_id not in devices:
+            raw = st.model_dump_json(exclude_none=True).encode()
+            detail = f"device {st.device_id} is not registered"
+            reject = Reject(update.topic, st.device_id, Reason.UNKNOWN_DEVICE, detail, raw)
+            dead.append(DeadLetter(update.received_at, reject))
+            return False
+        conn.execute(
+            queries.UPSERT_STATUS,
+            {
+                "device_id": st.device_id,
+                "online": st.state == "online",
+                "status_at": st.ts or update.received_at,
+                "firmware": st.firmware,
+                "uptime_s": st.uptime_s,
+                "rssi_dbm": st.rssi_dbm,
+            },
+        )
+        return True
+
     def _copy_dead_letters(
-        self, conn: psycopg.Connection[tuple[object, ...]], dead: list[tuple[datetime, Reject]]
+        self, conn: psycopg.Connection[tuple[object, ...]], dead: list[DeadLetter]
     ) -> None:
         with conn.cursor() as cur, cur.copy(queries.COPY_DEAD_LETTERS) as copy:
             copy.set_types(queries.DEAD_LETTER_TYPES)
@@ -271,3 +254,10 @@ class Writer:
                         len(rej.payload) > self._max_dl,
                     )
                 )
+
+
+def _result_of(dead: list[DeadLetter]) -> BatchResult:
+    reasons: dict[str, int] = {}
+    for _, rej in dead:
+        reasons[rej.reason.value] = reasons.get(rej.reason.value, 0) + 1
+    return BatchResult(dead_letters=len(dead), reasons=reasons)

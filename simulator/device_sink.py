@@ -161,6 +161,14 @@ class DeviceSinks:
         self.pump(0)
         return info
 
+    def send_as(self, device_id: str, topic: str, payload: bytes) -> object:
+        """Publish on ``device_id``'s connection to any topic (the broker decides whether that
+        device may): what a faulty or hostile device would do."""
+        info = self._publish(device_id, topic, payload, False)
+        self.sent += 1
+        self.pump(0)
+        return info
+
     def _publish(self, dev: str, topic: str, payload: bytes, retain: bool) -> object:
         client = self._clients[dev]
         while True:

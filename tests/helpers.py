@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -148,3 +149,65 @@ def person(i: int, council: str = "E06000002") -> dict[str, str]:
         "person_role": "Waste officer",
         "email": f"person{i}@council.example.org",
     }
+
+
+def metric_value(metric: Any) -> float:
+    """The current value of an unlabelled Prometheus counter or gauge, as /metrics shows it."""
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name in (f"{family.name}_total", family.name):
+                return float(sample.value)
+    raise AssertionError(f"no value sample in {metric!r}")
+
+
+class StallingProxy:
+    """A TCP proxy in front of the broker that can make its current connections go silent:
+    bytes from the broker are read and dropped, while the connection stays open (a stalled
+    connection that looks alive). Connections made after ``stall()`` work normally."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket, threading.Event]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target)
+            stalled = threading.Event()
+            with self._lock:
+                self._pairs.append((client, upstream, stalled))
+            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(
+                target=self._pump, args=(upstream, client, stalled), daemon=True
+            ).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket, stalled: threading.Event | None) -> None:
+        try:
+            while data := src.recv(65536):
+                if stalled is None or not stalled.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def stall(self) -> None:
+        with self._lock:
+            for _, _, stalled in self._pairs:
+                stalled.set()
+
+    def close(self) -> None:
+        self._server.close()
+        with self._lock:
+            for a, b, _ in self._pairs:
+                a.close()
+                b.close()

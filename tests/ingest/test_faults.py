@@ -17,11 +17,12 @@ import httpx2
 import psycopg
 import pytest
 
+from core.mqtturl import parse_mqtt_url
 from core.registry import Device, add_devices
 from core.settings import Settings
 from core.topics import readings_topic
 from simulator.publisher import MqttSink
-from tests.helpers import dumps, reading, wait_for
+from tests.helpers import StallingProxy, dumps, metric_value, reading, wait_for
 from wastepilot import broker, install, localstate, postgres
 
 pytestmark = pytest.mark.services
@@ -118,7 +119,7 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("victim", ["_process", "_validator"])
+@pytest.mark.parametrize("victim", ["writer", "validator"])
 def test_pipeline_process_killed_mid_stream_is_restarted_and_nothing_is_lost(
     db: Conn,
     db_url: str,
@@ -131,14 +132,14 @@ def test_pipeline_process_killed_mid_stream_is_restarted_and_nothing_is_lost(
     again and the broker redelivers what they held."""
     add_devices(db, [Device(d, f"HH-{d}") for d in DEVICES])
     w = start_worker()
-    first = getattr(w, victim)
+    first = getattr(w.pipeline, victim)
     total = 10_000
     t, state = stream(mqtt_test_url, prefix, total, per_second=2_000)
     wait_for(lambda: stored(db_url)[0] >= 1_000, 60, "1,000 readings before the kill")
     os.kill(first.pid, signal.SIGKILL)
     at_kill = stored(db_url)[0]
     assert at_kill < total, "the stream ended before the kill; nothing was tested"
-    wait_for(lambda: getattr(w, victim) is not first and w.ready()[0], 30, "a new process")
+    wait_for(lambda: getattr(w.pipeline, victim) is not first and w.ready()[0], 30, "a new process")
     t.join(120)
     assert state["unconfirmed"] == 0
     wait_for(
@@ -325,3 +326,51 @@ def test_broker_kill_9_with_a_100k_backlog_for_ingest_loses_nothing(
     )
     time.sleep(1)
     assert stored(db_url) == (total, total)
+
+
+def test_after_a_pipeline_restart_under_traffic_the_watchdog_still_recovers_a_stall(
+    db: Conn, db_url: str, mqtt_test_url: str, prefix: str, start_worker: Callable[..., Any]
+) -> None:
+    """Kill -9 of the writer while readings stream in: once everything is stored the worker
+    holds nothing (what it shipped to the dead pipeline is forgotten, not held forever), so
+    its watchdog still sees a connection that goes silent and reconnects it."""
+    add_devices(db, [Device(d, f"HH-{d}") for d in DEVICES])
+    addr = parse_mqtt_url(mqtt_test_url)
+    proxy = StallingProxy(addr.host, addr.port)
+    try:
+        via_proxy = mqtt_test_url.replace(f":{addr.port}", f":{proxy.port}", 1)
+        w = start_worker(mqtt_url=via_proxy, stall_after_s=3.0)
+        assert w.pipeline is not None
+        first = w.pipeline.writer
+        total = 6_000
+        t, state = stream(mqtt_test_url, prefix, total, per_second=2_000)
+        wait_for(lambda: stored(db_url)[0] >= 500, 60, "500 readings before the kill")
+        os.kill(first.pid, signal.SIGKILL)
+        assert stored(db_url)[0] < total, "the stream ended before the kill; nothing was tested"
+        t.join(120)
+        assert state["unconfirmed"] == 0
+        wait_for(lambda: stored(db_url)[0] >= total, 90, f"{total} readings after the restart")
+        assert w.pipeline.writer is not first
+        wait_for(lambda: w.held() == 0, 10, "nothing held once all is stored", state=w.held)
+
+        stalls = metric_value(w.metrics.stalls)
+        proxy.stall()  # the worker's connection goes silent; the broker still sees it alive
+        late = ("FWD-000001", 10_000)
+        sink = MqttSink(mqtt_test_url, f"late-{uuid.uuid4().hex[:6]}").connect()
+        sink.send(readings_topic(prefix, late[0]), dumps(reading(device_id=late[0], seq=late[1])))
+        assert sink.close(timeout=30) == 0
+        wait_for(
+            lambda: metric_value(w.metrics.stalls) > stalls, 20, "the watchdog to see the stall"
+        )
+        wait_for(
+            lambda: (
+                db.execute(
+                    "SELECT count(*) FROM readings WHERE device_id = %s AND seq = %s", late
+                ).fetchone()
+                == (1,)
+            ),
+            20,
+            "the reading sent during the stall, over the new connection",
+        )
+    finally:
+        proxy.close()

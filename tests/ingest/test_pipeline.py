@@ -13,7 +13,7 @@ import pytest
 from core.registry import Device, add_devices
 from core.topics import readings_topic, status_topic
 from ingest.worker import IngestWorker
-from tests.helpers import Publisher, dumps, reading, wait_for
+from tests.helpers import Publisher, dumps, metric_value, reading, wait_for
 
 pytestmark = pytest.mark.services
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -62,7 +62,7 @@ def test_readings_are_stored_with_their_values(
     ).fetchone()
     assert status == (4711, at + timedelta(minutes=100))  # highest seq, latest ts
     # the counters live in the network process and move when the commit's report arrives
-    wait_for(lambda: w.metrics.written._value.get() == 101, 10, "101 readings counted")
+    wait_for(lambda: metric_value(w.metrics.written) == 101, 10, "101 readings counted")
 
 
 def test_resent_and_redelivered_readings_are_stored_once(
@@ -79,11 +79,11 @@ def test_resent_and_redelivered_readings_are_stored_once(
         readings_topic(prefix, "FWD-000001"), dumps([reading(seq=7, at=at), reading(seq=8, at=at)])
     )
     publisher.wait()
-    wait_for(lambda: w.metrics.received._value.get() == 4, what="4 messages")
-    wait_for(lambda: w.metrics.duplicates._value.get() == 3, what="3 duplicates counted")
+    wait_for(lambda: metric_value(w.metrics.received) == 4, what="4 messages")
+    wait_for(lambda: metric_value(w.metrics.duplicates) == 3, what="3 duplicates counted")
     assert count(db, "SELECT count(*) FROM readings") == 2
     assert count(db, "SELECT count(*) FROM readings WHERE seq = 7") == 1
-    assert w.metrics.written._value.get() == 2
+    assert metric_value(w.metrics.written) == 2
 
 
 def test_bad_input_is_dead_lettered_with_its_reason(
@@ -193,7 +193,7 @@ def test_two_workers_share_the_subscription(
     wait_for(lambda: count(db, "SELECT count(*) FROM readings") == n, what=f"{n} readings")
 
     def written() -> tuple[float, float]:
-        return a.metrics.written._value.get(), b.metrics.written._value.get()
+        return metric_value(a.metrics.written), metric_value(b.metrics.written)
 
     wait_for(lambda: sum(written()) == n, 10, f"{n} readings counted", state=written)
     wa, wb = written()

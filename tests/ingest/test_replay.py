@@ -10,9 +10,10 @@ import pytest
 from core.registry import Device, add_devices
 from core.settings import Settings
 from core.topics import readings_topic
+from ingest.protocol import Validated
 from ingest.replay import replay_dead_letters
-from ingest.validate import Limits, check_message
-from ingest.writer import Received, Writer
+from ingest.validate import Limits
+from ingest.writer import Writer
 from tests.helpers import dumps, reading
 
 pytestmark = pytest.mark.services
@@ -28,10 +29,10 @@ def test_replay_stores_what_is_now_valid_once(
         [reading(device_id="FWD-000777", seq=1), reading(device_id="FWD-000777", seq=2)]
     )
     junk = b"{not json"
-    w = Writer(db_url, dead_letter_max_bytes=1024)
+    w = Writer(db_url, prefix=PREFIX, dead_letter_max_bytes=1024)
+    topic = readings_topic(PREFIX, "FWD-000777")
     for payload in (unknown, junk):
-        topic = readings_topic(PREFIX, "FWD-000777")
-        w.write([Received(topic, check_message(topic, payload, limits, now), now, payload)])
+        w.write([Validated.check(0, [(topic, payload, now.timestamp())], limits, now)])
     w.close()
     assert [r[0] for r in db.execute("SELECT reason FROM dead_letters ORDER BY id")] == [
         "unknown_device",

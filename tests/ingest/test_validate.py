@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.settings import Settings
-from core.wire import Reading, Reason
+from core.wire import Reason
 from ingest.validate import DeviceState, Limits, check_message, check_registry
 from tests.helpers import dumps, reading
 
@@ -74,28 +74,17 @@ def test_status_on_its_topic(limits: Limits) -> None:
     assert [r.reason for r in out.rejects] == [Reason.DEVICE_MISMATCH]
 
 
-def test_registry_check_splits_unknown_and_decommissioned(limits: Limits) -> None:
+def test_registry_check_refuses_unknown_and_decommissioned_devices() -> None:
     now = datetime.now(UTC)
-
-    def msg(dev: str, *ages_h: float) -> list[Reading]:
-        body = [
-            reading(device_id=dev, seq=i, at=now - timedelta(hours=a)) for i, a in enumerate(ages_h)
-        ]
-        return check_message(f"{PREFIX}/devices/{dev}/readings", dumps(body), limits).readings
-
     devices = {"A1": DeviceState(None), "C3": DeviceState(now - timedelta(hours=1))}
-    good, bad = check_registry("t", msg("A1", 3, 2), devices)
-    assert [r.seq for r in good] == [0, 1] and bad == []
-    good, bad = check_registry("t", msg("B2", 3, 2), devices)
-    assert (
-        good == [] and [(b.device_id, b.reason) for b in bad] == [("B2", Reason.UNKNOWN_DEVICE)] * 2
-    )
+    assert check_registry("A1", now, devices) is None
+    unknown = check_registry("B2", now, devices)
+    assert unknown is not None and unknown[0] == Reason.UNKNOWN_DEVICE
     # readings from before the decommissioning are still the household's data
-    good, bad = check_registry("t", msg("C3", 3, 0.5), devices)
-    assert [r.seq for r in good] == [0]
-    assert [(b.reason, b'"seq":1' in b.payload) for b in bad] == [
-        (Reason.DECOMMISSIONED_DEVICE, True)
-    ]
+    assert check_registry("C3", now - timedelta(hours=2), devices) is None
+    late = check_registry("C3", now - timedelta(minutes=30), devices)
+    assert late is not None and late[0] == Reason.DECOMMISSIONED_DEVICE
+    assert check_registry("C3", now - timedelta(hours=1), devices) is not None  # at the instant
 
 
 def test_the_future_is_judged_by_the_pilot_clock(limits: Limits, awkward_now: datetime) -> None:

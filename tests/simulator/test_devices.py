@@ -17,7 +17,7 @@ from core.topics import readings_topic
 from ingest.worker import IngestWorker
 from simulator.device_sink import DeviceSinks
 from simulator.publisher import PublishError
-from tests.helpers import dumps, reading, wait_for
+from tests.helpers import dumps, metric_value, reading, wait_for
 
 pytestmark = pytest.mark.services
 PREFIX = "wastepilot/v1"  # device logins may write only here (the broker's device role)
@@ -57,14 +57,12 @@ def test_thousand_devices_publish_with_their_own_logins_and_only_to_their_own_to
         sinks.send(readings_topic(PREFIX, d), dumps(reading(device_id=d, seq=1)))
     # a device writing under another device's topic is refused by the broker
     intruder, victim = ids[0], ids[1]
-    info = sinks._clients[intruder].publish(
-        readings_topic(PREFIX, victim), dumps(reading(device_id=victim, seq=2)), qos=1
+    info = sinks.send_as(
+        intruder, readings_topic(PREFIX, victim), dumps(reading(device_id=victim, seq=2))
     )
-    sinks._pending[intruder] += 1
-    sinks.sent += 1
     unconfirmed = sinks.close(timeout=60)
-    assert info.mid and sinks.refused == 1 and unconfirmed == 1
-    wait_for(lambda: w.metrics.written._value.get() >= len(ids), 60, "a reading from every device")
+    assert getattr(info, "mid", 0) and sinks.refused == 1 and unconfirmed == 1
+    wait_for(lambda: metric_value(w.metrics.written) >= len(ids), 60, "a reading from every device")
     rows = db.execute(
         "SELECT device_id, seq FROM readings WHERE device_id = ANY(%s)", (ids,)
     ).fetchall()

@@ -20,7 +20,7 @@ from simulator.model import make_fleet
 from simulator.params import Params
 from simulator.publisher import MqttSink
 from simulator.runner import SeqStore, backfill, live
-from tests.helpers import wait_for
+from tests.helpers import metric_value, wait_for
 
 pytestmark = pytest.mark.services
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -46,7 +46,7 @@ def test_backfill_is_stored_once_with_duplicates_counted_and_malformed_dead_lett
     assert summ.resends > 0 and summ.readings > 50
     wait_for(
         lambda: (
-            w.metrics.written._value.get() + w.metrics.duplicates._value.get()
+            metric_value(w.metrics.written) + metric_value(w.metrics.duplicates)
             >= summ.readings + summ.resends
         ),
         60,
@@ -60,7 +60,7 @@ def test_backfill_is_stored_once_with_duplicates_counted_and_malformed_dead_lett
     stored = {(str(d), int(s)) for d, s in db.execute("SELECT device_id, seq FROM readings")}  # type: ignore[call-overload]
     assert stored == summ.expected_keys
     assert db.execute("SELECT count(*) FROM readings").fetchone() == (len(summ.expected_keys),)
-    assert w.metrics.duplicates._value.get() == summ.resends
+    assert metric_value(w.metrics.duplicates) == summ.resends
     reasons = sorted(str(r[0]) for r in db.execute("SELECT reason FROM dead_letters"))
     assert reasons == sorted(m.reason.value for m in bad)
 
