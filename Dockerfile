@@ -12,6 +12,7 @@ COPY core core
 COPY ingest ingest
 COPY simulator simulator
 COPY analytics analytics
+COPY bids bids
 COPY api api
 COPY wastepilot wastepilot
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir .

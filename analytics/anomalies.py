@@ -30,8 +30,7 @@ def check_devices(conn: psycopg.Connection[Any], s: Settings) -> int:
             cur.executemany(q.OPEN_ANOMALY, found)
         keys = [f"{k}\x1f{d}" for k, d, *_ in found]
         conn.execute(
-            "UPDATE anomalies SET resolved_at = now() WHERE resolved_at IS NULL "
-            "AND NOT (kind || chr(31) || device_id = ANY(%s))",
+            q.RESOLVE_GONE_ANOMALIES,
             (keys,),
         )
     return len(found)

@@ -1,89 +1,12 @@
-"""Scheduled jobs: each runs under a database advisory lock, so two scheduler processes never
-run the same job at the same time, and leaves a row in `job_runs` (start, end, outcome, rows)."""
+"""The analytics jobs the scheduler runs (through core/jobs.py's runner)."""
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
-
-import psycopg
 
 from core import clock
-from core.db import connect
+from core.jobs import Conn, JobFn
 from core.settings import Settings
-
-log = logging.getLogger(__name__)
-
-Conn = psycopg.Connection[Any]
-JobFn = Callable[[Conn, Settings], int]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    job: str
-    outcome: str  # ok | failed | skipped
-    rows: int | None
-    detail: str
-
-
-def run_job(db_url: str, name: str, fn: JobFn, settings: Settings) -> Outcome:
-    """Run `fn` if no other process is running the job `name`; record the run either way."""
-    with connect(db_url, autocommit=True) as conn:
-        got = conn.execute(
-            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", ("wastepilot-job:" + name,)
-        ).fetchone()
-        if not got or not got[0]:
-            _record(conn, name, "skipped", None, "another scheduler process is running this job")
-            log.info("job %s skipped: running elsewhere", name)
-            return Outcome(name, "skipped", None, "another scheduler process is running this job")
-        try:
-            row = conn.execute(
-                "INSERT INTO job_runs (job, outcome, host, pid) VALUES (%s, 'running', %s, %s) "
-                "RETURNING id",
-                (name, socket.gethostname(), os.getpid()),
-            ).fetchone()
-            assert row is not None  # noqa: S101  (INSERT ... RETURNING)
-            run_id = int(str(row[0]))
-            try:
-                rows = fn(conn, settings)
-            except (psycopg.Error, OSError, ValueError, RuntimeError) as exc:
-                # a failed run is recorded and the scheduler goes on; the next run retries
-                log.exception("job %s failed", name)
-                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    conn.rollback()
-                _finish(conn, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
-                return Outcome(name, "failed", None, str(exc))
-            _finish(conn, run_id, "ok", rows, "")
-            log.info("job %s ok: %s rows", name, rows)
-            return Outcome(name, "ok", rows, "")
-        finally:
-            conn.execute(
-                "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", ("wastepilot-job:" + name,)
-            )
-
-
-def _record(conn: Conn, name: str, outcome: str, rows: int | None, detail: str) -> None:
-    conn.execute(
-        "INSERT INTO job_runs (job, outcome, rows_touched, detail, finished_at, host, pid) "
-        "VALUES (%s, %s, %s, %s, clock_timestamp(), %s, %s)",
-        (name, outcome, rows, detail, socket.gethostname(), os.getpid()),
-    )
-
-
-def _finish(conn: Conn, run_id: int, outcome: str, rows: int | None, detail: str) -> None:
-    conn.execute(
-        "UPDATE job_runs SET outcome = %s, rows_touched = %s, detail = %s, "
-        "finished_at = clock_timestamp() WHERE id = %s",
-        (outcome, rows, detail, run_id),
-    )
-
-
-# --- the jobs --------------------------------------------------------------------------------
 
 
 def rollup_refresh(conn: Conn, s: Settings) -> int:

@@ -366,3 +366,30 @@ SELECT id, period_start, period_end, created_at FROM weekly_reports ORDER BY per
 """
 
 WEEKLY_REPORT: LiteralString = "SELECT html, csv, period_start FROM weekly_reports WHERE id = %s"
+
+RESOLVE_GONE_ANOMALIES: LiteralString = (
+    "UPDATE anomalies SET resolved_at = now() WHERE resolved_at IS NULL AND NOT (kind || "
+    "chr(31) || device_id = ANY(%s))"
+)
+STORE_WEEKLY_REPORT: LiteralString = (
+    "INSERT INTO weekly_reports (period_start, period_end, html, csv) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (period_start, period_end) DO UPDATE SET html = excluded.html, csv = "
+    "excluded.csv, created_at = now() RETURNING id"
+)
+OLDEST_READING: LiteralString = "SELECT min(ts) FROM readings"
+DROP_READING_CHUNKS: LiteralString = "SELECT drop_chunks('readings', older_than => %s::timestamptz)"
+ANALYZE_AFFECTED_DAYS: LiteralString = "ANALYZE affected_days"
+DELETE_AFFECTED_PROFILE: LiteralString = (
+    "DELETE FROM usage_profile_daily WHERE day IN (SELECT day FROM affected_days)"
+)
+SET_WATERMARK: LiteralString = (
+    "INSERT INTO rollup_watermarks (name, received_until) VALUES (%s, %s) ON CONFLICT (name) DO"
+    " UPDATE SET received_until = excluded.received_until, updated_at = now()"
+)
+AFFECTED_SPAN: LiteralString = "SELECT min(hour), max(hour), count(*) FROM affected_hours"
+WATERMARK_FOR_UPDATE: LiteralString = (
+    "SELECT received_until FROM rollup_watermarks WHERE name = %s FOR UPDATE"
+)
+DB_NOW_MINUS: LiteralString = "SELECT now() - %s"
+DB_NOW: LiteralString = "SELECT now()"
+USAGE_WATERMARK: LiteralString = "SELECT received_until FROM rollup_watermarks WHERE name = 'usage'"

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from analytics import queries as q
 from analytics.kpis import Kpis, pilot_kpis
 from analytics.usage import Bucket, usage_series
 from core import clock
@@ -137,9 +138,7 @@ def store_report(conn: psycopg.Connection[Any], start: date, end: date, s: Setti
     html, csv_text = build(conn, start, end, s)
     with conn.transaction():
         row = conn.execute(
-            "INSERT INTO weekly_reports (period_start, period_end, html, csv) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (period_start, period_end) DO UPDATE SET "
-            "html = excluded.html, csv = excluded.csv, created_at = now() RETURNING id",
+            q.STORE_WEEKLY_REPORT,
             (start, end, html, csv_text),
         ).fetchone()
     assert row is not None  # noqa: S101  (INSERT ... RETURNING)

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from analytics import queries as q
 from analytics.rollups import rebuild
 from core import clock
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def drop_raw(conn: psycopg.Connection[Any], retention_days: int) -> int:
     """Drop raw-reading chunks entirely older than `retention_days`; returns how many."""
-    row = conn.execute("SELECT min(ts) FROM readings").fetchone()
+    row = conn.execute(q.OLDEST_READING).fetchone()
     assert row is not None  # noqa: S101  (aggregate returns a row)
     oldest, cutoff = row[0], clock.now() - timedelta(days=retention_days)
     if oldest is None or oldest >= cutoff:
@@ -26,8 +27,6 @@ def drop_raw(conn: psycopg.Connection[Any], retention_days: int) -> int:
     # they arrived): aggregate them now, so the rollups keep the period
     rebuild(conn, oldest, cutoff)
     with conn.transaction():
-        dropped = conn.execute(
-            "SELECT drop_chunks('readings', older_than => %s::timestamptz)", (cutoff,)
-        ).fetchall()
+        dropped = conn.execute(q.DROP_READING_CHUNKS, (cutoff,)).fetchall()
     log.info("retention: dropped %d chunks of readings older than %s", len(dropped), cutoff)
     return len(dropped)

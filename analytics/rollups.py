@@ -43,7 +43,7 @@ class Refreshed:
 def _apply(conn: Conn, until: datetime) -> tuple[int, int]:
     """Re-aggregate the affected hours and days from the readings received up to `until`: a
     rollup row holds exactly those, and series add the ones received later from raw readings."""
-    span = conn.execute("SELECT min(hour), max(hour), count(*) FROM affected_hours").fetchone()
+    span = conn.execute(q.AFFECTED_SPAN).fetchone()
     if span is None or span[0] is None:
         return 0, 0
     lo, hi = span[0], span[1] + timedelta(hours=1)
@@ -53,10 +53,10 @@ def _apply(conn: Conn, until: datetime) -> tuple[int, int]:
     conn.execute(
         q.REFRESH_DEVICE_DAILY, {"lo": lo - timedelta(hours=26), "hi": hi + timedelta(hours=26)}
     )
-    conn.execute("ANALYZE affected_days")
+    conn.execute(q.ANALYZE_AFFECTED_DAYS)
     days = conn.execute(q.REFRESH_DAILY).rowcount
     # (a statement does not see its own CTE's deletions: delete first, then insert)
-    conn.execute("DELETE FROM usage_profile_daily WHERE day IN (SELECT day FROM affected_days)")
+    conn.execute(q.DELETE_AFFECTED_PROFILE)
     conn.execute(q.REFRESH_PROFILE)
     return hours, days
 
@@ -66,10 +66,10 @@ def refresh(conn: Conn, late_window: timedelta, commit_lag: timedelta = COMMIT_L
     stamped within `late_window`; the first run builds everything. One transaction."""
     with conn.transaction():
         row = conn.execute(
-            "SELECT received_until FROM rollup_watermarks WHERE name = %s FOR UPDATE",
+            q.WATERMARK_FOR_UPDATE,
             (WATERMARK,),
         ).fetchone()
-        until = conn.execute("SELECT now() - %s", (commit_lag,)).fetchone()
+        until = conn.execute(q.DB_NOW_MINUS, (commit_lag,)).fetchone()
         assert until is not None  # noqa: S101  (SELECT returns a row)
         if row is None:  # the first refresh: everything received so far, whatever its stamp
             conn.execute(q.AFFECTED_RANGE, {"start": EPOCH, "end": END_OF_TIME})
@@ -81,9 +81,7 @@ def refresh(conn: Conn, late_window: timedelta, commit_lag: timedelta = COMMIT_L
             )
         hours, days = _apply(conn, until[0])
         conn.execute(
-            "INSERT INTO rollup_watermarks (name, received_until) VALUES (%s, %s) "
-            "ON CONFLICT (name) DO UPDATE SET received_until = excluded.received_until, "
-            "updated_at = now()",
+            q.SET_WATERMARK,
             (WATERMARK, until[0]),
         )
     log.info("rollups refreshed: %d household-hours, %d household-days", hours, days)
@@ -94,11 +92,9 @@ def rebuild(conn: Conn, start: datetime, end: datetime) -> Refreshed:
     """Re-aggregate every household-hour with readings stamped in [start, end) — for readings
     that arrived later than the late window, or after a fix. One transaction."""
     with conn.transaction():
-        row = conn.execute(
-            "SELECT received_until FROM rollup_watermarks WHERE name = %s FOR UPDATE", (WATERMARK,)
-        ).fetchone()
+        row = conn.execute(q.WATERMARK_FOR_UPDATE, (WATERMARK,)).fetchone()
         if row is None:  # received_at is the database's clock
-            row = conn.execute("SELECT now()").fetchone()
+            row = conn.execute(q.DB_NOW).fetchone()
             assert row is not None  # noqa: S101  (SELECT returns a row)
         until = row[0]
         conn.execute(q.AFFECTED_RANGE, {"start": start, "end": end})

@@ -102,9 +102,7 @@ def usage_series(
     """Usage per bucket in [start, end) of one household (key = its reference), one cohort (key
     = its name) or the pilot; buckets with neither a use nor a fault are omitted.
     `use_rollups=False` reads raw readings only (the benchmark's comparison)."""
-    row = conn.execute(
-        "SELECT received_until FROM rollup_watermarks WHERE name = 'usage'"
-    ).fetchone()
+    row = conn.execute(q.USAGE_WATERMARK).fetchone()
     watermark = row[0] if row and use_rollups else None
     r_lo, r_hi = rollup_range(start, end, bucket, watermark)
     d_lo, d_hi = (

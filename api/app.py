@@ -11,11 +11,12 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import allow
-from api.bids.errors import BidSupportError
+from api.errors import status_of
 from api.metrics import instrument
 from api.routers import admin, analytics, bids, councils, health, reports, usage, workshops
 from api.web.assets import mount_web
 from core.db import open_pool
+from core.errors import BidSupportError
 from core.settings import Settings, get_settings
 
 
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(BidSupportError)
     def bid_support_error(request: Request, exc: BidSupportError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
+        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
     @app.exception_handler(psycopg.DataError)
     def data_error(request: Request, exc: psycopg.DataError) -> JSONResponse:

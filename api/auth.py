@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api import queries as q
 from api.deps import Conn
 from core.auth import Principal, Role, authenticate
 
@@ -99,7 +100,7 @@ def end_session(conn: Conn, request: Request, response: Response) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         conn.execute(
-            "UPDATE api_tokens SET revoked_at = now() WHERE token_hash = %s AND revoked_at IS NULL",
+            q.REVOKE_TOKEN_BY_HASH,
             (hash_token(token),),
         )
     response.delete_cookie(SESSION_COOKIE)

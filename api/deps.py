@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 from fastapi import Depends, HTTPException, Path, Request
 from psycopg_pool import ConnectionPool
 
+from api import queries as q
+from core import clock
 from core.settings import Settings
 from core.topics import DEVICE_ID_PATTERN
 
@@ -52,7 +56,7 @@ def household_ref(
     conn: Conn,
 ) -> str:
     """The household reference of the path, or 404 when no such household is registered."""
-    if conn.execute("SELECT 1 FROM households WHERE ref = %s", (ref,)).fetchone() is None:
+    if conn.execute(q.HOUSEHOLD_EXISTS, (ref,)).fetchone() is None:
         raise HTTPException(
             status_code=404, detail=f"no household {ref!r} is registered in the pilot"
         )
@@ -74,7 +78,7 @@ Actor = Annotated[str, Depends(current_actor)]
 
 def officer_conn(conn: Conn, actor: Actor) -> psycopg.Connection[tuple[object, ...]]:
     """The request's connection, with its transaction's changes attributed to the actor."""
-    from api.bids.audit import set_actor
+    from bids.audit import set_actor
 
     set_actor(conn, actor)
     return conn
@@ -89,3 +93,29 @@ def app_settings(request: Request) -> Settings:
 
 
 AppSettings = Annotated[Settings, Depends(app_settings)]
+
+
+def checked_zone(tz: str) -> str:
+    """``tz`` when it is an IANA time zone, else a 422 that says what to send."""
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise HTTPException(
+            422, f"unknown time zone {tz!r}; use an IANA name such as Europe/London"
+        ) from None
+    return tz
+
+
+def checked_period(
+    start: datetime | None, end: datetime | None, *, default_days: int = 7
+) -> tuple[datetime, datetime]:
+    """[start, end) with the defaults (end = now by the pilot's clock, start = ``default_days``
+    before), both with an offset and in 2000-2099, start before end; else a 422."""
+    for t in (start, end):
+        if t is not None and (t.tzinfo is None or not 2000 <= t.year < 2100):
+            raise HTTPException(422, "start and end need an offset and a year 2000-2099")
+    end = end or clock.now()
+    start = start or end - timedelta(days=default_days)
+    if start >= end:
+        raise HTTPException(422, "start must be before end")
+    return start, end

@@ -12,3 +12,8 @@ ORDER BY d.id LIMIT 10000
 """
 
 DEVICE_HOUSEHOLD: LiteralString = "SELECT household_ref FROM devices WHERE id = %s"
+
+REVOKE_TOKEN_BY_HASH: LiteralString = (
+    "UPDATE api_tokens SET revoked_at = now() WHERE token_hash = %s AND revoked_at IS NULL"
+)
+HOUSEHOLD_EXISTS: LiteralString = "SELECT 1 FROM households WHERE ref = %s"

@@ -31,9 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+
 from bench.ingest import RawSubscriber, broker_ceiling, publish_backlog, single_messages
-from wastepilot import install
-from wastepilot.localstate import port_open
+from wastepilot.localservices import install
+from wastepilot.localservices.state import port_open
 
 TUNING = """
 max_queued_messages 2000000

@@ -21,7 +21,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,12 +36,15 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import common
+from bench.common import free_port, fresh_database
 from core.registry import Device, add_devices
 from core.settings import Settings
 from core.topics import readings_topic
 from core.wire import format_ts
 from simulator.publisher import Delivery, MqttSink
-from wastepilot import broker, install, localstate, postgres
+from wastepilot.localservices import broker, install, postgres
+from wastepilot.localservices import state as localstate
 
 FAULTS = ("broker-sigterm", "broker-kill-9", "postgres-kill-9", "worker-kill-9")
 
@@ -75,12 +77,6 @@ class ChaosResult:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Ingest:
     """`wastepilot ingest` processes, as deployed (own client id each, one shared group)."""
 
@@ -101,7 +97,7 @@ class Ingest:
         env = {
             **self.env,
             "WASTEPILOT_INGEST_CLIENT_ID": client_id,
-            "WASTEPILOT_INGEST_METRICS_PORT": str(_free_port()),
+            "WASTEPILOT_INGEST_METRICS_PORT": str(free_port()),
         }
         self.starts += 1
         with (self.logdir / f"{client_id}-{self.starts}.log").open("wb") as log:
@@ -285,9 +281,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     from core.migrate import migrate
-    from wastepilot.localstate import TEST_TOPIC_ROOT
+    from wastepilot.localservices.state import TEST_TOPIC_ROOT
 
-    s = Settings()
+    s = common.settings()
     db_url = bench_database(s)
     migrate(db_url)
     prefix = f"{TEST_TOPIC_ROOT}/chaos-{uuid.uuid4().hex[:6]}/v1"
@@ -306,18 +302,7 @@ def main() -> None:
 
 def bench_database(s: Settings) -> str:
     """A fresh database of the chaos run's own on the local cluster."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    from psycopg import sql
-
-    url = s.db_url()
-    name = "wastepilot_chaos"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+    return fresh_database(s.db_url(), "wastepilot_chaos", migrated=False)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -42,11 +41,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.migrate import migrate
+from bench import common
+from bench.common import fresh_database, log
 from core.mqtturl import parse_mqtt_url
 from core.registry import Device, add_devices
 from core.settings import Settings
@@ -62,33 +61,12 @@ DEVICES = [f"BENCH-{i:04d}" for i in range(200)]
 T0 = datetime.now(UTC) - timedelta(days=3)
 
 
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
 def reading(dev: str, seq: int, ts: datetime | None = None) -> dict[str, Any]:
-    t = ts or T0 + timedelta(milliseconds=seq)
-    return {
-        "v": 1,
-        "device_id": dev,
-        "seq": seq,
-        "ts": t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z",
-        "kind": "run",
-        "run_s": 11.5,
-        "energy_wh": 2.4,
-        "water_l": 1.2,
-        "peak_a": 5.1,
-    }
+    return common.reading(dev, seq, ts or T0 + timedelta(milliseconds=seq))
 
 
 def fresh_db(admin_url: str, name: str) -> str:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(admin_url)._replace(path="/" + name))
-    migrate(url)
+    url = fresh_database(admin_url, name)
     with psycopg.connect(url, autocommit=True) as conn:
         add_devices(conn, [Device(d, "BENCH-HH") for d in DEVICES])
     return url
@@ -414,7 +392,7 @@ def main() -> None:
     n_naive = int(6_000 * scale)
     n_db = n_arrays * 100  # the same rows into the same empty table as the array run
 
-    s = Settings()
+    s = common.settings()
     mqtt_url = s.mqtt_url_for("test")
     db_url = fresh_db(s.db_url(), "wastepilot_bench")
     run = uuid.uuid4().hex[:8]

@@ -25,8 +25,10 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.app import create_app
-from api.bids.demo import seed_demo
-from api.bids.records import load_reference_councils
+from bench import common
+from bench.common import log
+from bids.demo import seed_demo
+from bids.records import load_reference_councils
 from core import auth
 from core.migrate import migrate
 from core.settings import Settings
@@ -35,15 +37,11 @@ DB = "wastepilot_bench_queries"
 PASSWORD = "bench password 1234"  # noqa: S105  (a throwaway bench user)
 
 
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=10)
     args = ap.parse_args()
-    url = Settings().db_url().rsplit("/", 1)[0] + "/" + DB
+    url = common.settings().db_url().rsplit("/", 1)[0] + "/" + DB
     migrate(url)  # the bench database may predate the newest migrations
     with psycopg.connect(url) as conn:
         n = conn.execute("SELECT count(*) FROM households").fetchone()

@@ -35,18 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from analytics.kpis import pilot_kpis
 from analytics.rollups import refresh
 from analytics.usage import Bucket, usage_series
+from bench import common
+from bench.common import log
 from core.migrate import migrate
 from core.registry import Device, Household, add_devices, add_households
-from core.settings import Settings
 from simulator.model import household_day, make_fleet
 from simulator.params import Params
 
 LONDON = ZoneInfo("Europe/London")
 DB = "wastepilot_bench_queries"
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
 
 
 def database(admin_url: str) -> str:
@@ -134,7 +131,7 @@ def main() -> None:
     ap.add_argument("--raw-repeats", type=int, default=5, help="timed runs from raw readings")
     args = ap.parse_args()
 
-    url = database(Settings().db_url())
+    url = database(common.settings().db_url())
     log(f"== one simulated period: {args.households} households, {args.days} days")
     first, last = load(url, args.households, args.days, args.seed, args.reload)
     t_first = datetime.combine(first, dtime(), LONDON)

@@ -17,7 +17,8 @@ import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from core.errors import WastepilotError
+from core import queries as q
+from core.errors import AuthError
 
 Role = Literal["analyst", "officer", "admin"]
 Scope = Literal["read", "write"]
@@ -25,10 +26,6 @@ ROLES: tuple[Role, ...] = ("analyst", "officer", "admin")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 TOKEN_PREFIX = "wp_"  # noqa: S105  (a prefix, not a secret)
 _hasher = PasswordHasher()
-
-
-class AuthError(WastepilotError):
-    """A user or token request that cannot be carried out (unknown user, weak password ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +50,7 @@ def add_user(conn: psycopg.Connection[Any], username: str, role: Role, password:
         raise AuthError("passwords need at least 12 characters")
     try:
         row = conn.execute(
-            "INSERT INTO users (username, role, password_hash) VALUES (%s, %s, %s) RETURNING id",
+            q.USER_ADD,
             (username, role, _hasher.hash(password)),
         ).fetchone()
     except psycopg.errors.UniqueViolation as exc:
@@ -65,14 +62,13 @@ def add_user(conn: psycopg.Connection[Any], username: str, role: Role, password:
 def revoke_user(conn: psycopg.Connection[Any], username: str) -> None:
     """Sign a user out for good: the account and all its tokens stop working."""
     row = conn.execute(
-        "UPDATE users SET revoked_at = now() WHERE username = %s AND revoked_at IS NULL "
-        "RETURNING id",
+        q.USER_REVOKE,
         (username,),
     ).fetchone()
     if row is None:
         raise AuthError(f"no active user {username!r}")
     conn.execute(
-        "UPDATE api_tokens SET revoked_at = now() WHERE user_id = %s AND revoked_at IS NULL",
+        q.TOKENS_REVOKE_OF_USER,
         (row[0],),
     )
 
@@ -80,7 +76,7 @@ def revoke_user(conn: psycopg.Connection[Any], username: str) -> None:
 def check_password(conn: psycopg.Connection[Any], username: str, password: str) -> int | None:
     """The user's id when the password is right and the account active, else None."""
     row = conn.execute(
-        "SELECT id, password_hash FROM users WHERE username = %s AND revoked_at IS NULL",
+        q.USER_PASSWORD_HASH,
         (username,),
     ).fetchone()
     if row is None:
@@ -104,15 +100,12 @@ def create_token(
     """A new token for an active user: (its id, the token). The token is shown once."""
     if scope not in ("read", "write"):
         raise AuthError("scope must be read or write")
-    user = conn.execute(
-        "SELECT id FROM users WHERE username = %s AND revoked_at IS NULL", (username,)
-    ).fetchone()
+    user = conn.execute(q.USER_ACTIVE_ID, (username,)).fetchone()
     if user is None:
         raise AuthError(f"no active user {username!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = conn.execute(
-        "INSERT INTO api_tokens (user_id, name, token_hash, scope, expires_at) "
-        "VALUES (%s, %s, %s, %s, now() + %s * interval '1 day') RETURNING id",
+        q.TOKEN_ADD,
         # the database's real clock, as the check in user_for_token: a moved pilot clock
         # (core.clock) never makes a credential valid or expired
         (user[0], name, hash_token(token), scope, days),
@@ -123,7 +116,7 @@ def create_token(
 
 def role_of(conn: psycopg.Connection[Any], user_id: int) -> Role:
     """The role of a user (by id, as check_password returns it)."""
-    row = conn.execute("SELECT role FROM users WHERE id = %s", (user_id,)).fetchone()
+    row = conn.execute(q.USER_ROLE, (user_id,)).fetchone()
     if row is None:
         raise LookupError(f"no user with id {user_id}")
     return cast(Role, str(row[0]))
@@ -131,7 +124,7 @@ def role_of(conn: psycopg.Connection[Any], user_id: int) -> Role:
 
 def revoke_token(conn: psycopg.Connection[Any], token_id: int) -> None:
     if not conn.execute(
-        "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL",
+        q.TOKEN_REVOKE,
         (token_id,),
     ).rowcount:
         raise AuthError(f"no active token {token_id}")
@@ -143,24 +136,21 @@ def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:
         return None
     digest = hash_token(token)
     row = conn.execute(
-        "SELECT u.id, u.username, u.role, t.scope, t.id, t.token_hash, "
-        "t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' "
-        "FROM api_tokens t JOIN users u ON u.id = t.user_id "
-        "WHERE t.token_hash = %s AND t.revoked_at IS NULL AND t.expires_at > now() "
-        "AND u.revoked_at IS NULL",
+        q.TOKEN_OWNER,
         (digest,),
     ).fetchone()
     if row is None or not hmac.compare_digest(str(row[5]), digest):
         return None
     if row[6]:
         # last use to the minute: a read-only request does not write on every call
-        conn.execute("UPDATE api_tokens SET last_used_at = now() WHERE id = %s", (row[4],))
+        conn.execute(q.TOKEN_USED, (row[4],))
     return Principal(int(str(row[0])), str(row[1]), row[2], row[3], int(str(row[4])))
 
 
 def list_users(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-    return conn.execute(
-        "SELECT u.username, u.role, u.created_at, u.revoked_at, "
-        "count(t.id) FILTER (WHERE t.revoked_at IS NULL AND t.expires_at > now()) "
-        "FROM users u LEFT JOIN api_tokens t ON t.user_id = u.id GROUP BY u.id ORDER BY 1"
-    ).fetchall()
+    return conn.execute(q.USERS_LIST).fetchall()
+
+
+def has_users(conn: psycopg.Connection[Any]) -> bool:
+    """Whether anybody has an account (revoked ones count: the install is not new)."""
+    return conn.execute(q.USERS_ANY).fetchone() is not None

@@ -7,6 +7,8 @@ import logging
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from core import queries as q
+
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +45,7 @@ def ping(pool: ConnectionPool, timeout: float = 2.0) -> bool:
     """Whether the database answers a trivial query within ``timeout`` seconds."""
     try:
         with pool.connection(timeout=timeout) as conn:
-            conn.execute("SELECT 1")
+            conn.execute(q.PING)
     except (
         psycopg.Error,
         TimeoutError,

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from core import queries as q
 from core.brokeradmin import BrokerAdmin, device_command
 from core.errors import BrokerAdminError, RegistryError
 from core.registry import Device, Household, add_devices, add_households
@@ -25,13 +26,6 @@ from core.registry import Device, Household, add_devices, add_households
 NEW_DEVICE_ID_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,63}$"
 _NEW_DEVICE_ID = re.compile(NEW_DEVICE_ID_PATTERN)
 Conn = psycopg.Connection[Any]
-
-_EXISTING = "SELECT id FROM devices WHERE id = ANY(%s)"
-_DECOMMISSION = (
-    "UPDATE devices SET decommissioned_at = now() WHERE id = %s AND decommissioned_at IS NULL "
-    "RETURNING id"
-)
-_ACTIVE = "SELECT 1 FROM devices WHERE id = %s AND decommissioned_at IS NULL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +62,7 @@ def register(
     ids = [d.id for d in devices]
     if len(set(ids)) != len(ids):
         raise RegistryError("a device id appears twice")
-    taken = [str(r[0]) for r in conn.execute(_EXISTING, (ids,))]
+    taken = [str(r[0]) for r in conn.execute(q.EXISTING_DEVICES, (ids,))]
     if taken:
         raise RegistryError(f"device {taken[0]!r} is registered already")
     refs = sorted({d.household_ref for d in devices})
@@ -115,7 +109,7 @@ def decommission(conn: Conn, device_id: str, broker_url: str | None) -> None:
     """Take a device out of the pilot and commit: ingest refuses its readings from now on
     (stored ones stay) and its broker login goes, which drops its live connection at once. A
     broker that cannot be reached leaves the device active (try again)."""
-    if conn.execute(_DECOMMISSION, (device_id,)).fetchone() is None:
+    if conn.execute(q.DECOMMISSION_DEVICE, (device_id,)).fetchone() is None:
         raise RegistryError(f"no active device {device_id!r}")
     if broker_url is not None:
         try:
@@ -130,7 +124,7 @@ def decommission(conn: Conn, device_id: str, broker_url: str | None) -> None:
 def reissue(conn: Conn, device_id: str, broker_url: str) -> Login:
     """A new password for an active device (a lost or leaked one); its live connection is
     dropped, so only the new password works from now on."""
-    if conn.execute(_ACTIVE, (device_id,)).fetchone() is None:
+    if conn.execute(q.DEVICE_ACTIVE, (device_id,)).fetchone() is None:
         raise RegistryError(f"no active device {device_id!r}")
     login = Login(device_id, new_password())
     with BrokerAdmin(broker_url) as broker:

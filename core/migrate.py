@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 
+from core import queries as q
 from core.errors import MigrationError
 
 log = logging.getLogger(__name__)
@@ -51,17 +52,10 @@ def migrate(url: str, folder: Path = MIGRATIONS_DIR) -> list[Migration]:
     migrations = load_migrations(folder)
     applied: list[Migration] = []
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        conn.execute(q.MIGRATE_LOCK, (_LOCK_KEY,))
         try:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {
-                int(v): str(c)
-                for v, c in conn.execute("SELECT version, checksum FROM schema_migrations")
-            }
+            conn.execute(q.CREATE_SCHEMA_MIGRATIONS)
+            done = {int(v): str(c) for v, c in conn.execute(q.APPLIED_MIGRATIONS)}
             for mig in migrations:
                 if mig.version in done:
                     if done[mig.version] != mig.checksum:
@@ -75,8 +69,7 @@ def migrate(url: str, folder: Path = MIGRATIONS_DIR) -> list[Migration]:
                     with conn.transaction():
                         conn.execute(mig.sql.encode())
                         conn.execute(
-                            "INSERT INTO schema_migrations (version, name, checksum) "
-                            "VALUES (%s, %s, %s)",
+                            q.RECORD_MIGRATION,
                             (mig.version, mig.name, mig.checksum),
                         )
                 except psycopg.Error as exc:
@@ -85,5 +78,5 @@ def migrate(url: str, folder: Path = MIGRATIONS_DIR) -> list[Migration]:
                     ) from exc
                 applied.append(mig)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            conn.execute(q.MIGRATE_UNLOCK, (_LOCK_KEY,))
     return applied

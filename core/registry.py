@@ -10,20 +10,9 @@ from typing import Any
 import psycopg
 
 from core import clock
+from core import queries as q
 from core.errors import RegistryError
 from core.topics import valid_device_id
-
-_UPSERT_HOUSEHOLD = """
-INSERT INTO households (ref, postcode_district, cohort, occupants, joined_on)
-VALUES (%(ref)s, %(postcode_district)s, %(cohort)s, %(occupants)s, %(joined_on)s)
-ON CONFLICT (ref) DO NOTHING
-"""
-
-_UPSERT_DEVICE = """
-INSERT INTO devices (id, household_ref, model, installed_on)
-VALUES (%(id)s, %(household_ref)s, %(model)s, %(installed_on)s)
-ON CONFLICT (id) DO NOTHING
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +51,7 @@ def add_households(
             raise RegistryError(
                 f"household reference {row['ref']!r}: letters, digits, - and _ only"
             )
-    return _executemany(conn, _UPSERT_HOUSEHOLD, rows)
+    return _executemany(conn, q.UPSERT_HOUSEHOLD, rows)
 
 
 def add_devices(conn: psycopg.Connection[tuple[object, ...]], devices: Iterable[Device]) -> int:
@@ -84,7 +73,7 @@ def add_devices(conn: psycopg.Connection[tuple[object, ...]], devices: Iterable[
         }
         for d in devs
     ]
-    return _executemany(conn, _UPSERT_DEVICE, rows)
+    return _executemany(conn, q.UPSERT_DEVICE, rows)
 
 
 def _executemany(

@@ -2,24 +2,50 @@
 
 Every field is documented in ``.env.example`` and the README; a test keeps the three in step.
 When ``database_url`` / ``mqtt_url`` are unset, the local services started by
-``wastepilot services up`` are used, with the identities written to the state folder.
+``wastepilot services up`` are used: a settings source that the top layer registers
+(``register_source``; wastepilot/localservices/state.py, the only reader and writer of the state
+folder's identities file) fills ``local_services``. Production never uses them.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from core.errors import ConfigError
 
 Role = Literal["ingest", "simulator", "admin", "test"]
-LOCAL_IDENTITIES_FILE = "local.json"
+LOCAL_SERVICES_KEY = "__local_services__"  # the key a local-services source fills
+
+
+class LocalServices(BaseModel):
+    """Where the local services of `wastepilot services up` are: the database URL and a broker
+    URL per identity (role)."""
+
+    database_url: str | None = None  # None: the database is not a local one
+    mqtt: dict[str, str] = Field(default_factory=dict)
+
+
+SourceFactory = Callable[[type[BaseSettings]], PydanticBaseSettingsSource]
+_EXTRA_SOURCES: list[SourceFactory] = []
+
+
+def register_source(factory: SourceFactory) -> None:
+    """Add a settings source read after the environment and ``.env`` (the CLI, tests and
+    benchmarks register the local services' source)."""
+    if factory not in _EXTRA_SOURCES:
+        _EXTRA_SOURCES.append(factory)
+        get_settings.cache_clear()
 
 
 class Settings(BaseSettings):
@@ -44,6 +70,24 @@ class Settings(BaseSettings):
         "2027-05-30T12:00:00Z; time runs on from there): demos and tests at any date; refused "
         "in production",
     )
+
+    local_services: LocalServices | None = Field(
+        None,
+        validation_alias=LOCAL_SERVICES_KEY,
+        description="Filled by the local services' settings source, not from the environment",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        extra = tuple(factory(settings_cls) for factory in _EXTRA_SOURCES)
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings, *extra)
 
     # --- services -----------------------------------------------------------------------
     database_url: str | None = Field(
@@ -203,43 +247,39 @@ class Settings(BaseSettings):
         return self
 
     # --- resolution of the local identities ----------------------------------------------------
-    @property
-    def local_identities_path(self) -> Path:
-        return self.state_dir / LOCAL_IDENTITIES_FILE
-
-    def _local(self) -> dict[str, object]:
+    def _local(self) -> LocalServices:
         if self.env == "production":
             raise ConfigError(
                 "WASTEPILOT_ENV=production needs WASTEPILOT_MQTT_URL (or, to manage device "
                 "logins, WASTEPILOT_MQTT_ADMIN_URL); the local services are never used there"
             )
-        path = self.local_identities_path
-        try:
-            data: dict[str, object] = json.loads(path.read_text())
-        except FileNotFoundError:
+        if self.local_services is None:
             raise ConfigError(
-                f"no WASTEPILOT_DATABASE_URL/WASTEPILOT_MQTT_URL set and no local services found "
-                f"({path} is missing): run `wastepilot services up` first"
-            ) from None
-        return data
+                "no WASTEPILOT_DATABASE_URL/WASTEPILOT_MQTT_URL set and no local services found "
+                f"in {self.state_dir}: run `wastepilot services up` first"
+            )
+        return self.local_services
 
     def db_url(self) -> str:
         """The database URL: the configured one, or the local cluster's."""
         if self.database_url:
             return self.database_url
-        return str(self._local()["database_url"])
+        url = self._local().database_url
+        if url is None:
+            raise ConfigError("WASTEPILOT_DATABASE_URL is not set and no local database runs")
+        return url
 
     def mqtt_url_for(self, role: Role) -> str:
         """The broker URL with the credentials of ``role``: the configured one, or the local one."""
         if self.mqtt_url:
             return self.mqtt_url
-        identities = self._local().get("mqtt")
-        if not isinstance(identities, dict) or role not in identities:
+        identities = self._local().mqtt
+        if role not in identities:
             raise ConfigError(
                 f"the local services have no broker identity for {role!r}: "
                 "run `wastepilot services up` again"
             )
-        return str(identities[role])
+        return identities[role]
 
     def broker_admin_url(self) -> str | None:
         """The admin identity's broker URL (device logins), or None when not managed here."""

@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
 )
 
+from core.errors import WireError
 from core.topics import DEVICE_ID_PATTERN
 
 WIRE_VERSION = 1
@@ -125,16 +126,6 @@ class StatusMessage(BaseModel):
     firmware: Annotated[str, Field(max_length=64)] | None = None
     uptime_s: Annotated[int, Field(ge=0)] | None = None
     rssi_dbm: Annotated[int, Field(ge=-150, le=0)] | None = None
-
-
-class WireError(ValueError):
-    """A payload, or one element of it, broke the contract."""
-
-    def __init__(self, reason: Reason, detail: str, index: int | None = None) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.index = index
 
 
 _TYPE_ERRORS = ("_type", "_parsing", "is_instance_of", "dict_type")

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from core import clock
+from core.errors import DatabaseUnavailable
 from core.logs import setup_logging
 from ingest.batcher import Batcher
 from ingest.protocol import Outcome, Shipment, Stop, Validated
 from ingest.validate import Limits
-from ingest.writer import DatabaseUnavailable, Writer
+from ingest.writer import Writer
 
 log = logging.getLogger(__name__)
 

@@ -89,3 +89,5 @@ LIMIT %(limit)s
 MARK_REPLAYED: LiteralString = """
 UPDATE dead_letters SET replayed_at = now() WHERE id = ANY(%s) AND replayed_at IS NULL
 """
+
+PING: LiteralString = "SELECT 1"

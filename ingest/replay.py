@@ -8,17 +8,13 @@ from dataclasses import dataclass
 import psycopg
 
 from core import clock
-from core.errors import WastepilotError
+from core.errors import ReplayConflict
 from ingest import queries
 from ingest.protocol import Validated
 from ingest.validate import Limits
 from ingest.writer import Writer
 
 log = logging.getLogger(__name__)
-
-
-class ReplayConflict(WastepilotError):
-    """Another replay ran at the same time; nothing of this one was kept."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import orjson
 
 from core import clock
+from core.errors import WireError
 from core.settings import Settings
 from core.topics import parse_topic
 from core.wire import (
@@ -22,7 +23,6 @@ from core.wire import (
     Reading,
     Reason,
     StatusMessage,
-    WireError,
     parse_readings,
     parse_status,
 )

@@ -7,7 +7,8 @@ has committed. The rooms:
 - ``acks.py``: which packet ids wait for which commit (the ack ledger);
 - ``processes.py``: the validator and writer processes (``pipeline.py``), started and
   restarted as a pair;
-- ``protocol.py``: what crosses the pipes; ``batcher.py``: when the writer writes.
+- ``protocol.py``: what crosses the pipes; ``batcher.py``: when the writer writes;
+- ``config.py``: what a worker needs (``WorkerConfig``).
 
 This module joins them: batches from the consumer are tracked and shipped; the writer's
 reports settle them and release the PUBACKs; a pipeline that dies is restarted and the
@@ -21,61 +22,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from core import clock
-from core.logs import JsonFormatter
-from core.settings import Settings
 from ingest.acks import AckLedger
-from ingest.consumer import Consumer, ConsumerConfig, Message
+from ingest.config import WorkerConfig
+from ingest.consumer import Consumer, Message
 from ingest.metrics import IngestMetrics
-from ingest.pipeline import PipelineSpec
 from ingest.processes import Pipeline
 from ingest.protocol import Outcome, Shipment, Stop
-from ingest.validate import Limits
 
 log = logging.getLogger(__name__)
 
 _PIPELINE_START_S = 10.0  # longest wait for the writer's first report before connecting
 _RESTART_PAUSE_S = 1.0  # a pipeline that dies at once (a broken install) is not restarted in a loop
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    """What one worker needs; built from Settings by the CLI, or directly by tests."""
-
-    db_url: str
-    mqtt_url: str
-    client_id: str
-    group: str
-    limits: Limits
-    session_expiry_s: int = 7 * 24 * 3600
-    receive_maximum: int = 5000
-    batch_size: int = 2000
-    batch_max_ms: int = 100
-    dead_letter_max_bytes: int = 16 * 1024
-    retry_max_s: float = 30.0
-    keepalive_s: int = 30
-    probe_interval_s: float = 10.0
-    stall_after_s: float = 30.0
-
-    @classmethod
-    def from_settings(cls, s: Settings, index: int | None = None) -> WorkerConfig:
-        """Worker ``index`` of a process (None: the only one, with the client id as set)."""
-        client_id = s.ingest_client_id if index is None else f"{s.ingest_client_id}-{index}"
-        return cls(
-            db_url=s.db_url(),
-            mqtt_url=s.mqtt_url_for("ingest"),
-            client_id=client_id,
-            group=s.ingest_group,
-            limits=Limits.from_settings(s),
-            session_expiry_s=s.ingest_session_expiry_s,
-            receive_maximum=s.ingest_receive_maximum,
-            batch_size=s.ingest_batch_size,
-            batch_max_ms=s.ingest_batch_max_ms,
-            dead_letter_max_bytes=s.ingest_dead_letter_max_bytes,
-            retry_max_s=s.ingest_retry_max_s,
-        )
 
 
 class IngestWorker:
@@ -103,15 +61,7 @@ class IngestWorker:
         self._outcomes: threading.Thread | None = None
         self.batches = 0  # committed batches, for tests and the summary line
         self.consumer = Consumer(
-            ConsumerConfig(
-                cfg.mqtt_url,
-                cfg.client_id,
-                cfg.group,
-                cfg.limits.prefix,
-                cfg.session_expiry_s,
-                cfg.receive_maximum,
-                cfg.keepalive_s,
-            ),
+            cfg.consumer(),
             on_batch=self._ship,
             on_connected=self._connected,
             on_disconnected=self.metrics.connected.dec,
@@ -146,19 +96,7 @@ class IngestWorker:
         self._watchdog.start()
 
     def _start_pipeline(self, generation: int) -> None:
-        root = logging.getLogger()
-        spec = PipelineSpec(
-            db_url=self.cfg.db_url,
-            limits=self.cfg.limits,
-            batch_size=self.cfg.batch_size,
-            batch_max_ms=self.cfg.batch_max_ms,
-            dead_letter_max_bytes=self.cfg.dead_letter_max_bytes,
-            retry_max_s=self.cfg.retry_max_s,
-            log_level=root.getEffectiveLevel(),
-            log_json=any(isinstance(h.formatter, JsonFormatter) for h in root.handlers),
-            details=self._reading_times,
-            clock_shift_s=clock.shift(),
-        )
+        spec = self.cfg.pipeline(details=self._reading_times)
         pipeline = Pipeline.start(spec, self.cfg.client_id, generation)
         old, self._pipeline = self._pipeline, pipeline
         if old is not None:
@@ -283,3 +221,6 @@ class IngestWorker:
                 self.metrics.stalls.inc()
                 self.consumer.probe_seen = time.monotonic()
                 self.consumer.drop_connection()
+
+
+__all__ = ["IngestWorker", "WorkerConfig"]

@@ -16,6 +16,7 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
+from core.errors import DatabaseUnavailable
 from core.topics import readings_topic
 from core.wire import Reason
 from ingest import queries
@@ -36,10 +37,6 @@ log = logging.getLogger(__name__)
 class _DeviceRow:
     id: str
     decommissioned_at: datetime | None
-
-
-class DatabaseUnavailable(Exception):
-    """The database could not be reached or dropped the connection; retry later."""
 
 
 class Writer:
@@ -94,7 +91,7 @@ class Writer:
         """Whether the database answers (used for readiness while idle)."""
         try:
             conn = self._connection()
-            conn.execute("SELECT 1")
+            conn.execute(queries.PING)
             conn.rollback()
         except (DatabaseUnavailable, psycopg.OperationalError):
             self.close()

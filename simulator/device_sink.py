@@ -18,8 +18,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from core.errors import PublishError
 from core.topics import parse_topic, status_topic
-from simulator.publisher import NO_MATCHING_SUBSCRIBERS, RESEND_AFTER_S, PublishError
+from simulator.publisher import NO_MATCHING_SUBSCRIBERS, RESEND_AFTER_S
 
 log = logging.getLogger(__name__)
 

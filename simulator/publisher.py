@@ -22,13 +22,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from core.errors import PublishError
 from core.mqtturl import parse_mqtt_url
 
 log = logging.getLogger(__name__)
-
-
-class PublishError(Exception):
-    """The broker refused the connection or a message could not be handed to paho."""
 
 
 class Sink(Protocol):

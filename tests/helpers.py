@@ -16,6 +16,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from core import clock
 from core.mqtturl import parse_mqtt_url
+from core.wire import format_ts
+from wastepilot.localservices.state import free_port
+
+__all__ = ["free_port"]  # re-exported: tests take their helpers from this module
 
 # Instants at which the date-sensitive tests run (through core.clock, never the real calendar),
 # chosen to be awkward for code that assumes "now" is an ordinary day.
@@ -42,7 +46,7 @@ def reading(
         "v": 1,
         "device_id": device_id,
         "seq": seq,
-        "ts": ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z",
+        "ts": format_ts(ts),
         "kind": "run",
         "run_s": 11.5,
         "energy_wh": 1.9,
@@ -96,14 +100,6 @@ class Publisher:
         self.wait()
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def free_port() -> int:
-    """A TCP port free on the loopback address now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(
@@ -211,3 +207,7 @@ class StallingProxy:
             for a, b, _ in self._pairs:
                 a.close()
                 b.close()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

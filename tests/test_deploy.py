@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from core.settings import Settings
-from wastepilot import install
+from wastepilot.localservices import install
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.helpers import free_port
-from wastepilot import localstate
+from wastepilot.localservices import state as localstate
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

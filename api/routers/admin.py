@@ -13,7 +13,7 @@ from api.auth import Caller, csrf_token, end_session, start_session
 from api.deps import AppSettings, Conn
 from core import auth, devices
 from core.devices import NEW_DEVICE_ID_PATTERN
-from core.errors import BrokerAdminError, RegistryError
+from core.errors import AuthError, BrokerAdminError, RegistryError
 from core.registry import Device
 from core.settings import Settings
 from core.topics import DEVICE_ID_PATTERN
@@ -125,7 +125,7 @@ def add_user(body: UserIn, conn: Conn) -> dict[str, Any]:
     argon2 hash."""
     try:
         uid = auth.add_user(conn, body.username, body.role, body.password)
-    except auth.AuthError as exc:
+    except AuthError as exc:
         raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from exc
     return {"id": uid, "username": body.username, "role": body.role}
 
@@ -135,7 +135,7 @@ def revoke_user(username: UserName, conn: Conn) -> dict[str, str]:
     """The account and every token of it stop working at once."""
     try:
         auth.revoke_user(conn, username)
-    except auth.AuthError as exc:
+    except AuthError as exc:
         raise HTTPException(404, str(exc)) from exc
     return {"username": username, "status": "revoked"}
 
@@ -147,7 +147,7 @@ def create_token(body: TokenIn, conn: Conn) -> TokenOut:
         tid, token = auth.create_token(
             conn, body.username, scope=body.scope, days=body.days, name=body.name
         )
-    except auth.AuthError as exc:
+    except AuthError as exc:
         raise HTTPException(404, str(exc)) from exc
     return TokenOut(id=tid, token=token, scope=body.scope, days=body.days)
 
@@ -157,7 +157,7 @@ def revoke_token(token_id: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: Conn)
     """The token stops working at once."""
     try:
         auth.revoke_token(conn, token_id)
-    except auth.AuthError as exc:
+    except AuthError as exc:
         raise HTTPException(404, str(exc)) from exc
     return {"id": token_id, "status": "revoked"}
 

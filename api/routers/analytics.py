@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -16,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from analytics import export, queries
 from analytics.kpis import pilot_kpis
 from analytics.usage import Bucket, usage_series
-from api.deps import AppSettings, Conn, get_pool
+from api.deps import AppSettings, Conn, checked_period, checked_zone, get_pool
 from api.routers.usage import MAX_BUCKETS, UsageBucket
 from core import clock
 
@@ -26,27 +25,6 @@ Name = Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 Tz = Annotated[str, Query(max_length=64, description="IANA time zone the buckets follow")]
 Instant = Annotated[datetime | None, Query(description="ISO 8601 with offset")]
 MAX_KPI_DAYS = 3660
-
-
-def _zone(tz: str) -> str:
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise HTTPException(
-            422, f"unknown time zone {tz!r}; use an IANA name such as Europe/London"
-        ) from None
-    return tz
-
-
-def _period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    for t in (start, end):
-        if t is not None and (t.tzinfo is None or not 2000 <= t.year < 2100):
-            raise HTTPException(422, "start and end need an offset and a year 2000-2099")
-    end = end or clock.now()
-    start = start or end - timedelta(days=7)
-    if start >= end:
-        raise HTTPException(422, "start must be before end")
-    return start, end
 
 
 @router.get("/usage", summary="Usage of a household, a cohort or the pilot")
@@ -66,8 +44,8 @@ def usage(
     (`scope=cohort&key=A`) or one household (`scope=household&key=SIM-000001`). Day and week
     buckets follow local midnight in `tz` across daylight-saving changes. Served from the hourly
     rollups, with the newest minutes and 15-minute buckets from raw readings."""
-    _zone(tz)
-    start, end = _period(start, end)
+    checked_zone(tz)
+    start, end = checked_period(start, end)
     if scope != "pilot" and not key:
         raise HTTPException(422, f"scope={scope} needs key (the {scope}'s name)")
     if (end - start) / bucket.interval > MAX_BUCKETS:
@@ -118,7 +96,7 @@ def kpis(
     (median, quartiles, mean); estimated kg of food waste diverted; litres and Wh per household
     per day; the time-of-day profile of sewer load; faults per 100 uses; data completeness
     (readings received ÷ expected from each device's sequence numbers). From the rollups."""
-    _zone(tz)
+    checked_zone(tz)
     start, end = _kpi_period(start, end)
     return pilot_kpis(
         conn, start, end, cohort=cohort, tz=tz, food_kg_per_use=settings.food_kg_per_use
@@ -177,7 +155,7 @@ def export_usage(
     """One row per household and bucket (household, bucket, uses, run_s, energy_wh, water_l,
     faults) from the rollups, streamed as CSV or Parquet: a year of a thousand households does
     not need to fit in memory on either side."""
-    start, end = _period(start, end)
+    start, end = checked_period(start, end)
     params = export.export_params(start, end, cohort, household)
 
     def body() -> Iterator[Any]:

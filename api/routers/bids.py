@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from psycopg.rows import dict_row
 
-from api.bids import queries as q
-from api.bids import records
-from api.bids.schemas import AuditEntry, Bid, BidIn, BidPatch, BidStatus, GssCode, RoundCode
 from api.deps import Conn, OfficerConn
+from api.schemas import AuditEntry, Bid, BidIn, BidPatch, BidStatus, GssCode, RoundCode
+from bids import queries as q
+from bids import records
 
 router = APIRouter(prefix="/api/v1", tags=["bids"])
 

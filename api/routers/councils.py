@@ -7,20 +7,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from psycopg.rows import dict_row
 
-from api.bids import queries as q
-from api.bids import records
-from api.bids.errors import translated
-from api.bids.schemas import (
+from api.deps import Conn, OfficerConn
+from api.schemas import (
     Council,
     CouncilIn,
     CouncilPatch,
     FundRound,
     ReferenceData,
-    Region,
     Resource,
     ResourceIn,
 )
-from api.deps import Conn, OfficerConn
+from bids import queries as q
+from bids import records
+from bids.errors import translated
+from bids.regions import Region
 
 router = APIRouter(prefix="/api/v1", tags=["councils"])
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api.bids import report
-from api.bids.schemas import Instant, RoundCode
 from api.deps import Conn
+from api.schemas import Instant, RoundCode
+from bids import report
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 

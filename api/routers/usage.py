@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException, Query
 from psycopg.rows import class_row
@@ -12,8 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from analytics import queries
 from analytics.usage import Bucket, household_usage
-from api.deps import Conn, HouseholdRef
-from core import clock
+from api.deps import Conn, HouseholdRef, checked_period, checked_zone
 
 router = APIRouter(prefix="/api/v1", tags=["usage"])
 
@@ -77,17 +75,8 @@ def get_household_usage(
     """Disposer use of one pilot household per time bucket: runs, run seconds, watt-hours and
     litres. Buckets with no use are left out. Households are identified by their pseudonymous
     reference only."""
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise HTTPException(
-            status_code=422,
-            detail=f"unknown time zone {tz!r}; use an IANA name such as Europe/London",
-        ) from None
-    end = end or clock.now()
-    start = start or end - timedelta(days=7)
-    if start >= end:
-        raise HTTPException(status_code=422, detail="start must be before end")
+    checked_zone(tz)
+    start, end = checked_period(start, end)
     if (end - start) / bucket.interval > MAX_BUCKETS:
         raise HTTPException(
             status_code=422,

@@ -7,12 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
 from pydantic import BaseModel, Field
 
-from api.bids import imports, records, registrations
-from api.bids.errors import Invalid
-from api.bids.schemas import (
+from api.deps import Actor, Conn, OfficerConn
+from api.schemas import (
     Erasure,
     ErasureIn,
-    Region,
     Registration,
     RegistrationIn,
     RegistrationStatus,
@@ -22,8 +20,10 @@ from api.bids.schemas import (
     WorkshopPatch,
     WorkshopStatus,
 )
-from api.bids.sheets import SheetError, read_sheet
-from api.deps import Actor, Conn, OfficerConn
+from bids import imports, records, registrations
+from bids.regions import Region
+from bids.sheets import read_sheet
+from core.errors import Invalid
 
 router = APIRouter(prefix="/api/v1", tags=["workshops"])
 
@@ -184,10 +184,7 @@ def import_attendance(
     data = file.file.read(MAX_SHEET_BYTES + 1)
     if len(data) > MAX_SHEET_BYTES:
         raise Invalid(f"the sheet is larger than {MAX_SHEET_BYTES // (1024 * 1024)} MB")
-    try:
-        rows = read_sheet(file.filename or "", data)
-    except SheetError as exc:
-        raise Invalid(str(exc)) from exc
+    rows = read_sheet(file.filename or "", data)  # SheetError is an Invalid: 422
     w = records.get_workshop(conn, workshop_id)
     result = imports.import_sheet(conn, w, rows, actor, commit, accept_suggestions)
     return ImportResult.model_validate(result, from_attributes=True)

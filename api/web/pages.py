@@ -23,14 +23,15 @@ from analytics import queries
 from analytics.kpis import pilot_kpis
 from analytics.usage import Bucket, usage_series
 from api.auth import SESSION_COOKIE, csrf_token, end_session, start_session
-from api.bids import imports, records, registrations, report
-from api.bids import queries as bids_queries
-from api.bids.audit import set_actor
-from api.bids.councils import CouncilMatcher
-from api.bids.errors import BidSupportError
-from api.bids.sheets import SheetError, read_sheet
 from api.deps import Conn
+from api.errors import http_error, status_of
+from bids import imports, records, registrations, report
+from bids import queries as bids_queries
+from bids.audit import set_actor
+from bids.councils import CouncilMatcher
+from bids.sheets import read_sheet
 from core import auth, clock
+from core.errors import BidSupportError, SheetError
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -167,7 +168,7 @@ def workshop_page(request: Request, conn: Conn, wid: int) -> HTMLResponse:
     try:
         return _workshop_page(request, conn, p, wid)
     except BidSupportError as exc:
-        raise HTTPException(exc.status_code, str(exc)) from exc
+        raise http_error(exc) from exc
 
 
 @router.post("/officers/workshops/{wid}/attendance")
@@ -247,7 +248,7 @@ def change_status(
     try:
         reg = registrations.change_status(conn, rid, status)
     except BidSupportError as exc:
-        raise HTTPException(exc.status_code, str(exc)) from exc
+        raise http_error(exc) from exc
     return RedirectResponse(f"/officers/workshops/{reg['workshop_id']}#attendance", 303)
 
 
@@ -291,7 +292,8 @@ def import_sheet(
         return _page(request, "import.html", 422, errors={"file": str(exc)}, result=None, **ctx)
     except BidSupportError as exc:
         conn.rollback()
-        return _page(request, "import.html", 409, errors={"file": str(exc)}, result=None, **ctx)
+        code = status_of(exc)
+        return _page(request, "import.html", code, errors={"file": str(exc)}, result=None, **ctx)
     return _page(request, "import.html", result=result, **ctx)
 
 

@@ -16,16 +16,16 @@ import psycopg
 import pytest
 
 from analytics.anomalies import check_devices
-from analytics.jobs import Outcome, run_job, weekly_report
+from analytics.jobs import weekly_report
 from analytics.report import last_full_week, store_report
 from analytics.retention import drop_raw
 from analytics.rollups import refresh
 from core import clock
+from core.jobs import Outcome, run_job
 from core.registry import Device, Household, add_devices, add_households
 from core.settings import Settings
 from tests.analytics.test_rollups import LONDON, insert
-from tests.conftest import bearer
-from tests.helpers import AWKWARD_INSTANTS
+from tests.helpers import AWKWARD_INSTANTS, bearer
 
 pytestmark = pytest.mark.services
 

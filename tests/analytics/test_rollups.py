@@ -15,7 +15,7 @@ from analytics.kpis import pilot_kpis
 from analytics.rollups import rebuild, refresh
 from analytics.usage import Bucket, usage_series
 from core.registry import Device, Household, add_devices, add_households
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 pytestmark = pytest.mark.services
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from core.settings import Settings
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 BID_TABLES = (
     "registrations",

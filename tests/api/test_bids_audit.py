@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.bids.registrations import erase_expired
+from bids.registrations import erase_expired
 from tests.helpers import person, workshop_body
 
 pytestmark = pytest.mark.services

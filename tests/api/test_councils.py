@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api.bids.councils import (
+from bids.councils import (
     COUNCIL_TYPES,
     CouncilMatcher,
     council_type,

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from api.app import create_app
-from api.bids.demo import seed_demo
+from bids.demo import seed_demo
 from core.settings import Settings
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 pytestmark = pytest.mark.services
 

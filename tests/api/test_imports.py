@@ -12,8 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import Workbook
 
-from api.bids.councils import reference_councils
-from api.bids.sheets import SheetError, attendance_of, read_csv
+from bids.councils import reference_councils
+from bids.sheets import attendance_of, read_csv
+from core.errors import SheetError
 from tests.helpers import workshop_body
 
 Conn = psycopg.Connection[tuple[object, ...]]

@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
-from api.bids.demo import seed_demo
-from api.bids.report import sentence, summarise
+from bids.demo import seed_demo
+from bids.report import sentence, summarise
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -138,7 +138,7 @@ def test_take_up_report_on_the_demo_programme(api: TestClient, bids_db: Conn, db
 
 
 def test_exports_are_safe_to_open_in_a_spreadsheet() -> None:
-    from api.bids.report import to_csv, to_xlsx
+    from bids.report import to_csv, to_xlsx
 
     councils = [_council("E06000001", "unitary", "North East", 1, None)]
     councils[0]["name"] = '=HYPERLINK("http://evil.example","x")\x07'

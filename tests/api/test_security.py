@@ -19,8 +19,7 @@ from api.app import create_app
 from core import auth
 from core.registry import Device, add_devices
 from core.settings import Settings
-from tests.conftest import bearer
-from tests.helpers import person, workshop_body
+from tests.helpers import bearer, person, workshop_body
 
 pytestmark = pytest.mark.services
 
@@ -261,8 +260,8 @@ def test_injection_and_traversal_attempts_get_a_4xx_and_change_nothing(
 def test_device_logins_are_issued_and_revoked_on_the_broker(
     db: Conn, app_client: TestClient, tokens: dict[str, str], settings: Settings
 ) -> None:
+    from core.errors import PublishError
     from simulator.device_sink import DeviceSinks
-    from simulator.publisher import PublishError
 
     if settings.mqtt_url:
         pytest.skip("device logins are issued on the local broker")

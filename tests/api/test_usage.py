@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from core.registry import Device, add_devices
 from core.settings import Settings
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 pytestmark = pytest.mark.services
 

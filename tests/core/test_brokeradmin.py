@@ -26,9 +26,9 @@ from core.brokeradmin import BrokerAdmin, encode_password
 from core.errors import BrokerAdminError, RegistryError
 from core.registry import Device
 from core.settings import Settings
-from tests.conftest import bearer
-from wastepilot import broker as localbroker
-from wastepilot import localstate
+from tests.helpers import bearer
+from wastepilot.localservices import broker as localbroker
+from wastepilot.localservices import state as localstate
 
 pytestmark = pytest.mark.services
 Conn = psycopg.Connection[tuple[object, ...]]

@@ -7,23 +7,17 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from core.errors import MigrationError
 from core.migrate import MIGRATIONS_DIR, load_migrations, migrate
+from wastepilot.prepare import fresh_database
 
 pytestmark = pytest.mark.services
 
 
 @pytest.fixture
 def scratch_db(admin_db_url: str) -> str:
-    name = "wastepilot_migrate_test"
-    with psycopg.connect(admin_db_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return admin_db_url.rsplit("/", 1)[0] + "/" + name
+    return fresh_database(admin_db_url, "wastepilot_migrate_test", migrated=False)
 
 
 def test_migrate_applies_all_once_and_rerun_is_a_noop(scratch_db: str) -> None:

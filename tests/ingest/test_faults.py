@@ -23,7 +23,8 @@ from core.settings import Settings
 from core.topics import readings_topic
 from simulator.publisher import MqttSink
 from tests.helpers import StallingProxy, dumps, metric_value, reading, wait_for
-from wastepilot import broker, install, localstate, postgres
+from wastepilot.localservices import broker, install, postgres
+from wastepilot.localservices import state as localstate
 
 pytestmark = pytest.mark.services
 Conn = psycopg.Connection[tuple[object, ...]]

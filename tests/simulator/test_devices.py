@@ -11,12 +11,12 @@ import pytest
 
 from core.brokeradmin import BrokerAdmin
 from core.devices import issue_logins
+from core.errors import PublishError
 from core.registry import Device, add_devices
 from core.settings import Settings
 from core.topics import readings_topic
 from ingest.worker import IngestWorker
 from simulator.device_sink import DeviceSinks
-from simulator.publisher import PublishError
 from tests.helpers import dumps, metric_value, reading, wait_for
 
 pytestmark = pytest.mark.services

@@ -12,7 +12,8 @@ import psycopg
 import pytest
 
 from core.settings import Settings
-from wastepilot import broker, localstate
+from wastepilot.localservices import broker
+from wastepilot.localservices import state as localstate
 
 pytestmark = pytest.mark.services
 
@@ -90,8 +91,8 @@ def test_local_broker_runs_the_deploy_tuning(settings: Settings) -> None:
 def test_run_revives_a_local_broker_that_died(settings: Settings) -> None:
     """`wastepilot run` checks its local services every few seconds; a broker killed outright
     (as a segfault would) is started again, with its persisted sessions, and answers."""
-    from wastepilot.cli import revive
-    from wastepilot.localstate import port_open
+    from wastepilot.commands.run import revive
+    from wastepilot.localservices.state import port_open
 
     if settings.mqtt_url:
         pytest.skip("the broker is external")

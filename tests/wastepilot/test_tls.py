@@ -17,7 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from core.mqtturl import parse_mqtt_url
 from core.settings import Settings
 from tests.helpers import free_port
-from wastepilot import broker, localstate
+from wastepilot.localservices import broker
+from wastepilot.localservices import state as localstate
 
 pytestmark = pytest.mark.services
 

@@ -1,0 +1,39 @@
+"""What every benchmark shares: the local services' settings, a fresh database, log lines,
+the readings they publish."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from core.settings import Settings
+from core.wire import format_ts
+from wastepilot.localservices.state import free_port, use_local_services
+from wastepilot.prepare import database_url, fresh_database
+
+use_local_services()  # Settings finds the services of `wastepilot services up`
+
+__all__ = ["database_url", "free_port", "fresh_database", "log", "reading", "settings"]
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def reading(dev: str, seq: int, ts: datetime, **over: Any) -> dict[str, Any]:
+    """A run reading as a device sends it (contract JSON fields)."""
+    return {
+        "v": 1,
+        "device_id": dev,
+        "seq": seq,
+        "ts": format_ts(ts),
+        "kind": "run",
+        "run_s": 11.5,
+        "energy_wh": 2.4,
+        "water_l": 1.2,
+        "peak_a": 5.1,
+    } | over

@@ -1,0 +1,99 @@
+"""The SQL of the bottom layer (job runs, users and tokens), in one place."""
+
+from typing import LiteralString
+
+# --- job runs (core/jobs.py) ------------------------------------------------------------------
+
+JOB_TRY_LOCK: LiteralString = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+JOB_UNLOCK: LiteralString = "SELECT pg_advisory_unlock(hashtextextended(%s, 0))"
+JOB_RUN_STARTED: LiteralString = (
+    "INSERT INTO job_runs (job, outcome, host, pid) VALUES (%s, 'running', %s, %s) RETURNING id"
+)
+JOB_RUN_RECORDED: LiteralString = (
+    "INSERT INTO job_runs (job, outcome, rows_touched, detail, finished_at, host, pid) "
+    "VALUES (%s, %s, %s, %s, clock_timestamp(), %s, %s)"
+)
+JOB_RUN_FINISHED: LiteralString = (
+    "UPDATE job_runs SET outcome = %s, rows_touched = %s, detail = %s, "
+    "finished_at = clock_timestamp() WHERE id = %s"
+)
+
+# --- users and tokens (core/auth.py) ---------------------------------------------------------
+
+USER_ADD: LiteralString = (
+    "INSERT INTO users (username, role, password_hash) VALUES (%s, %s, %s) RETURNING id"
+)
+
+USER_REVOKE: LiteralString = (
+    "UPDATE users SET revoked_at = now() WHERE username = %s AND revoked_at IS NULL RETURNING id"
+)
+
+TOKENS_REVOKE_OF_USER: LiteralString = (
+    "UPDATE api_tokens SET revoked_at = now() WHERE user_id = %s AND revoked_at IS NULL"
+)
+
+USER_PASSWORD_HASH: LiteralString = (
+    "SELECT id, password_hash FROM users WHERE username = %s AND revoked_at IS NULL"
+)
+
+USER_ACTIVE_ID: LiteralString = "SELECT id FROM users WHERE username = %s AND revoked_at IS NULL"
+
+TOKEN_ADD: LiteralString = (
+    "INSERT INTO api_tokens (user_id, name, token_hash, scope, expires_at) "
+    "VALUES (%s, %s, %s, %s, now() + %s * interval '1 day') RETURNING id"
+)
+
+USER_ROLE: LiteralString = "SELECT role FROM users WHERE id = %s"
+
+TOKEN_REVOKE: LiteralString = (
+    "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL"
+)
+
+TOKEN_OWNER: LiteralString = (
+    "SELECT u.id, u.username, u.role, t.scope, t.id, t.token_hash, "
+    "t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' "
+    "FROM api_tokens t JOIN users u ON u.id = t.user_id "
+    "WHERE t.token_hash = %s AND t.revoked_at IS NULL AND t.expires_at > now() "
+    "AND u.revoked_at IS NULL"
+)
+
+TOKEN_USED: LiteralString = "UPDATE api_tokens SET last_used_at = now() WHERE id = %s"
+
+USERS_LIST: LiteralString = (
+    "SELECT u.username, u.role, u.created_at, u.revoked_at, "
+    "count(t.id) FILTER (WHERE t.revoked_at IS NULL AND t.expires_at > now()) "
+    "FROM users u LEFT JOIN api_tokens t ON t.user_id = u.id GROUP BY u.id ORDER BY 1"
+)
+USERS_ANY: LiteralString = "SELECT 1 FROM users LIMIT 1"
+
+PING: LiteralString = "SELECT 1"
+MIGRATE_LOCK: LiteralString = "SELECT pg_advisory_lock(%s)"
+CREATE_SCHEMA_MIGRATIONS: LiteralString = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ( version integer PRIMARY KEY, name text NOT "
+    "NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+)
+MIGRATE_UNLOCK: LiteralString = "SELECT pg_advisory_unlock(%s)"
+APPLIED_MIGRATIONS: LiteralString = "SELECT version, checksum FROM schema_migrations"
+RECORD_MIGRATION: LiteralString = (
+    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)"
+)
+
+# --- core/registry.py --------------------------------------------------------------------------
+UPSERT_HOUSEHOLD: LiteralString = """
+INSERT INTO households (ref, postcode_district, cohort, occupants, joined_on)
+VALUES (%(ref)s, %(postcode_district)s, %(cohort)s, %(occupants)s, %(joined_on)s)
+ON CONFLICT (ref) DO NOTHING
+"""
+UPSERT_DEVICE: LiteralString = """
+INSERT INTO devices (id, household_ref, model, installed_on)
+VALUES (%(id)s, %(household_ref)s, %(model)s, %(installed_on)s)
+ON CONFLICT (id) DO NOTHING
+"""
+
+# --- core/devices.py ---------------------------------------------------------------------------
+EXISTING_DEVICES: LiteralString = "SELECT id FROM devices WHERE id = ANY(%s)"
+DECOMMISSION_DEVICE: LiteralString = (
+    "UPDATE devices SET decommissioned_at = now() WHERE id = %s AND decommissioned_at IS NULL "
+    "RETURNING id"
+)
+DEVICE_ACTIVE: LiteralString = "SELECT 1 FROM devices WHERE id = %s AND decommissioned_at IS NULL"

@@ -1,0 +1,1 @@
+"""The `wastepilot` command groups, one Typer sub-app (or command) per module."""

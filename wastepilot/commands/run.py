@@ -1,0 +1,141 @@
+"""`wastepilot run`: the whole pilot on this machine in the foreground (services, ingest, API,
+scheduler, simulator)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from core import clock
+from core.db import connect
+from core.errors import WastepilotError
+from core.settings import Settings, get_settings
+from wastepilot.localservices import services
+from wastepilot.prepare import prepare_database
+from wastepilot.signals import stop_on_signals
+
+console = Console()
+
+
+def _first_admin(s: Settings) -> None:
+    """On a development machine with nobody signed up yet, make a local admin and print a token
+    for it, so the pilot can be looked at straight away."""
+    import secrets
+
+    from core import auth
+
+    if s.env != "development":
+        return
+    with connect(s.db_url()) as conn:
+        if auth.has_users(conn):
+            return
+        auth.add_user(conn, "local-admin", "admin", secrets.token_urlsafe(24))
+        _, token = auth.create_token(conn, "local-admin", days=30, name="wastepilot run")
+    console.print("[bold]a local admin was created[/]; its API token (shown once, 30 days):")
+    print(token)  # the one time it is shown: plain, for scripts
+
+
+def revive(s: Settings) -> list[str]:
+    """Start again a local database or broker that stopped while `run` was up (what compose's
+    restart policy does for a deployment); returns what was restarted. Ingest reconnects and
+    its broker session, with what was queued for it, survives (persistence on)."""
+    st = services.status(s)
+    dead = [
+        what
+        for key, what in (("database", "database"), ("mqtt", "broker"))
+        if st[key].get("managed") and not st[key].get("running")
+    ]
+    if dead:
+        console.print(f"[red]the local {' and '.join(dead)} stopped; starting again[/]")
+        try:
+            services.up(s)
+        except WastepilotError as exc:
+            console.print(f"[red]could not restart: {exc}[/]")
+    return dead
+
+
+def _child_env(s: Settings) -> dict[str, str]:
+    """The environment of `run`'s processes: this one's, with its moved clock handed on."""
+    env = dict(os.environ)
+    if s.clock_at is not None:
+        env["WASTEPILOT_CLOCK_AT"] = clock.now().isoformat()
+    return env
+
+
+def example_request(s: Settings) -> str | None:
+    """A request that shows data: the usage of the household heard from most recently (none
+    while nothing is stored yet)."""
+    from analytics import queries
+
+    with connect(s.db_url()) as conn:
+        row = conn.execute(queries.HOUSEHOLDS, {"cohort": None, "limit": 1}).fetchone()
+    if row is None or row[4] is None:
+        return None
+    return (
+        f'curl -H "Authorization: Bearer $TOKEN" '
+        f"'http://{s.api_host}:{s.api_port}/api/v1/households/{row[0]}/usage?bucket=1h'"
+    )
+
+
+def run_cmd(
+    households: Annotated[int | None, typer.Option(min=1, help="Simulated households")] = None,
+    backfill_days: Annotated[
+        float, typer.Option(min=0, help="History the simulator sends first")
+    ] = 1.0,
+) -> None:
+    """Services up, migrate, then ingest + API + scheduler + simulator in the foreground; Ctrl-C
+    stops all."""
+    s = get_settings()
+    services.up(s)
+    for line in prepare_database(s):
+        console.print(line)
+    _first_admin(s)
+    stop = stop_on_signals()
+    exe = [sys.executable, "-m", "wastepilot"]
+    sim = [*exe, "simulate", "--backfill-days", str(backfill_days)]
+    if households:
+        sim += ["--households", str(households)]
+    procs = {
+        name: subprocess.Popen([*exe, name], env=_child_env(s))
+        for name in ("ingest", "api", "scheduler")
+    }
+    time.sleep(1.0)
+    procs["simulator"] = subprocess.Popen(sim, env=_child_env(s))
+    at = f" (the clock moved to {clock.now():%Y-%m-%d %H:%M} UTC)" if s.clock_at else ""
+    console.print(
+        f"[bold]wastepilot is running[/]{at}: API http://{s.api_host}:{s.api_port}/ "
+        f"(docs /docs), ingest metrics :{s.ingest_metrics_port}/metrics. Ctrl-C stops."
+    )
+    try:
+        ticks = 0
+        example = None
+        while not stop.wait(0.5):
+            for name, p in procs.items():
+                if p.poll() is not None and name != "simulator":
+                    console.print(f"[red]{name} exited ({p.returncode}); stopping[/]")
+                    stop.set()
+            ticks += 1
+            if example is None and ticks % 4 == 0:
+                example = example_request(s)
+                if example:
+                    console.print("usage of a household that has readings, for example:")
+                    print(example, flush=True)  # plain, to copy
+            if ticks % 10 == 0:
+                revive(s)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        console.print("stopped")

@@ -1,0 +1,187 @@
+"""`wastepilot scheduler`: the scheduled jobs in their own process (APScheduler 3), plus
+`wastepilot report` and `wastepilot rollups rebuild`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+from rich.console import Console
+
+from analytics.jobs import ANALYTICS_JOBS
+from bids.jobs import BIDS_JOBS
+from core import clock
+from core import queries as core_queries
+from core.db import connect
+from core.jobs import JobFn, Outcome, run_job
+from core.logs import setup_logging
+from core.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+console = Console()
+rollups_app = typer.Typer(help="Usage rollups.", no_args_is_help=True)
+
+
+JOBS: dict[str, JobFn] = {**ANALYTICS_JOBS, **BIDS_JOBS}
+
+
+class SchedulerMetrics:
+    """Job runs by outcome, their duration and the last success, on the scheduler's /metrics."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.runs = Counter(
+            "wastepilot_job_runs_total", "Scheduled job runs", ["job", "outcome"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.duration = Histogram(
+            "wastepilot_job_duration_seconds", "Time a job took", ["job"], registry=self.registry
+        )
+        self.last_ok = Gauge(
+            "wastepilot_job_last_success_timestamp_seconds",
+            "When each job last succeeded (Unix time)",
+            ["job"],
+            registry=self.registry,
+        )
+
+
+def run_once(name: str, s: Settings, metrics: SchedulerMetrics | None = None) -> Outcome:
+    import time
+
+    t0 = time.perf_counter()
+    out = run_job(s.db_url(), name, JOBS[name], s)
+    if metrics is not None:
+        metrics.runs.labels(name, out.outcome).inc()
+        if out.outcome != "skipped":
+            metrics.duration.labels(name).observe(time.perf_counter() - t0)
+        if out.outcome == "ok":
+            metrics.last_ok.labels(name).set_to_current_time()
+    return out
+
+
+def _database_ready(s: Settings) -> tuple[bool, str]:
+    try:
+        with psycopg.connect(s.db_url(), connect_timeout=2) as conn:
+            conn.execute(core_queries.PING)
+    except psycopg.Error as exc:
+        return False, f"database unavailable: {type(exc).__name__}"
+    return True, "ok"
+
+
+def scheduler(
+    once: Annotated[
+        str | None, typer.Option(help=f"Run one job now and exit: {', '.join(JOBS)}")
+    ] = None,
+) -> None:
+    """Run the scheduled jobs: rollup refresh (every WASTEPILOT_ROLLUP_INTERVAL_S), device health
+    (15 min), retention and attendee retention (daily, 03:30 UK time), weekly report (Mondays
+    06:00). Safe to run twice: a job already running elsewhere is skipped and recorded."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    s = get_settings()
+    setup_logging(s.log_level, json=s.log_json)
+    if once is not None:
+        if once not in JOBS:
+            raise typer.BadParameter(f"no job {once!r}; jobs: {', '.join(JOBS)}")
+        out = run_once(once, s)
+        console.print(f"{out.job}: {out.outcome} {out.rows if out.rows is not None else ''}")
+        raise typer.Exit(0 if out.outcome != "failed" else 1)
+    metrics = SchedulerMetrics()
+    health = None
+    if s.scheduler_metrics_port:
+        from core.health import HealthServer
+
+        health = HealthServer(
+            "0.0.0.0",  # noqa: S104  (probed by the container runtime and Prometheus)
+            s.scheduler_metrics_port,
+            metrics.registry,
+            lambda: _database_ready(s),
+        )
+        health.start()
+    sched = BlockingScheduler(timezone="Europe/London")
+    now = datetime.now(UTC)  # APScheduler's own (real) time
+    triggers = {
+        "rollup_refresh": IntervalTrigger(seconds=s.rollup_interval_s),
+        "device_health": IntervalTrigger(minutes=15),
+        "retention": CronTrigger(hour=3, minute=30),
+        "attendee_retention": CronTrigger(hour=3, minute=45),
+        "weekly_report": CronTrigger(day_of_week="mon", hour=6),
+    }
+    for name, trigger in triggers.items():
+        sched.add_job(
+            run_once,
+            trigger,
+            args=[name, s, metrics],
+            id=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=300,
+            next_run_time=now if name in ("rollup_refresh", "device_health") else None,
+        )
+    console.print(f"scheduler: {', '.join(triggers)} (Ctrl-C stops)")
+    try:
+        sched.start()
+    except (KeyboardInterrupt, SystemExit):
+        sched.shutdown(wait=False)
+    finally:
+        if health is not None:
+            health.stop()
+
+
+def report(
+    start: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day (default: last week)")
+    ] = None,
+    end: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Day after the last")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder (default WASTEPILOT_REPORTS_DIR)")
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Also keep it in the database (API)")] = False,
+) -> None:
+    """Write the pilot report (HTML with charts, and CSV) for any period."""
+    from analytics.report import build, last_full_week, store_report
+
+    s = get_settings()
+    d0, d1 = last_full_week(clock.today())
+    first: date = start.date() if start else d0
+    last: date = end.date() if end else (first + timedelta(days=7) if start else d1)
+    if first >= last:
+        raise typer.BadParameter("start must be before end")
+    folder = out or s.reports_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    with connect(s.db_url()) as conn:
+        html, csv_text = build(conn, first, last, s)
+        if keep:
+            store_report(conn, first, last, s)
+    stem = folder / f"pilot-{first}-to-{last}"
+    stem.with_suffix(".html").write_text(html)
+    stem.with_suffix(".csv").write_text(csv_text)
+    console.print(f"wrote {stem}.html and {stem}.csv")
+
+
+@rollups_app.command("rebuild")
+def rebuild(
+    since: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="From this UTC day")],
+    until: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="To this UTC day (default now)")
+    ] = None,
+) -> None:
+    """Re-aggregate the rollups for readings stamped in a period (late data beyond the window)."""
+    from analytics.rollups import rebuild as rebuild_fn
+
+    s = get_settings()
+    start = since.replace(tzinfo=UTC)
+    stop = until.replace(tzinfo=UTC) if until else clock.now()
+    with connect(s.db_url(), autocommit=True) as conn:
+        r = rebuild_fn(conn, start, stop)
+    console.print(f"re-aggregated {r.hours} household-hours and {r.days} household-days")

@@ -1,0 +1,6 @@
+"""The SQL of the local services' set-up, in one place."""
+
+from typing import LiteralString
+
+ROLE_EXISTS: LiteralString = "SELECT 1 FROM pg_roles WHERE rolname = %s"
+DATABASE_EXISTS: LiteralString = "SELECT 1 FROM pg_database WHERE datname = %s"
