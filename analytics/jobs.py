@@ -17,9 +17,11 @@ def rollup_refresh(conn: Conn, s: Settings) -> int:
 
 
 def retention(conn: Conn, s: Settings) -> int:
-    from analytics.retention import drop_raw
+    from analytics.retention import drop_dead_letters, drop_raw
 
-    return drop_raw(conn, s.raw_retention_days)
+    return drop_raw(conn, s.raw_retention_days) + drop_dead_letters(
+        conn, s.dead_letter_retention_days
+    )
 
 
 def device_health(conn: Conn, s: Settings) -> int:

@@ -393,3 +393,5 @@ WATERMARK_FOR_UPDATE: LiteralString = (
 DB_NOW_MINUS: LiteralString = "SELECT now() - %s"
 DB_NOW: LiteralString = "SELECT now()"
 USAGE_WATERMARK: LiteralString = "SELECT received_until FROM rollup_watermarks WHERE name = 'usage'"
+
+DROP_OLD_DEAD_LETTERS: LiteralString = "DELETE FROM dead_letters WHERE received_at < %s"

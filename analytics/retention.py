@@ -30,3 +30,12 @@ def drop_raw(conn: psycopg.Connection[Any], retention_days: int) -> int:
         dropped = conn.execute(q.DROP_READING_CHUNKS, (cutoff,)).fetchall()
     log.info("retention: dropped %d chunks of readings older than %s", len(dropped), cutoff)
     return len(dropped)
+
+
+def drop_dead_letters(conn: psycopg.Connection[Any], retention_days: int) -> int:
+    """Delete dead letters (and their raw payloads) older than `retention_days`; how many."""
+    cutoff = clock.now() - timedelta(days=retention_days)
+    with conn.transaction():
+        n = conn.execute(q.DROP_OLD_DEAD_LETTERS, (cutoff,)).rowcount
+    log.info("retention: deleted %d dead letters received before %s", n, cutoff)
+    return n

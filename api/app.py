@@ -10,10 +10,11 @@ import psycopg
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import allow
+from api.auth import SESSION_COOKIE, allow
 from api.errors import status_of
 from api.metrics import instrument
 from api.routers import admin, analytics, bids, councils, health, reports, usage, workshops
+from api.security import DEFAULT_BODY_LIMIT, RequestGuard
 from api.web.assets import mount_web
 from core.db import open_pool
 from core.errors import BidSupportError
@@ -41,6 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Food-waste disposer pilot usage for analysts; bid-support records for officers.",
         lifespan=lifespan,
+        max_body_size=DEFAULT_BODY_LIMIT,  # per route where more is needed (sheet imports)
+        docs_url=None,  # served from local assets by mount_web
+        redoc_url=None,
     )
     app.state.metrics = instrument(app)
     app.include_router(health.router)
@@ -53,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(r, dependencies=officers)
     app.include_router(admin.router, dependencies=[Depends(allow("admin"))])
     mount_web(app)
+    # outermost: headers on every answer, and no body read before its size and credential
+    app.add_middleware(RequestGuard, session_cookie=SESSION_COOKIE)
 
     @app.exception_handler(BidSupportError)
     def bid_support_error(request: Request, exc: BidSupportError) -> JSONResponse:

@@ -15,7 +15,7 @@ from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import queries as q
-from api.deps import Conn
+from api.deps import Conn, Pool
 from core.auth import Principal, Role, authenticate
 
 bearer = HTTPBearer(
@@ -38,16 +38,18 @@ def csrf_token(session_token: str) -> str:
 
 def principal(
     request: Request,
-    conn: Conn,
+    pool: Pool,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The caller: from `Authorization: Bearer <token>`, or from the session cookie of the web
     pages — then a request that writes must also carry the session's CSRF token in the
-    `X-CSRF-Token` header."""
+    `X-CSRF-Token` header. The token is looked up on a connection held for that query only, so
+    a route that works without the database (reading an uploaded sheet) holds none meanwhile."""
     token = creds.credentials if creds is not None else request.cookies.get(SESSION_COOKIE)
     if not token:
         raise HTTPException(401, "sign in: send Authorization: Bearer <token>", _CHALLENGE)
-    p = authenticate(conn, token)
+    with pool.connection() as conn:
+        p = authenticate(conn, token)
     if p is None:
         raise HTTPException(401, "the token is unknown, expired or revoked", _CHALLENGE)
     if creds is None and request.method not in SAFE:

@@ -23,6 +23,9 @@ def get_pool(request: Request) -> ConnectionPool:
     return pool
 
 
+Pool = Annotated[ConnectionPool, Depends(get_pool)]
+
+
 async def db_slot(request: Request) -> AsyncIterator[None]:
     """Wait, without holding a worker thread, until the pool has a connection for this request.
 
@@ -76,15 +79,15 @@ def current_actor(request: Request) -> str:
 Actor = Annotated[str, Depends(current_actor)]
 
 
-def officer_conn(conn: Conn, actor: Actor) -> psycopg.Connection[tuple[object, ...]]:
+def audited_conn(conn: Conn, actor: Actor) -> psycopg.Connection[tuple[object, ...]]:
     """The request's connection, with its transaction's changes attributed to the actor."""
-    from bids.audit import set_actor
+    from core.audit import set_actor
 
     set_actor(conn, actor)
     return conn
 
 
-OfficerConn = Annotated[psycopg.Connection[tuple[object, ...]], Depends(officer_conn)]
+AuditedConn = Annotated[psycopg.Connection[tuple[object, ...]], Depends(audited_conn)]
 
 
 def app_settings(request: Request) -> Settings:

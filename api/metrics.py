@@ -8,6 +8,14 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app
 
+# HTTP methods get their own label value; anything else a client makes up is "other", so that
+# made-up methods cannot add series (each one did, with its whole name, before)
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "other"
+
 
 def instrument(app: FastAPI) -> CollectorRegistry:
     """Count and time every request (labelled by route template, never by raw path, so ids in
@@ -35,8 +43,9 @@ def instrument(app: FastAPI) -> CollectorRegistry:
         response = await call_next(request)
         route = request.scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        requests.labels(request.method, template, str(response.status_code)).inc()
-        latency.labels(request.method, template).observe(time.perf_counter() - t0)
+        method = method_label(request.method)
+        requests.labels(method, template, str(response.status_code)).inc()
+        latency.labels(method, template).observe(time.perf_counter() - t0)
         return response
 
     app.mount("/metrics", make_asgi_app(registry))

@@ -248,6 +248,14 @@ class Erasure(BaseModel):
     registrations_erased: int
 
 
+class SpeakerErasureIn(Body):
+    name: Text
+
+
+class SpeakerErasure(BaseModel):
+    workshops: int = Field(description="Workshops whose speakers named the person")
+
+
 # --- bids --------------------------------------------------------------------------------------
 
 

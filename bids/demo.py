@@ -15,8 +15,8 @@ import psycopg
 
 from bids import queries as q
 from bids import records
-from bids.audit import set_actor
 from bids.registrations import change_status, register
+from core.audit import set_actor
 
 Conn = psycopg.Connection[Any]
 ROUND = "2012"

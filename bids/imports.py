@@ -12,7 +12,15 @@ from email_validator import EmailNotValidError, validate_email
 
 from bids import queries as q
 from bids.councils import CouncilMatcher
-from bids.registrations import attendance_problem, change_status, register, transition_problem
+from bids.registrations import (
+    EMAIL_MAX,
+    NAME_MAX,
+    attendance_problem,
+    change_status,
+    normal_email,
+    register,
+    transition_problem,
+)
 from bids.sheets import SheetRow, attendance_of
 from core.errors import Conflict
 
@@ -42,6 +50,19 @@ class CheckedRow:
     registration_id: int | None = None
 
 
+def _too_long(c: CheckedRow) -> list[Problem]:
+    """A problem for each field over the API's limit for it; the row keeps (and echoes back)
+    only that much of each."""
+    problems = []
+    for column, limit in (("name", NAME_MAX), ("role", NAME_MAX), ("email", EMAIL_MAX),
+                          ("council", NAME_MAX)):  # fmt: skip
+        text = getattr(c, column) or ""
+        if len(text) > limit:
+            problems.append(Problem(column, f"longer than {limit} characters"))
+            setattr(c, column, text[:limit])
+    return problems
+
+
 def check_rows(
     rows: list[SheetRow],
     matcher: CouncilMatcher,
@@ -59,14 +80,19 @@ def check_rows(
         status = attendance_of(cells.get("attendance", ""))
         c = CheckedRow(r.number, name, raw_email, council_text, None, status)
         c.role = cells.get("role") or None
+        c.problems = _too_long(c)
+        council_text = c.council
         if not name:
             c.problems.append(Problem("name", "the name is empty"))
-        email = raw_email.lower()
+        email = normal_email(raw_email)
         try:
-            email = validate_email(raw_email, check_deliverability=False).normalized.lower()
+            email = normal_email(
+                validate_email(email[:EMAIL_MAX], check_deliverability=False).normalized
+            )
             c.email = email
         except EmailNotValidError as exc:
-            c.problems.append(Problem("email", f"{raw_email!r} is not an email address: {exc}"))
+            shown = raw_email[:60]
+            c.problems.append(Problem("email", f"{shown!r} is not an email address: {exc}"))
         if email and email in seen:
             c.problems.append(Problem("email", f"duplicate: row {seen[email]} has the same email"))
         elif email:

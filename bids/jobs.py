@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bids.audit import set_actor
 from bids.registrations import erase_expired
+from core.audit import set_actor
 from core.jobs import Conn, JobFn
 from core.settings import Settings
 

@@ -171,7 +171,6 @@ ORDER BY id DESC LIMIT %(limit)s
 
 COUNCIL_NAMES = "SELECT gss_code, name FROM councils"
 
-SET_ACTOR: LiteralString = "SELECT set_config('wastepilot.actor', %s, true)"
 INSERT_FUND_ROUND: LiteralString = (
     "INSERT INTO fund_rounds (code, name, opens_on, closes_on, results_on, budget_gbp) VALUES "
     "(%s, %s, %s, %s, %s, %s)"
@@ -186,3 +185,32 @@ DEMO_COUNCILS: LiteralString = (
 COUNT_COUNCILS: LiteralString = "SELECT count(*) FROM councils"
 ERASING_ON: LiteralString = "SELECT set_config('wastepilot.erasing', 'on', true)"
 ERASING_OFF: LiteralString = "SELECT set_config('wastepilot.erasing', 'off', true)"
+
+# --- erasing a speaker ---------------------------------------------------------------------------
+WORKSHOPS_WITH_SPEAKER: LiteralString = """
+SELECT id FROM workshops
+WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(speakers) e
+              WHERE lower(normalize(coalesce(e ->> 'name', ''), NFKC)) = %(name)s)
+"""
+ERASE_SPEAKER: LiteralString = """
+UPDATE workshops SET speakers = (SELECT coalesce(jsonb_agg(e ORDER BY i), '[]'::jsonb)
+      FROM jsonb_array_elements(speakers) WITH ORDINALITY AS s(e, i)
+      WHERE lower(normalize(coalesce(e ->> 'name', ''), NFKC)) <> %(name)s)
+WHERE id = ANY(%(ids)s)
+"""
+ERASE_SPEAKER_AUDIT: LiteralString = """
+UPDATE audit_log
+SET before = CASE WHEN before ? 'speakers' AND jsonb_typeof(before -> 'speakers') = 'array'
+                  THEN jsonb_set(before, '{speakers}', (
+                      SELECT coalesce(jsonb_agg(e ORDER BY i), '[]'::jsonb)
+                      FROM jsonb_array_elements(before -> 'speakers') WITH ORDINALITY AS s(e, i)
+                      WHERE lower(normalize(coalesce(e ->> 'name', ''), NFKC)) <> %(name)s))
+                  ELSE before END,
+    after = CASE WHEN after ? 'speakers' AND jsonb_typeof(after -> 'speakers') = 'array'
+                 THEN jsonb_set(after, '{speakers}', (
+                     SELECT coalesce(jsonb_agg(e ORDER BY i), '[]'::jsonb)
+                     FROM jsonb_array_elements(after -> 'speakers') WITH ORDINALITY AS s(e, i)
+                     WHERE lower(normalize(coalesce(e ->> 'name', ''), NFKC)) <> %(name)s))
+                 ELSE after END
+WHERE table_name = 'workshops' AND row_key = ANY(%(keys)s)
+"""

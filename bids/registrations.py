@@ -7,6 +7,7 @@ waiting. This module adds the rules about which status may follow which.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -71,6 +72,17 @@ def list_registrations(conn: Conn, workshop_id: int, status: str | None) -> list
         ).fetchall()
 
 
+NAME_MAX = 200  # a person's name and role: the API's limit (api/schemas.py, Text)
+EMAIL_MAX = 254
+
+
+def normal_email(email: str) -> str:
+    """An email as it is stored and compared: NFKC-normalised (fullwidth and other compatibility
+    forms become their plain letters), trimmed, lower-case — so one person's address is one
+    key for uniqueness and erasure however it was typed."""
+    return unicodedata.normalize("NFKC", email).strip().lower()
+
+
 def register(
     conn: Conn,
     workshop_id: int,
@@ -85,7 +97,15 @@ def register(
     with translated():
         row = conn.execute(
             q.INSERT_REGISTRATION,
-            (workshop_id, council_code, person_name, person_role, email.lower(), status, actor),
+            (
+                workshop_id,
+                council_code,
+                person_name,
+                person_role,
+                normal_email(email),
+                status,
+                actor,
+            ),
         ).fetchone()
     assert row is not None  # noqa: S101  (INSERT ... RETURNING)
     return get_registration(conn, int(row[0]))
@@ -122,7 +142,7 @@ def erase(conn: Conn, registration_ids: list[int]) -> int:
 
 def erase_person(conn: Conn, email: str) -> int:
     """Erase every registration of one person (found by email); returns how many."""
-    ids = [int(r[0]) for r in conn.execute(q.REGISTRATIONS_BY_EMAIL, (email.lower(),))]
+    ids = [int(r[0]) for r in conn.execute(q.REGISTRATIONS_BY_EMAIL, (normal_email(email),))]
     return erase(conn, ids)
 
 
@@ -131,3 +151,17 @@ def erase_expired(conn: Conn, retention_days: int) -> int:
     params = {"now": clock.now(), "days": retention_days}
     ids = [int(r[0]) for r in conn.execute(q.EXPIRED_REGISTRATIONS, params)]
     return erase(conn, ids)
+
+
+def erase_speaker(conn: Conn, name: str) -> int:
+    """Erase a speaker: their entries go from every workshop's speakers and from the audit log's
+    earlier rows of those workshops; returns how many workshops named them."""
+    key = unicodedata.normalize("NFKC", name).strip().lower()
+    ids = [int(r[0]) for r in conn.execute(q.WORKSHOPS_WITH_SPEAKER, {"name": key})]
+    if not ids:
+        return 0
+    conn.execute(q.ERASING_ON)
+    conn.execute(q.ERASE_SPEAKER, {"name": key, "ids": ids})
+    conn.execute(q.ERASE_SPEAKER_AUDIT, {"name": key, "keys": [str(i) for i in ids]})
+    conn.execute(q.ERASING_OFF)
+    return len(ids)

@@ -9,12 +9,26 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from core.errors import SheetError
 
-MAX_ROWS = 5_000
+MiB = 1024 * 1024
+MAX_FILE_BYTES = 5 * MiB  # the upload (the API's and the page's limit: api/security.py)
+MAX_ROWS = 5_000  # attendees in one sheet
+MAX_COLS = 50  # columns read
+MAX_CELL = 1_000  # characters kept of a cell (a field's own limit is checked per row)
+MAX_HEADER_SEARCH = 50  # rows searched for the header (a title, notes or blanks above it)
+MAX_BLANK_ROWS = 50_000  # blank rows tolerated among and after the data
+MAX_SHEETS = 10  # worksheets searched for the attendance table
+MAX_MEMBERS = 200  # parts of an XLSX
+MAX_PART_BYTES = 20 * MiB  # unpacked size of one part (a worksheet)
+MAX_STRINGS_BYTES = 10 * MiB  # unpacked size of the shared strings
+MAX_UNPACKED_BYTES = 40 * MiB  # unpacked size of all parts
 
 # our field -> the headers officers use for it (compared lower-case, punctuation removed)
 HEADERS: dict[str, tuple[str, ...]] = {
@@ -75,74 +89,154 @@ def _text(value: object) -> str:
     return str(value).strip()
 
 
-def _rows_from_grid(grid: list[list[str]]) -> list[SheetRow]:
-    for i, row in enumerate(grid):
+def _cell(value: object) -> str:
+    """A cell's text, without NUL characters (never meaningful; the database refuses them) and
+    cut at MAX_CELL characters (longer is a row problem, reported, never stored)."""
+    text = _text(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text[: MAX_CELL + 1]
+
+
+def _rows_from_grid(grid: Iterable[Sequence[object]]) -> list[SheetRow]:
+    """The rows under the header row. ``grid`` is read lazily and never beyond the header plus
+    MAX_ROWS rows: a sheet's declared size is never trusted."""
+    rows = iter(grid)
+    columns: list[str | None] = []
+    header_at = -1
+    for i, raw in enumerate(rows):
+        if i >= MAX_HEADER_SEARCH:
+            break
+        row = [_cell(c) for c in raw[:MAX_COLS]]
         fields = {_LOOKUP.get(_key(c)) for c in row} - {None}
         if all(f in fields for f in REQUIRED):
             columns = [_LOOKUP.get(_key(c)) for c in row]
             header_at = i
             break
-    else:
+    if header_at < 0:
         expected = "; ".join(f"{f}: {', '.join(repr(h) for h in HEADERS[f][:3])}" for f in REQUIRED)
         raise SheetError(
-            f"no header row found: the sheet needs a column for each of {expected} "
-            f"(council by name or by GSS code, and an attendance column, are read too)"
+            f"no header row found in the first {MAX_HEADER_SEARCH} rows: the sheet needs a "
+            f"column for each of {expected} (council by name or by GSS code, and an attendance "
+            "column, are read too)"
         )
     if "council" not in columns and "council_code" not in columns:
         raise SheetError("the sheet has no council column (a council name or its GSS code)")
     out: list[SheetRow] = []
-    for n, row in enumerate(grid[header_at + 1 :], start=header_at + 2):
-        if not any(c for c in row):
+    last = header_at + 1 + MAX_ROWS + MAX_BLANK_ROWS  # the last row number read
+    for n, raw in enumerate(rows, start=header_at + 2):
+        if n > last:
+            raise SheetError(
+                f"the sheet has (or declares) rows beyond row {last:,}; an attendance sheet "
+                f"has at most {MAX_ROWS:,}: save just the attendance table and try again"
+            )
+        row = [_cell(c) for c in raw[: len(columns)]]
+        if not any(row):
             continue
+        if len(out) >= MAX_ROWS:
+            raise SheetError(f"the sheet has more than {MAX_ROWS:,} rows; split it")
         cells = {f: (row[j] if j < len(row) else "") for j, f in enumerate(columns) if f}
         out.append(SheetRow(n, cells))
-        if len(out) > MAX_ROWS:
-            raise SheetError(f"the sheet has more than {MAX_ROWS:,} rows; split it")
     return out
 
 
-def read_csv(data: bytes) -> list[SheetRow]:
+def _decode(data: bytes) -> str:
+    """CSV text as officers' tools write it: UTF-8 (with or without a byte-order mark), UTF-16
+    (Excel's "Unicode text", with its mark), else Windows-1252."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise SheetError(f"the file says UTF-16 but is not: {exc}") from exc
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = data.decode("cp1252", errors="replace")  # Excel's "CSV" on Windows
+        return data.decode("cp1252", errors="replace")  # Excel's "CSV" on Windows
+
+
+def read_csv(data: bytes) -> list[SheetRow]:
+    text = _decode(data)
     try:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], ",;\t")
     except csv.Error:
         dialect = csv.excel
+    csv.field_size_limit(MAX_FILE_BYTES)  # a long cell is a row problem, not a broken sheet
     try:
-        grid = [
-            [c.strip() for c in row] for row in csv.reader(io.StringIO(text, newline=""), dialect)
-        ]
+        return _rows_from_grid(csv.reader(io.StringIO(text, newline=""), dialect))
     except csv.Error as exc:
         raise SheetError(f"not a readable CSV file: {exc}") from exc
-    return _rows_from_grid(grid)
+
+
+def check_archive(data: bytes) -> None:
+    """Refuse an XLSX whose parts would unpack to more than the limits, before anything is
+    unpacked: member count, each member's and the total uncompressed size, the shared strings
+    and every worksheet. (A member cannot unpack to more than it declares: zipfile stops there
+    and fails its checksum.)"""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            members = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise SheetError(f"not a readable XLSX workbook: {exc}") from exc
+    if len(members) > MAX_MEMBERS:
+        raise SheetError(f"the workbook has {len(members)} parts; at most {MAX_MEMBERS} are read")
+    total = 0
+    for m in members:
+        total += m.file_size
+        limit = MAX_STRINGS_BYTES if m.filename.endswith("sharedStrings.xml") else MAX_PART_BYTES
+        if m.file_size > limit:
+            raise SheetError(
+                f"the workbook's part {m.filename[:80]} unpacks to {m.file_size / MiB:.0f} MB; "
+                f"an attendance sheet's is under {limit // MiB} MB: save only the sheet needed"
+            )
+    if total > MAX_UNPACKED_BYTES:
+        raise SheetError(
+            f"the workbook unpacks to {total / MiB:.0f} MB; at most {MAX_UNPACKED_BYTES // MiB} "
+            "MB are read"
+        )
+
+
+def _first_table(sheets: list[Any]) -> list[SheetRow]:
+    """The attendance table of the first worksheet that has one."""
+    if not sheets:
+        raise SheetError("the workbook has no worksheets")
+    for sheet in sheets:
+        # bounded whatever the sheet declares (its dimension, a row numbered 1,048,576)
+        grid = sheet.iter_rows(
+            max_row=MAX_HEADER_SEARCH + MAX_ROWS + MAX_BLANK_ROWS + 2,  # one past: refused
+            max_col=MAX_COLS,
+            values_only=True,
+        )
+        try:
+            return _rows_from_grid(grid)
+        except SheetError:
+            if sheet is sheets[-1]:
+                raise
+    raise AssertionError("unreachable")  # the last sheet returned or raised
 
 
 def read_xlsx(data: bytes) -> list[SheetRow]:
-    from zipfile import BadZipFile
-
     import openpyxl
 
+    check_archive(data)
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise SheetError(f"not a readable XLSX workbook: {exc}") from exc
+    except Exception as exc:
+        raise SheetError(f"not a readable XLSX workbook: {str(exc)[:200]}") from exc
     try:
-        for sheet in book.worksheets:
-            grid = [[_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
-            try:
-                return _rows_from_grid(grid)
-            except SheetError:
-                if sheet is book.worksheets[-1]:
-                    raise
-        raise SheetError("the workbook has no worksheets")
+        return _first_table(book.worksheets[:MAX_SHEETS])
+    except SheetError:
+        raise
+    except Exception as exc:  # malformed XML inside the workbook, and the like
+        raise SheetError(f"not a readable XLSX workbook: {str(exc)[:200]}") from exc
     finally:
         book.close()
 
 
 def read_sheet(filename: str, data: bytes) -> list[SheetRow]:
-    """Rows of a CSV or XLSX attendance sheet (chosen by content, then by file name)."""
+    """Rows of a CSV or XLSX attendance sheet (chosen by content, then by file name). Pure and
+    bounded in what it keeps, but not in CPU: the API runs it through bids/sheetbudget.py."""
+    if len(data) > MAX_FILE_BYTES:
+        raise SheetError(f"the sheet is larger than {MAX_FILE_BYTES // MiB} MB")
     if data[:2] == b"PK" or filename.lower().endswith((".xlsx", ".xlsm")):
         return read_xlsx(data)
     if filename.lower().endswith(".xls"):

@@ -26,6 +26,9 @@ ROLES: tuple[Role, ...] = ("analyst", "officer", "admin")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 TOKEN_PREFIX = "wp_"  # noqa: S105  (a prefix, not a secret)
 _hasher = PasswordHasher()
+MIN_PASSWORD = 12
+MAX_PASSWORD = 200
+MIN_PASSWORD_SCORE = 3  # zxcvbn 0-4: "safely unguessable" (moderate protection) and above
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,9 @@ def add_user(conn: psycopg.Connection[Any], username: str, role: Role, password:
         raise AuthError("usernames are 2-64 of a-z 0-9 . _ -, starting with a letter or digit")
     if role not in ROLES:
         raise AuthError(f"role must be one of {', '.join(ROLES)}")
-    if len(password) < 12:
-        raise AuthError("passwords need at least 12 characters")
+    problem = password_problem(password, username)
+    if problem is not None:
+        raise AuthError(problem)
     try:
         row = conn.execute(
             q.USER_ADD,
@@ -60,33 +64,58 @@ def add_user(conn: psycopg.Connection[Any], username: str, role: Role, password:
 
 
 def revoke_user(conn: psycopg.Connection[Any], username: str) -> None:
-    """Sign a user out for good: the account and all its tokens stop working."""
-    row = conn.execute(
-        q.USER_REVOKE,
-        (username,),
-    ).fetchone()
+    """Sign a user out for good: the account and all its tokens stop working. The last active
+    admin cannot be revoked (nobody could manage people any more)."""
+    admins = [str(r[0]) for r in conn.execute(q.ACTIVE_ADMINS_LOCKED).fetchall()]
+    if admins == [username]:
+        raise AuthError("the last admin cannot be revoked: make another person an admin first")
+    row = conn.execute(q.USER_REVOKE, (username,)).fetchone()
     if row is None:
         raise AuthError(f"no active user {username!r}")
-    conn.execute(
-        q.TOKENS_REVOKE_OF_USER,
-        (row[0],),
-    )
+    conn.execute(q.TOKENS_REVOKE_OF_USER, (row[0],))
+
+
+def password_hash_of(conn: psycopg.Connection[Any], username: str) -> tuple[int, str] | None:
+    """An active user's id and password hash (to verify without holding the connection)."""
+    row = conn.execute(q.USER_PASSWORD_HASH, (username,)).fetchone()
+    return None if row is None else (int(str(row[0])), str(row[1]))
+
+
+def verify_password(stored: tuple[int, str] | None, password: str) -> int | None:
+    """The user's id when ``password`` matches ``stored`` (from password_hash_of), else None.
+    CPU work (argon2): call it without a database connection held."""
+    if stored is None:
+        _hasher.hash(password)  # the same work for unknown users: no timing hint
+        return None
+    try:
+        _hasher.verify(stored[1], password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return stored[0]
 
 
 def check_password(conn: psycopg.Connection[Any], username: str, password: str) -> int | None:
     """The user's id when the password is right and the account active, else None."""
-    row = conn.execute(
-        q.USER_PASSWORD_HASH,
-        (username,),
-    ).fetchone()
-    if row is None:
-        _hasher.hash(password)  # the same work for unknown users: no timing hint
-        return None
-    try:
-        _hasher.verify(str(row[1]), password)
-    except (VerificationError, InvalidHashError):
-        return None
-    return int(str(row[0]))
+    return verify_password(password_hash_of(conn, username), password)
+
+
+def password_problem(password: str, username: str = "") -> str | None:
+    """Why a new password is refused, or None. NCSC guidance: length, and no password an
+    attacker tries first (a deny-list: zxcvbn's common passwords, names, keyboard walks,
+    repeats and sequences, and the username) — no composition rules."""
+    if len(password) < MIN_PASSWORD:
+        return f"passwords need at least {MIN_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"passwords have at most {MAX_PASSWORD} characters"
+    if not password.strip():
+        return "a password of spaces only is refused"
+    from zxcvbn import zxcvbn
+
+    verdict = zxcvbn(password[:72], user_inputs=[username, "wastepilot"])  # its longest
+    if verdict["score"] < MIN_PASSWORD_SCORE:
+        hint = (verdict["feedback"].get("warning") or "it is too easy to guess").rstrip(".")
+        return f"choose a password that is harder to guess: {hint[0].lower() + hint[1:]}"
+    return None
 
 
 def create_token(

@@ -54,3 +54,13 @@ def ping(pool: ConnectionPool, timeout: float = 2.0) -> bool:
         log.debug("database ping failed: %s", exc)
         return False
     return True
+
+
+# PostgreSQL server settings that keep personal data out of its log: errors without their
+# DETAIL (a unique violation's DETAIL quotes the key: an attendee's email) and without the
+# statement that failed. Set by the local services and by docker-compose.yml (a test checks).
+SERVER_PRIVACY_SETTINGS = {
+    "log_error_verbosity": "terse",
+    "log_min_error_statement": "panic",
+    "log_parameter_max_length_on_error": "0",
+}

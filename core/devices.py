@@ -156,3 +156,39 @@ def issue_logins(broker_url: str, device_ids: Sequence[str]) -> list[Login]:
             if failed:
                 raise BrokerAdminError(f"the broker refused a device login: {failed[0]}")
     return logins
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdErasure:
+    household: str
+    devices: int
+    readings: int
+    dead_letters: int
+
+
+def erase_household(conn: Conn, ref: str, broker_url: str | None) -> HouseholdErasure:
+    """Erase a household that leaves the pilot and withdraws its data, and commit: its devices'
+    broker logins, raw readings, status, dead letters (with their payloads), per-device and
+    per-household rollups and anomalies, the devices and the household go; weekly reports
+    already written name it no more. What stays: the pilot's and cohorts' totals over past
+    periods as they were computed (they hold no household), and the audit log's record that the
+    devices were registered and deleted (by device id; the household is redacted from it)."""
+    ids = [str(r[0]) for r in conn.execute(q.HOUSEHOLD_DEVICES, (ref,))]
+    if not ids and conn.execute(q.HOUSEHOLD_EXISTS_CORE, (ref,)).fetchone() is None:
+        raise RegistryError(f"no household {ref!r} is registered")
+    readings = conn.execute(q.ERASE_READINGS, (ids,)).rowcount
+    dead = conn.execute(q.ERASE_DEAD_LETTERS, {"ids": ids}).rowcount
+    for statement in q.ERASE_DEVICE_DATA:
+        conn.execute(statement, (ids,))
+    for statement in q.ERASE_HOUSEHOLD_DATA:
+        conn.execute(statement, {"ref": ref, "erased": "[erased household]"})
+    if broker_url is not None and ids:
+        try:
+            with BrokerAdmin(broker_url) as broker:
+                for device_id in ids:
+                    broker.remove(device_id)  # False when it had no login: fine
+        except BrokerAdminError:
+            conn.rollback()
+            raise
+    conn.commit()
+    return HouseholdErasure(ref, len(ids), readings, dead)

@@ -97,3 +97,40 @@ DECOMMISSION_DEVICE: LiteralString = (
     "RETURNING id"
 )
 DEVICE_ACTIVE: LiteralString = "SELECT 1 FROM devices WHERE id = %s AND decommissioned_at IS NULL"
+
+# --- core/audit.py
+SET_ACTOR: LiteralString = "SELECT set_config('wastepilot.actor', %s, true)"
+# every active admin, locked: two revocations at once cannot both pass the last-admin check
+ACTIVE_ADMINS_LOCKED: LiteralString = (
+    "SELECT username FROM users WHERE role = 'admin' AND revoked_at IS NULL ORDER BY id FOR UPDATE"
+)
+AUDIT_RECORD: LiteralString = """
+INSERT INTO audit_log (actor, table_name, row_key, action, after)
+VALUES (coalesce(nullif(current_setting('wastepilot.actor', true), ''), session_user),
+        %s, %s, %s, %s)
+"""
+
+# --- erasing a household (core/devices.py) ---------------------------------------------------
+HOUSEHOLD_DEVICES: LiteralString = "SELECT id FROM devices WHERE household_ref = %s ORDER BY id"
+HOUSEHOLD_EXISTS_CORE: LiteralString = "SELECT 1 FROM households WHERE ref = %s"
+ERASE_READINGS: LiteralString = "DELETE FROM readings WHERE device_id = ANY(%s)"
+# also those on a malformed topic naming the device (their device_id is unknown)
+ERASE_DEAD_LETTERS: LiteralString = (
+    "DELETE FROM dead_letters WHERE device_id = ANY(%(ids)s) OR EXISTS "
+    "(SELECT 1 FROM unnest(%(ids)s::text[]) d WHERE strpos(topic, '/' || d || '/') > 0)"
+)
+ERASE_DEVICE_DATA: tuple[LiteralString, ...] = (
+    "DELETE FROM device_status WHERE device_id = ANY(%s)",
+    "DELETE FROM device_daily WHERE device_id = ANY(%s)",
+    "DELETE FROM anomalies WHERE device_id = ANY(%s)",
+)
+ERASE_HOUSEHOLD_DATA: tuple[LiteralString, ...] = (
+    "DELETE FROM anomalies WHERE household_ref = %(ref)s",
+    "DELETE FROM usage_hourly WHERE household_ref = %(ref)s",
+    "DELETE FROM usage_daily WHERE household_ref = %(ref)s",
+    "UPDATE weekly_reports SET html = replace(html, %(ref)s, %(erased)s), "
+    "csv = replace(csv, %(ref)s, %(erased)s) "
+    "WHERE strpos(html, %(ref)s) > 0 OR strpos(csv, %(ref)s) > 0",
+    "DELETE FROM devices WHERE household_ref = %(ref)s",
+    "DELETE FROM households WHERE ref = %(ref)s",
+)

@@ -167,6 +167,12 @@ class Settings(BaseSettings):
     ingest_dead_letter_max_bytes: int = Field(
         16 * 1024, ge=64, description="Raw payload kept in a dead-letter row, at most"
     )
+    ingest_dead_letters_per_device_per_min: int = Field(
+        100,
+        ge=1,
+        description="Dead-letter rows kept per device a minute; more are counted in one summary "
+        "row (reason too_many_dead_letters), not stored one by one",
+    )
     ingest_metrics_port: int = Field(
         9101, ge=0, description="Port of the ingest /metrics, /healthz, /readyz (0 = none)"
     )
@@ -199,6 +205,12 @@ class Settings(BaseSettings):
     )
     rollup_interval_s: int = Field(
         60, ge=5, description="How often the scheduler refreshes rollups"
+    )
+    dead_letter_retention_days: int = Field(
+        30,
+        ge=1,
+        description="Dead letters (with their raw payloads) older than this are deleted by the "
+        "retention job",
     )
     raw_retention_days: int = Field(
         730,

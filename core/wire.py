@@ -50,6 +50,7 @@ class Reason(StrEnum):
     DEVICE_MISMATCH = "device_mismatch"
     BAD_TOPIC = "bad_topic"
     STORAGE_ERROR = "storage_error"  # valid by the contract, but the database refused it
+    TOO_MANY_DEAD_LETTERS = "too_many_dead_letters"  # a device's excess in a minute, counted
 
 
 def _iso_ts(value: Any) -> datetime:

@@ -27,6 +27,7 @@ class WorkerConfig:
     batch_size: int = 2000
     batch_max_ms: int = 100
     dead_letter_max_bytes: int = 16 * 1024
+    dead_letters_per_min: int = 100
     retry_max_s: float = 30.0
     keepalive_s: int = 30
     probe_interval_s: float = 10.0
@@ -47,6 +48,7 @@ class WorkerConfig:
             batch_size=s.ingest_batch_size,
             batch_max_ms=s.ingest_batch_max_ms,
             dead_letter_max_bytes=s.ingest_dead_letter_max_bytes,
+            dead_letters_per_min=s.ingest_dead_letters_per_device_per_min,
             retry_max_s=s.ingest_retry_max_s,
         )
 
@@ -70,6 +72,7 @@ class WorkerConfig:
             batch_size=self.batch_size,
             batch_max_ms=self.batch_max_ms,
             dead_letter_max_bytes=self.dead_letter_max_bytes,
+            dead_letters_per_min=self.dead_letters_per_min,
             retry_max_s=self.retry_max_s,
             log_level=root.getEffectiveLevel(),
             log_json=any(isinstance(h.formatter, JsonFormatter) for h in root.handlers),

@@ -44,6 +44,7 @@ class PipelineSpec:
     batch_max_ms: int
     dead_letter_max_bytes: int
     retry_max_s: float
+    dead_letters_per_min: int = 100
     log_level: int = logging.INFO
     log_json: bool = False
     details: bool = False  # report every stored reading's device time (benchmarks, tests)
@@ -110,6 +111,7 @@ class _WriterLoop:
             spec.db_url,
             prefix=spec.limits.prefix,
             dead_letter_max_bytes=spec.dead_letter_max_bytes,
+            dead_letters_per_min=spec.dead_letters_per_min,
         )
         self.queue: queue.SimpleQueue[Validated | Stop | object] = queue.SimpleQueue()
         self.abandon = threading.Event()

@@ -25,6 +25,7 @@ from functools import cache
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, SpawnContext
 
+from core import forkserver
 from ingest.pipeline import PipelineSpec, run_validator_process, run_writer_process
 from ingest.protocol import Outcome, Shipment, Stop
 
@@ -35,11 +36,7 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; Python 3.10+ name
 
 @cache
 def _context() -> ForkServerContext | SpawnContext:
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["ingest.pipeline"])
-    return ctx
+    return forkserver.context("ingest.pipeline")
 
 
 def _widen(conn: Connection) -> None:

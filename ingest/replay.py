@@ -55,7 +55,13 @@ def replay_dead_letters(
         if conn.execute(queries.MARK_REPLAYED, (ids,)).rowcount != len(ids):
             raise ReplayConflict("another replay took some of these dead letters; run it again")
 
-    writer = Writer(db_url, prefix=limits.prefix, dead_letter_max_bytes=dead_letter_max_bytes)
+    # a replay keeps every row it re-dead-letters (they were kept once already)
+    writer = Writer(
+        db_url,
+        prefix=limits.prefix,
+        dead_letter_max_bytes=dead_letter_max_bytes,
+        dead_letters_per_min=10**9,
+    )
     try:
         res = writer.write(batch, after=mark)
     finally:

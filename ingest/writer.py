@@ -20,6 +20,7 @@ from core.errors import DatabaseUnavailable
 from core.topics import readings_topic
 from core.wire import Reason
 from ingest import queries
+from ingest.deadletters import DeadLetterBudget
 from ingest.protocol import (
     READING_FIELDS,
     BatchResult,
@@ -43,10 +44,17 @@ class Writer:
     """Stores batches; one instance per ingest worker thread."""
 
     def __init__(
-        self, url: str, *, prefix: str, dead_letter_max_bytes: int, registry_ttl_s: float = 5.0
+        self,
+        url: str,
+        *,
+        prefix: str,
+        dead_letter_max_bytes: int,
+        dead_letters_per_min: int = 100,
+        registry_ttl_s: float = 5.0,
     ) -> None:
         self._url = url
         self._prefix = prefix
+        self._budget = DeadLetterBudget(dead_letters_per_min)
         self._max_dl = dead_letter_max_bytes
         self._registry_ttl = registry_ttl_s
         self._registry: dict[str, tuple[DeviceState, float]] = {}
@@ -197,11 +205,15 @@ class Writer:
             for st in statuses:
                 if self._store_status(conn, st, devices, dead):
                     stored_statuses += 1
+            left_out: dict[str, int] = {}
             if dead:
+                dead, left_out = self._budget.admit(dead)
                 self._copy_dead_letters(conn, dead)
             if after is not None:
                 after(conn)
         result = _result_of(dead)
+        for reason, n in left_out.items():  # counted in the metrics all the same
+            result.reasons[reason] = result.reasons.get(reason, 0) + n
         result.inserted, result.duplicates, result.statuses = inserted, duplicates, stored_statuses
         return result
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from core.db import SERVER_PRIVACY_SETTINGS
 from core.settings import Settings
 from wastepilot.localservices import install
 
@@ -57,3 +58,12 @@ def test_compose_file_validates_against_the_compose_specification() -> None:
         check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_compose_database_keeps_personal_data_out_of_its_log() -> None:
+    """The same server settings as the local cluster's (core/db.py)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    command = compose["services"]["timescaledb"]["command"]
+    given = dict(a.split("=", 1) for a in command[2::2])
+    assert command[0] == "postgres" and set(command[1::2]) == {"-c"}
+    assert given == SERVER_PRIVACY_SETTINGS

@@ -9,9 +9,10 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from api import queries as admin_queries
+from api import signin
 from api.auth import Caller, csrf_token, end_session, start_session
-from api.deps import AppSettings, Conn
-from core import auth, devices
+from api.deps import AppSettings, AuditedConn, Conn, Pool
+from core import audit, auth, devices
 from core.devices import NEW_DEVICE_ID_PATTERN
 from core.errors import AuthError, BrokerAdminError, RegistryError
 from core.registry import Device
@@ -70,21 +71,26 @@ class DeviceOut(BaseModel):
 
 @public.post("/token", response_model=TokenOut, summary="Sign in for a token")
 def sign_in(
-    conn: Conn,
+    request: Request,
+    pool: Pool,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=200)],
     scope: Annotated[Literal["read", "write"], Form()] = "write",
 ) -> TokenOut:
-    """Exchange a username and password for a bearer token valid for 12 hours."""
-    if auth.check_password(conn, username, password) is None:
+    """Exchange a username and password for a bearer token valid for 12 hours. Ten wrong
+    passwords for an account within a minute (or thirty from one address) and further tries
+    are answered 429 for the rest of that minute."""
+    signin.check_origin(request)
+    if signin.sign_in(pool, request, username, password) is None:
         raise HTTPException(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
-    tid, token = auth.create_token(conn, username, scope=scope, days=0.5, name="sign-in")
+    with pool.connection() as conn:
+        tid, token = auth.create_token(conn, username, scope=scope, days=0.5, name="sign-in")
     return TokenOut(id=tid, token=token, scope=scope, days=0.5)
 
 
 @public.post("/session", summary="Sign in to the web pages")
 def sign_in_session(
-    conn: Conn,
+    pool: Pool,
     request: Request,
     response: Response,
     username: Annotated[str, Form(max_length=64)],
@@ -92,10 +98,12 @@ def sign_in_session(
 ) -> dict[str, str]:
     """Sign in with a cookie session (12 hours) for the web pages. The session cookie is
     HttpOnly and SameSite=Strict; requests that write must send the returned `csrf_token` in
-    the `X-CSRF-Token` header."""
-    if auth.check_password(conn, username, password) is None:
+    the `X-CSRF-Token` header. Throttled as the token sign-in is."""
+    signin.check_origin(request)
+    if signin.sign_in(pool, request, username, password) is None:
         raise HTTPException(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
-    token = start_session(conn, username, request, response)
+    with pool.connection() as conn:
+        token = start_session(conn, username, request, response)
     return {"username": username, "csrf_token": csrf_token(token)}
 
 
@@ -120,7 +128,7 @@ def list_users(conn: Conn) -> list[dict[str, Any]]:
 
 
 @router.post("/users", status_code=201, summary="Add a person")
-def add_user(body: UserIn, conn: Conn) -> dict[str, Any]:
+def add_user(body: UserIn, conn: AuditedConn) -> dict[str, Any]:
     """Add a person with a role: analyst, officer or admin. The password is stored as an
     argon2 hash."""
     try:
@@ -131,17 +139,17 @@ def add_user(body: UserIn, conn: Conn) -> dict[str, Any]:
 
 
 @router.post("/users/{username}/revoke", summary="Revoke a person")
-def revoke_user(username: UserName, conn: Conn) -> dict[str, str]:
+def revoke_user(username: UserName, conn: AuditedConn) -> dict[str, str]:
     """The account and every token of it stop working at once."""
     try:
         auth.revoke_user(conn, username)
     except AuthError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise HTTPException(409 if "last admin" in str(exc) else 404, str(exc)) from exc
     return {"username": username, "status": "revoked"}
 
 
 @router.post("/tokens", response_model=TokenOut, status_code=201, summary="Create a token")
-def create_token(body: TokenIn, conn: Conn) -> TokenOut:
+def create_token(body: TokenIn, conn: AuditedConn) -> TokenOut:
     """A bearer token for a user, read-only or read-write, expiring after `days`."""
     try:
         tid, token = auth.create_token(
@@ -153,7 +161,9 @@ def create_token(body: TokenIn, conn: Conn) -> TokenOut:
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke a token")
-def revoke_token(token_id: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: Conn) -> dict[str, Any]:
+def revoke_token(
+    token_id: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: AuditedConn
+) -> dict[str, Any]:
     """The token stops working at once."""
     try:
         auth.revoke_token(conn, token_id)
@@ -181,7 +191,7 @@ def _broker(settings: Settings) -> str:
 
 
 @router.post("/devices", response_model=DeviceOut, status_code=201, summary="Register a device")
-def register_device(body: DeviceIn, conn: Conn, settings: AppSettings) -> DeviceOut:
+def register_device(body: DeviceIn, conn: AuditedConn, settings: AppSettings) -> DeviceOut:
     """Register a disposer meter in a household (created if new) and issue its broker login:
     username and client id = device id, a random password shown once. The broker lets it
     publish only its own readings and status, and subscribe to nothing. Device ids: upper-case
@@ -207,7 +217,7 @@ def register_device(body: DeviceIn, conn: Conn, settings: AppSettings) -> Device
 @router.post(
     "/devices/{device_id}/password", response_model=DeviceOut, summary="Reissue a password"
 )
-def reissue_password(device_id: DeviceId, conn: Conn, settings: AppSettings) -> DeviceOut:
+def reissue_password(device_id: DeviceId, conn: AuditedConn, settings: AppSettings) -> DeviceOut:
     """A new broker password for a device (shown once); its live connection is dropped, so only
     the new password works from now on."""
     url = _broker(settings)
@@ -217,6 +227,7 @@ def reissue_password(device_id: DeviceId, conn: Conn, settings: AppSettings) -> 
         raise HTTPException(404, str(exc)) from exc
     except BrokerAdminError as exc:
         raise HTTPException(503, f"the broker did not take the password: {exc}") from exc
+    audit.record(conn, "devices", device_id, "update", {"broker_password": "reissued"})
     row = conn.execute(admin_queries.DEVICE_HOUSEHOLD, (device_id,)).fetchone()
     return DeviceOut(
         device_id=device_id,
@@ -227,7 +238,9 @@ def reissue_password(device_id: DeviceId, conn: Conn, settings: AppSettings) -> 
 
 
 @router.post("/devices/{device_id}/decommission", summary="Decommission a device")
-def decommission_device(device_id: DeviceId, conn: Conn, settings: AppSettings) -> dict[str, Any]:
+def decommission_device(
+    device_id: DeviceId, conn: AuditedConn, settings: AppSettings
+) -> dict[str, Any]:
     """The device's broker login is removed (its live connection is dropped at once) and ingest
     refuses its readings from now on; its stored readings stay."""
     try:
@@ -237,3 +250,34 @@ def decommission_device(device_id: DeviceId, conn: Conn, settings: AppSettings) 
     except BrokerAdminError as exc:
         raise HTTPException(503, f"the broker did not remove the login: {exc}") from exc
     return {"device_id": device_id, "status": "decommissioned"}
+
+
+class HouseholdErasureOut(BaseModel):
+    household: str
+    devices: int
+    readings: int
+    dead_letters: int
+
+
+@router.post(
+    "/households/{ref}/erasure",
+    response_model=HouseholdErasureOut,
+    summary="Erase a household that withdraws",
+)
+def erase_household(ref: Ref, conn: AuditedConn, settings: AppSettings) -> HouseholdErasureOut:
+    """A household leaves the pilot and withdraws its data: its devices' broker logins, raw
+    readings, statuses, dead letters, rollups and anomalies, the devices and the household are
+    deleted, and weekly reports no longer name it. The pilot's and cohorts' past totals stay
+    as computed. Irreversible."""
+    try:
+        done = devices.erase_household(conn, ref, settings.broker_admin_url())
+    except RegistryError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except BrokerAdminError as exc:
+        raise HTTPException(503, f"the broker did not remove the logins: {exc}") from exc
+    return HouseholdErasureOut(
+        household=done.household,
+        devices=done.devices,
+        readings=done.readings,
+        dead_letters=done.dead_letters,
+    )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from psycopg.rows import dict_row
 
-from api.deps import Conn, OfficerConn
+from api.deps import AuditedConn, Conn
 from api.schemas import AuditEntry, Bid, BidIn, BidPatch, BidStatus, GssCode, RoundCode
 from bids import queries as q
 from bids import records
@@ -29,7 +29,7 @@ def list_bids(
 
 
 @router.post("/bids", response_model=Bid, status_code=201, summary="Record a bid")
-def create_bid(body: BidIn, conn: OfficerConn) -> dict[str, Any]:
+def create_bid(body: BidIn, conn: AuditedConn) -> dict[str, Any]:
     """Record a council's bid to a fund round: status (intending, submitted, successful,
     unsuccessful, withdrawn), amounts requested and awarded (awarded only on a successful bid),
     dates. One bid per council per round."""
@@ -43,7 +43,7 @@ def get_bid(bid_id: IdPath, conn: Conn) -> dict[str, Any]:
 
 
 @router.patch("/bids/{bid_id}", response_model=Bid, summary="Update a bid")
-def update_bid(bid_id: IdPath, body: BidPatch, conn: OfficerConn) -> dict[str, Any]:
+def update_bid(bid_id: IdPath, body: BidPatch, conn: AuditedConn) -> dict[str, Any]:
     """Move a bid on (e.g. submitted → successful with the amount awarded); only the fields
     sent change."""
     changes = body.model_dump(exclude_unset=True)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from psycopg.rows import dict_row
 
-from api.deps import Conn, OfficerConn
+from api.deps import AuditedConn, Conn
 from api.schemas import (
     Council,
     CouncilIn,
@@ -68,7 +68,7 @@ def get_council(code: CodePath, conn: Conn) -> dict[str, Any]:
 
 
 @router.post("/councils", response_model=Council, status_code=201, summary="Add a council")
-def add_council(body: CouncilIn, conn: OfficerConn) -> dict[str, Any]:
+def add_council(body: CouncilIn, conn: AuditedConn) -> dict[str, Any]:
     """Add a council created after the registry's reference data (e.g. a new unitary). The type
     follows from the code's prefix: E06 unitary, E07 non-metropolitan district, E08 metropolitan
     district, E09 London borough, E10 county."""
@@ -76,7 +76,7 @@ def add_council(body: CouncilIn, conn: OfficerConn) -> dict[str, Any]:
 
 
 @router.patch("/councils/{code}", response_model=Council, summary="Correct a council")
-def update_council(code: CodePath, body: CouncilPatch, conn: OfficerConn) -> dict[str, Any]:
+def update_council(code: CodePath, body: CouncilPatch, conn: AuditedConn) -> dict[str, Any]:
     """Correct a council's name, region or upper tier. Only the fields sent change."""
     records.get_council(conn, code.upper())
     records.update_row(
@@ -100,7 +100,7 @@ def list_rounds(conn: Conn) -> list[dict[str, Any]]:
 
 
 @router.post("/fund-rounds", response_model=FundRound, status_code=201, summary="Add a round")
-def add_round(body: FundRound, conn: OfficerConn) -> dict[str, Any]:
+def add_round(body: FundRound, conn: AuditedConn) -> dict[str, Any]:
     """Add a fund round (code, name, dates, budget)."""
     with translated(), conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(q.INSERT_ROUND, body.model_dump()).fetchone()
@@ -118,7 +118,7 @@ def list_resources(conn: Conn) -> list[dict[str, Any]]:
 @router.post(
     "/guidance-resources", response_model=Resource, status_code=201, summary="Add a resource"
 )
-def add_resource(body: ResourceIn, conn: OfficerConn) -> dict[str, Any]:
+def add_resource(body: ResourceIn, conn: AuditedConn) -> dict[str, Any]:
     """Record a guidance resource (title, web address, publication date)."""
     with translated(), conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(q.INSERT_RESOURCE, (body.title, body.url, body.published_on)).fetchone()

@@ -7,27 +7,31 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
 from pydantic import BaseModel, Field
 
-from api.deps import Actor, Conn, OfficerConn
+from api.deps import Actor, AuditedConn, Conn, Pool
 from api.schemas import (
     Erasure,
     ErasureIn,
     Registration,
     RegistrationIn,
     RegistrationStatus,
+    SpeakerErasure,
+    SpeakerErasureIn,
     StatusChange,
     Workshop,
     WorkshopIn,
     WorkshopPatch,
     WorkshopStatus,
 )
+from api.security import SHEET_BODY_LIMIT
 from bids import imports, records, registrations
 from bids.regions import Region
-from bids.sheets import read_sheet
+from bids.sheetbudget import read_sheet_within_budget
+from bids.sheets import MAX_FILE_BYTES
+from core.audit import set_actor
 from core.errors import Invalid
 
 router = APIRouter(prefix="/api/v1", tags=["workshops"])
 
-MAX_SHEET_BYTES = 5 * 1024 * 1024
 
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -49,7 +53,7 @@ def list_workshops(
 
 
 @router.post("/workshops", response_model=Workshop, status_code=201, summary="Add a workshop")
-def create_workshop(body: WorkshopIn, conn: OfficerConn) -> dict[str, Any]:
+def create_workshop(body: WorkshopIn, conn: AuditedConn) -> dict[str, Any]:
     """Record a workshop: title, venue, town, region, start and end (ISO 8601 with offset; the
     `timezone` says where it happens), capacity, speakers and linked guidance resources."""
     if body.ends_at <= body.starts_at:
@@ -64,7 +68,7 @@ def get_workshop(w: WorkshopRow) -> dict[str, Any]:
 
 
 @router.patch("/workshops/{workshop_id}", response_model=Workshop, summary="Change a workshop")
-def update_workshop(w: WorkshopRow, body: WorkshopPatch, conn: OfficerConn) -> dict[str, Any]:
+def update_workshop(w: WorkshopRow, body: WorkshopPatch, conn: AuditedConn) -> dict[str, Any]:
     """Change a workshop; only the fields sent change. Mark it `held` after the day or
     `cancelled`. Raising the capacity gives places to the waiting list in order; capacity cannot
     go below the places already taken."""
@@ -98,7 +102,7 @@ def list_registrations(
     summary="Register a person",
 )
 def register(
-    w: WorkshopRow, body: RegistrationIn, conn: OfficerConn, actor: Actor
+    w: WorkshopRow, body: RegistrationIn, conn: AuditedConn, actor: Actor
 ) -> dict[str, Any]:
     """Register a person from a council. They get a place while places are free, otherwise they
     join the waiting list (`status: waiting`, with `waiting_position`). One registration per
@@ -127,7 +131,7 @@ def get_registration(registration_id: IdPath, conn: Conn) -> dict[str, Any]:
     response_model=Registration,
     summary="Record attendance or a cancellation",
 )
-def change_status(registration_id: IdPath, body: StatusChange, conn: OfficerConn) -> dict[str, Any]:
+def change_status(registration_id: IdPath, body: StatusChange, conn: AuditedConn) -> dict[str, Any]:
     """Move a registration on: `attended` or `no_show` on or after the day, `cancelled` at any
     time. Cancelling a place gives it to the first person on the waiting list."""
     return registrations.change_status(conn, registration_id, body.status.value)
@@ -162,12 +166,13 @@ class ImportResult(BaseModel):
 @router.post(
     "/workshops/{workshop_id}/attendance-import",
     response_model=ImportResult,
+    max_body_size=SHEET_BODY_LIMIT,
     summary="Import an attendance sheet",
 )
 def import_attendance(
     workshop_id: IdPath,
     file: Annotated[UploadFile, File(description="The sheet: .xlsx or .csv")],
-    conn: OfficerConn,
+    pool: Pool,
     actor: Actor,
     commit: Annotated[
         bool, Query(description="false: preview only (default); true: apply the good rows")
@@ -180,18 +185,26 @@ def import_attendance(
     recognised in the usual wordings (Name, Email, Council or GSS code, Attended). Every row's
     problems are listed — unknown council (with the closest match), bad email, duplicate. With
     `commit=true` the rows without problems are applied together; importing the same sheet
-    again changes nothing."""
-    data = file.file.read(MAX_SHEET_BYTES + 1)
-    if len(data) > MAX_SHEET_BYTES:
-        raise Invalid(f"the sheet is larger than {MAX_SHEET_BYTES // (1024 * 1024)} MB")
-    rows = read_sheet(file.filename or "", data)  # SheetError is an Invalid: 422
-    w = records.get_workshop(conn, workshop_id)
-    result = imports.import_sheet(conn, w, rows, actor, commit, accept_suggestions)
+    again changes nothing. The sheet is read (within a time and memory budget) before a
+    database connection is taken; a sheet that cannot be read is a 422 that says why."""
+    rows = read_sheet_within_budget(file.filename or "", file.file.read(MAX_FILE_BYTES + 1))
+    with pool.connection() as conn:
+        set_actor(conn, actor)
+        w = records.get_workshop(conn, workshop_id)
+        result = imports.import_sheet(conn, w, rows, actor, commit, accept_suggestions)
     return ImportResult.model_validate(result, from_attributes=True)
 
 
+@router.post("/speakers/erasure", response_model=SpeakerErasure, summary="Erase a speaker's name")
+def erase_speaker(body: SpeakerErasureIn, conn: AuditedConn) -> SpeakerErasure:
+    """Erase a speaker: their name and organisation go from every workshop's speakers and from
+    the audit log's earlier rows of those workshops (names compared without regard to case or
+    compatibility forms)."""
+    return SpeakerErasure(workshops=registrations.erase_speaker(conn, body.name))
+
+
 @router.post("/people/erasure", response_model=Erasure, summary="Erase a person's data")
-def erase_person(body: ErasureIn, conn: OfficerConn) -> Erasure:
+def erase_person(body: ErasureIn, conn: AuditedConn) -> Erasure:
     """Erase a person's personal data (name, role, email) from every registration and from the
     audit log; the registrations stay, anonymous, so take-up counts do not change."""
     return Erasure(registrations_erased=registrations.erase_person(conn, str(body.email)))

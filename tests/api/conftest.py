@@ -53,8 +53,10 @@ def served(bids_db: psycopg.Connection[tuple[object, ...]], db_url: str) -> Iter
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(Settings(database_url=db_url, db_pool_max=8)), log_level="warning"
+    config = uvicorn.Config(  # as `wastepilot api` serves it
+        create_app(Settings(database_url=db_url, db_pool_max=8)),
+        log_level="info",
+        access_log=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -68,3 +70,44 @@ def served(bids_db: psycopg.Connection[tuple[object, ...]], db_url: str) -> Iter
     server.should_exit = True
     thread.join(10)
     sock.close()
+
+
+@pytest.fixture
+def api_process(
+    bids_db: psycopg.Connection[tuple[object, ...]],
+    db_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, int]]:
+    """`wastepilot api` as deployed, in a process of its own; yields (base URL, its pid)."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx2
+
+    from tests.helpers import free_port, wait_for
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("api-logs") / "api.log"
+    env = {**os.environ, "WASTEPILOT_DATABASE_URL": db_url, "WASTEPILOT_API_PORT": str(port)}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wastepilot", "api"], env=env, stdout=out, stderr=out
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx2.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx2.TransportError:
+            return False
+
+    try:
+        wait_for(up, 30, "`wastepilot api` to answer", state=lambda: log.read_text()[-2000:])
+        yield base, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -71,6 +71,8 @@ def table(w: dict[str, Any]) -> list[tuple[str, str, str, str, dict[str, Any]]]:
         ("PATCH", "/api/v1/registrations/{registration_id}", "officer", f"/api/v1/registrations/{w['registration']}", {"json": {"status": "attended"}}),
         ("POST", "/api/v1/workshops/{workshop_id}/attendance-import", "officer", f"/api/v1/workshops/{w['workshop']}/attendance-import", {"files": {"file": ("s.csv", csv_sheet)}}),
         ("POST", "/api/v1/people/erasure", "officer", "/api/v1/people/erasure", {"json": {"email": "nobody@example.org"}}),
+        ("POST", "/api/v1/speakers/erasure", "officer", "/api/v1/speakers/erasure", {"json": {"name": "Nobody At All"}}),
+        ("POST", "/api/v1/households/{ref}/erasure", "admin", "/api/v1/households/HH-GONE/erasure", {}),
         ("GET", "/api/v1/bids", "officer", "/api/v1/bids", {}),
         ("POST", "/api/v1/bids", "officer", "/api/v1/bids", {"json": {"council_code": "E06000003", "round_code": "2012", "status": "intending"}}),
         ("GET", "/api/v1/bids/{bid_id}", "officer", f"/api/v1/bids/{w['bid']}", {}),
@@ -94,7 +96,7 @@ def table(w: dict[str, Any]) -> list[tuple[str, str, str, str, dict[str, Any]]]:
 @pytest.fixture
 def world(bids_db: Conn, db: Conn, api: TestClient) -> dict[str, Any]:
     """One of everything the operations act on."""
-    add_devices(db, [Device("SEC-1", "HH-SEC")])
+    add_devices(db, [Device("SEC-1", "HH-SEC"), Device("SEC-GONE", "HH-GONE")])
     past = datetime.now(UTC) - timedelta(days=1)
     wid = api.post(
         "/api/v1/workshops",

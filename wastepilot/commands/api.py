@@ -22,4 +22,12 @@ def api_cmd(
 
     s = get_settings()
     app_ = create_app(s)
-    uvicorn.run(app_, host=host or s.api_host, port=port or s.api_port, log_level="info")
+    # no access log: request paths hold household references and search terms (personal
+    # data); requests are counted by route template on /metrics instead
+    uvicorn.run(
+        app_,
+        host=host or s.api_host,
+        port=port or s.api_port,
+        log_level="info",
+        access_log=False,
+    )

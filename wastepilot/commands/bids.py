@@ -53,8 +53,8 @@ def erase_expired(
     ] = None,
 ) -> None:
     """Anonymise attendees of workshops that ended more than the retention period ago."""
-    from bids.audit import set_actor
     from bids.registrations import erase_expired as erase_fn
+    from core.audit import set_actor
 
     s = get_settings()
     with connect(s.db_url()) as conn:

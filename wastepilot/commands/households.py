@@ -39,3 +39,25 @@ def households_add(
             ],
         )
     console.print(f"household {ref}: {'registered' if n else 'already registered'}")
+
+
+@households_app.command("erase")
+def households_erase(
+    ref: Annotated[str, typer.Argument(help="The household that withdraws")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do it (it cannot be undone)")] = False,
+) -> None:
+    """Erase a household that leaves the pilot and withdraws its data: readings, statuses, dead
+    letters, rollups, anomalies, devices (and their broker logins) and the household."""
+    from core.audit import set_actor
+    from core.devices import erase_household
+
+    if not yes:
+        raise typer.BadParameter("erasure cannot be undone: add --yes to go ahead")
+    s = get_settings()
+    with connect(s.db_url()) as conn:
+        set_actor(conn, "wastepilot households erase")
+        done = erase_household(conn, ref, s.broker_admin_url())
+    console.print(
+        f"household {done.household} erased: {done.devices} devices, {done.readings} readings, "
+        f"{done.dead_letters} dead letters"
+    )

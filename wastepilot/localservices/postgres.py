@@ -8,6 +8,7 @@ import subprocess
 import psycopg
 from psycopg import sql
 
+from core.db import SERVER_PRIVACY_SETTINGS
 from core.errors import ServiceError
 from core.settings import Settings
 from wastepilot.localservices import install
@@ -33,6 +34,7 @@ def _pg_conf(settings: Settings, paths: Paths) -> str:
             "max_wal_size = 4GB",
             "checkpoint_timeout = 15min",
             "log_min_messages = warning",
+            *(f"{k} = '{v}'" for k, v in SERVER_PRIVACY_SETTINGS.items()),
             "",
         ]
     )

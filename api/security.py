@@ -1,0 +1,108 @@
+"""What every response carries, and what a request may send before it is read.
+
+- Security headers on every answer: a content security policy allowing only this site's own
+  scripts, styles and images (no inline script; no framing), ``nosniff``, no referrer to
+  other sites, and ``Cache-Control: no-store`` on everything that is not a static asset
+  (pages and JSON hold names, emails and household data).
+- A body limit per route (FastAPI's ``max_body_size``, Starlette's body-limit middleware:
+  ``DEFAULT_BODY_LIMIT`` for the app, ``SHEET_BODY_LIMIT`` on the sheet imports): a declared
+  ``Content-Length`` above it is refused at once (413), a streamed body when it passes it.
+- No anonymous body: a request with a body and no credential (no ``Authorization`` header, no
+  session cookie) to anything but the sign-in routes is refused (401) before a byte of it is
+  read — no JSON parsed, no upload spooled to a temporary file.
+
+The credential check is a pure ASGI middleware, so that nothing of the body is touched
+before it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MiB = 1024 * 1024
+DEFAULT_BODY_LIMIT = 1 * MiB  # JSON and forms
+SHEET_BODY_LIMIT = 5 * MiB  # attendance sheets (the API and the page share it)
+# where a body may come without a credential: signing in
+ANONYMOUS_BODY_PATHS = frozenset(("/api/v1/auth/token", "/api/v1/auth/session", "/sign-in"))
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+NO_STORE = (b"cache-control", b"no-store")
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, session_cookie: str) -> None:
+        self.app = app
+        self.cookie = session_cookie.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        static = path.startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                have = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [h for h in HEADERS if h[0] not in have]
+                if not static and b"cache-control" not in have:
+                    extra.append(NO_STORE)
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        has_body = (declared not in (None, b"0")) or b"transfer-encoding" in headers
+        if has_body and path not in ANONYMOUS_BODY_PATHS and not self._credential(headers):
+            await _answer(
+                send_with_headers,
+                401,
+                "sign in: send Authorization: Bearer <token> (a request with a body needs one)",
+                [(b"www-authenticate", b"Bearer")],
+            )
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    def _credential(self, headers: dict[bytes, bytes]) -> bool:
+        if headers.get(b"authorization", b"").lower().startswith(b"bearer "):
+            return True
+        cookies = headers.get(b"cookie", b"")
+        return any(part.strip().startswith(self.cookie + b"=") for part in cookies.split(b";"))
+
+
+async def _answer(
+    send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *(extra or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
