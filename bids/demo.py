@@ -102,7 +102,8 @@ def seed_demo(conn: Conn, seed: int = 2012, councils: int = 130) -> DemoSummary:
             },
         )
         workshop_ids.append(int(w["id"]))
-    pool = [(str(c), str(n)) for c, n in conn.execute(q.DEMO_COUNCILS)]
+    on = _WORKSHOPS[0][3]
+    pool = [(str(c), str(n)) for c, n in conn.execute(q.DEMO_COUNCILS, {"on": on})]
     chosen = rng.sample(pool, councils)
     n_reg = 0
     for code, name in chosen:

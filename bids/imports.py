@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 from email_validator import EmailNotValidError, validate_email
 
 from bids import queries as q
+from bids import records
 from bids.councils import CouncilMatcher
 from bids.registrations import (
     EMAIL_MAX,
@@ -25,7 +28,7 @@ from bids.sheets import SheetRow, attendance_of
 from core.errors import Conflict
 
 Conn = psycopg.Connection[Any]
-SUGGESTION_MIN_SCORE = 80.0
+LONDON = ZoneInfo("Europe/London")
 
 
 @dataclass(slots=True)
@@ -68,6 +71,7 @@ def check_rows(
     matcher: CouncilMatcher,
     existing: Mapping[str, tuple[int, str]],
     accept_suggestions: bool = False,
+    on: date | None = None,
 ) -> list[CheckedRow]:
     """Each row's problems and what committing it would do. Pure: `existing` maps the emails
     already registered for the workshop to (registration id, status)."""
@@ -108,23 +112,15 @@ def check_rows(
         if not council_text:
             c.problems.append(Problem("council", "the council is empty"))
         else:
-            m = matcher.match(council_text)
+            m = matcher.match(council_text, on)
             if m.gss_code:
                 c.council_code = m.gss_code
-            elif accept_suggestions and m.suggestion_code and m.score >= SUGGESTION_MIN_SCORE:
+            elif accept_suggestions and m.acceptable:
                 c.council_code = m.suggestion_code
-            elif m.suggestion_code:
-                c.problems.append(
-                    Problem(
-                        "council",
-                        f"unknown council {council_text!r}; did you mean "
-                        f"{m.suggestion} ({m.suggestion_code})?",
-                        m.suggestion,
-                        m.suggestion_code,
-                    )
-                )
             else:
-                c.problems.append(Problem("council", f"unknown council {council_text!r}"))
+                c.problems.append(
+                    Problem("council", m.explain(council_text), m.suggestion, m.suggestion_code)
+                )
         if c.problems:
             c.outcome = "error"
         elif email in existing:
@@ -159,12 +155,13 @@ def import_sheet(
     """Preview (commit=False) or apply (commit=True) a sheet to one workshop, in this
     transaction. Rows with problems are never applied; the others are applied all together."""
     conn.execute(q.LOCK_WORKSHOP, (workshop["id"],))  # one import or booking at a time
-    matcher = CouncilMatcher((str(c), str(n)) for c, n in conn.execute(q.COUNCIL_NAMES))
+    matcher = records.council_matcher(conn)
     existing: dict[str, tuple[int, str]] = {}
     # a live registration wins over a cancelled one of the same person (ordered that way)
     for i, e, s in conn.execute(q.REGISTRATIONS_FOR_IMPORT, (workshop["id"],)):
         existing.setdefault(str(e), (int(i), str(s)))
-    checked = check_rows(rows, matcher, existing, accept_suggestions)
+    on = workshop["starts_at"].astimezone(LONDON).date()  # councils as they were that day
+    checked = check_rows(rows, matcher, existing, accept_suggestions, on)
     sheet_problems: list[str] = []
     attending = [c for c in checked if c.outcome in ("new", "update")]
     for s in sorted({c.status for c in attending if c.status}):

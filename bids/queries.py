@@ -5,10 +5,27 @@ from __future__ import annotations
 from typing import LiteralString
 
 # --- councils ------------------------------------------------------------------------------------
+# A council loaded from an earlier reference takes this one's name, tier, region and history;
+# one this reference loaded keeps what officers may have corrected since (name, tier, region)
+# and takes the history; an officer's own council is left alone.
 INSERT_REFERENCE_COUNCIL = """
-INSERT INTO councils (gss_code, name, upper_tier_code, region, source)
-VALUES (%s, %s, %s, %s, %s)
-ON CONFLICT (gss_code) DO NOTHING
+INSERT INTO councils AS c (gss_code, name, upper_tier_code, region, source, short_name,
+                           in_force_from, in_force_until, successor_codes)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (gss_code) DO UPDATE SET
+    name = CASE WHEN c.source = excluded.source THEN c.name ELSE excluded.name END,
+    upper_tier_code = CASE WHEN c.source = excluded.source THEN c.upper_tier_code
+                           ELSE excluded.upper_tier_code END,
+    region = CASE WHEN c.source = excluded.source THEN c.region ELSE excluded.region END,
+    source = excluded.source,
+    short_name = excluded.short_name,
+    in_force_from = excluded.in_force_from,
+    in_force_until = excluded.in_force_until,
+    successor_codes = excluded.successor_codes
+WHERE c.source <> 'officer'
+  AND (c.source, c.short_name, c.in_force_from, c.in_force_until, c.successor_codes)
+      IS DISTINCT FROM (excluded.source, excluded.short_name, excluded.in_force_from,
+                        excluded.in_force_until, excluded.successor_codes)
 """
 UPSERT_REFERENCE_DATA = """
 INSERT INTO reference_data (name, vintage, source, licence, rows)
@@ -27,7 +44,9 @@ WHERE (%(q)s::text IS NULL OR name ILIKE '%%' || %(q)s || '%%' OR gss_code = upp
 ORDER BY name, gss_code
 LIMIT %(limit)s OFFSET %(offset)s
 """
-COUNCIL_NAMES = "SELECT gss_code, name FROM councils"
+COUNCILS_FOR_MATCHING = """
+SELECT gss_code, name, short_name, in_force_from, in_force_until, successor_codes FROM councils
+"""
 INSERT_COUNCIL = f"""
 INSERT INTO councils (gss_code, name, upper_tier_code, region, source)
 VALUES (%s, %s, %s, %s, 'officer')
@@ -169,7 +188,6 @@ WHERE (%(table)s::text IS NULL OR table_name = %(table)s)
 ORDER BY id DESC LIMIT %(limit)s
 """
 
-COUNCIL_NAMES = "SELECT gss_code, name FROM councils"
 
 INSERT_FUND_ROUND: LiteralString = (
     "INSERT INTO fund_rounds (code, name, opens_on, closes_on, results_on, budget_gbp) VALUES "
@@ -179,9 +197,14 @@ FUND_ROUND_EXISTS: LiteralString = "SELECT 1 FROM fund_rounds WHERE code = %s"
 INSERT_GUIDANCE: LiteralString = (
     "INSERT INTO guidance_resources (title, url, published_on) VALUES (%s, %s, %s) RETURNING id"
 )
-DEMO_COUNCILS: LiteralString = (
-    "SELECT gss_code, name FROM councils WHERE council_type <> 'county' ORDER BY gss_code"
-)
+# the councils in force on the demo programme's day (the councils of 2012)
+DEMO_COUNCILS: LiteralString = """
+SELECT gss_code, name FROM councils
+WHERE council_type <> 'county'
+  AND (in_force_from IS NULL OR in_force_from <= %(on)s)
+  AND (in_force_until IS NULL OR in_force_until > %(on)s)
+ORDER BY gss_code
+"""
 COUNT_COUNCILS: LiteralString = "SELECT count(*) FROM councils"
 ERASING_ON: LiteralString = "SELECT set_config('wastepilot.erasing', 'on', true)"
 ERASING_OFF: LiteralString = "SELECT set_config('wastepilot.erasing', 'off', true)"

@@ -17,6 +17,8 @@ from bids.councils import (
     REFERENCE_NAME,
     REFERENCE_SOURCE,
     REFERENCE_VINTAGE,
+    Council,
+    CouncilMatcher,
     reference_councils,
 )
 from bids.errors import translated
@@ -35,7 +37,20 @@ def load_reference_councils(conn: Conn) -> int:
         before = cur.execute(q.COUNT_COUNCILS).fetchone()
         cur.executemany(
             q.INSERT_REFERENCE_COUNCIL,
-            [(c.gss_code, c.name, c.upper_tier_code, c.region, source) for c in seeds],
+            [
+                (
+                    c.gss_code,
+                    c.name,
+                    c.upper_tier_code,
+                    c.region,
+                    source,
+                    c.short_name,
+                    c.in_force_from,
+                    c.in_force_until,
+                    list(c.successor_codes),
+                )
+                for c in seeds
+            ],
         )
         cur.execute(
             q.UPSERT_REFERENCE_DATA,
@@ -178,3 +193,11 @@ def create_bid(conn: Conn, data: Mapping[str, Any]) -> Row:
 def update_bid(conn: Conn, bid_id: int, changes: Mapping[str, Any]) -> Row:
     update_row(conn, "bids", "id", bid_id, changes)
     return get_bid(conn, bid_id)
+
+
+def council_matcher(conn: Conn) -> CouncilMatcher:
+    """The registry's councils, with their history, for matching names and codes."""
+    return CouncilMatcher(
+        Council(str(code), str(name), short, start, until, tuple(successors or ()))
+        for code, name, short, start, until, successors in conn.execute(q.COUNCILS_FOR_MATCHING)
+    )

@@ -14,8 +14,7 @@ from api.errors import http_error, status_of
 from api.security import SHEET_BODY_LIMIT
 from api.web.common import check_csrf, need, page
 from bids import imports, records, registrations, report
-from bids import queries as bids_queries
-from bids.councils import CouncilMatcher
+from bids.imports import LONDON
 from bids.sheetbudget import read_sheet_within_budget
 from bids.sheets import MAX_FILE_BYTES
 from core import auth
@@ -110,16 +109,14 @@ def record_attendance(
         email = validate_email(email, check_deliverability=False).normalized.lower()
     except EmailNotValidError:
         errors["email"] = "Enter an email address in the correct format, like name@example.org"
-    matcher = CouncilMatcher((str(c), str(n)) for c, n in conn.execute(bids_queries.COUNCIL_NAMES))
-    m = matcher.match(council) if council.strip() else None
+    w = records.get_workshop(conn, wid)
+    on = w["starts_at"].astimezone(LONDON).date()  # the councils of the workshop's day
+    m = records.council_matcher(conn).match(council, on) if council.strip() else None
     if m is None:
         errors["council"] = "Enter the person's council"
     elif m.gss_code is None:
-        errors["council"] = (
-            f"No council is called {council!r}: did you mean {m.suggestion}?"
-            if m.suggestion
-            else f"No council is called {council!r}"
-        )
+        why = m.explain(council)
+        errors["council"] = why[:1].upper() + why[1:]
     if status not in ("attended", "registered", "no_show"):
         errors["status"] = "Choose whether they attended"
     if not errors:

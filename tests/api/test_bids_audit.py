@@ -29,7 +29,7 @@ def test_bids_one_per_council_per_round(api: TestClient) -> None:
     r = api.post("/api/v1/bids", json=_bid())
     assert r.status_code == 201, r.text
     bid = r.json()
-    assert bid["council_name"] == "Birmingham"
+    assert bid["council_name"] == "Birmingham City Council"
     r = api.post("/api/v1/bids", json=_bid(status="intending"))
     assert r.status_code == 409
     assert "already has a bid in this fund round" in r.json()["detail"]

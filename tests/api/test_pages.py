@@ -94,7 +94,10 @@ def test_an_officer_records_attendance_and_sees_it_in_the_table_and_report(
     summary = page.locator(".govuk-error-summary")
     assert summary.is_visible()
     assert "Enter an email address in the correct format" in summary.inner_text()
-    assert "did you mean Leeds?" in page.locator("#council-error").inner_text()
+    assert (
+        "did you mean Leeds City Council (E08000035)?"
+        in page.locator("#council-error").inner_text()
+    )
     assert page.title().startswith("Error:")
     problems["form with errors"] = serious_violations(page)
     page.screenshot(path=str(ARTIFACTS / "officer-form-errors.png"), full_page=True)
