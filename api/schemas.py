@@ -267,9 +267,18 @@ class BidStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+Scheme = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200),
+                   AfterValidator(_storable)]  # fmt: skip
+Partners = Annotated[
+    list[GssCode], Field(max_length=50, description="Partner councils of a joint bid")
+]
+
+
 class BidIn(Body):
-    council_code: GssCode
+    council_code: GssCode = Field(description="The lead council (of a joint bid, the bidder)")
     round_code: RoundCode
+    scheme: Scheme = Field("", description="The scheme's name: a council may bid for several")
+    partner_codes: Partners = Field(default_factory=list)
     status: BidStatus
     amount_requested: Money | None = None
     amount_awarded: Money | None = None
@@ -279,6 +288,8 @@ class BidIn(Body):
 
 
 class BidPatch(Body):
+    scheme: Scheme | None = None
+    partner_codes: Partners | None = None
     status: BidStatus | None = None
     amount_requested: Money | None = None
     amount_awarded: Money | None = None
@@ -287,17 +298,27 @@ class BidPatch(Body):
     notes: LongText | None = None
 
 
+class BidEvent(BaseModel):
+    status: BidStatus
+    amount_awarded: Decimal | None
+    on_date: date | None
+    recorded_at: datetime
+
+
 class Bid(BaseModel):
     id: int
     council_code: str
     council_name: str
     round_code: str
+    scheme: str
+    partner_codes: list[str]
     status: BidStatus
     amount_requested: Decimal | None
     amount_awarded: Decimal | None
     submitted_on: date | None
     decided_on: date | None
     notes: str
+    history: list[BidEvent] = Field(description="Every status it has had, oldest first")
 
 
 class AuditEntry(BaseModel):

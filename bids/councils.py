@@ -270,6 +270,14 @@ class CouncilMatcher:
         prev = self._follow(code, on, forward=False)
         return self._related(prev, "predecessor")
 
+    def today_for(self, code: str, on: date) -> list[str]:
+        """The councils in force on ``on`` that cover ``code``'s area: itself, or those that took
+        over from it (one council of 2012 can be one of today's, or part of it)."""
+        c = self._all.get(code)
+        if c is None:
+            return []
+        return [code] if c.in_force(on) else self._follow(code, on, forward=True)
+
     def _follow(self, code: str, on: date | None, *, forward: bool) -> list[str]:
         """The councils that took over from (or came before) ``code``, as of ``on``."""
         seen, todo, found = set(), [code], []

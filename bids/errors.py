@@ -19,16 +19,19 @@ _CONSTRAINT_MESSAGES: dict[str, tuple[type[BidSupportError], str]] = {
         "this email address is already registered for the workshop; change that registration "
         "instead of adding another",
     ),
-    "bids_one_per_council_per_round": (
+    "bids_one_per_scheme": (
         Conflict,
-        "the council already has a bid in this fund round; change that bid instead",
+        "the council already has a bid for this scheme in this fund round; change that bid, "
+        "or name the other scheme",
     ),
+    "bid_partners_council_code_fkey": (Invalid, "no council with this GSS code is registered"),
     "councils_pkey": (Conflict, "a council with this GSS code is already in the registry"),
     "fund_rounds_pkey": (Conflict, "a fund round with this code already exists"),
     "workshop_resources_pkey": (Conflict, "the resource is already linked to the workshop"),
-    "bids_award_only_if_successful": (
+    "bids_award_only_if_awarded": (
         Invalid,
-        "an amount awarded can only be recorded on a successful bid; set status to successful",
+        "an amount awarded can only be recorded on a successful bid (or one withdrawn after its "
+        "award); set status to successful",
     ),
     "bids_decided_after_submitted": (Invalid, "decided_on must not be before submitted_on"),
     "workshops_ends_after_start": (Invalid, "a workshop must end after it starts"),

@@ -158,8 +158,14 @@ ORDER BY status = 'cancelled', arrival DESC
 
 # --- bids ----------------------------------------------------------------------------------------
 BID_SELECT = """
-SELECT b.id, b.council_code, c.name AS council_name, b.round_code, b.status,
-       b.amount_requested, b.amount_awarded, b.submitted_on, b.decided_on, b.notes
+SELECT b.id, b.council_code, c.name AS council_name, b.round_code, b.scheme, b.status,
+       b.amount_requested, b.amount_awarded, b.submitted_on, b.decided_on, b.notes,
+       coalesce((SELECT array_agg(p.council_code ORDER BY p.council_code)
+                 FROM bid_partners p WHERE p.bid_id = b.id), '{}') AS partner_codes,
+       coalesce((SELECT json_agg(json_build_object(
+                     'status', h.status, 'amount_awarded', h.amount_awarded,
+                     'on_date', h.on_date, 'recorded_at', h.recorded_at) ORDER BY h.id)
+                 FROM bid_status_history h WHERE h.bid_id = b.id), '[]') AS history
 FROM bids b JOIN councils c ON c.gss_code = b.council_code
 """
 SELECT_BID = BID_SELECT + " WHERE b.id = %s"
@@ -168,16 +174,24 @@ LIST_BIDS = (
     + """
 WHERE (%(round)s::text IS NULL OR b.round_code = %(round)s)
   AND (%(status)s::text IS NULL OR b.status = %(status)s)
-  AND (%(council)s::text IS NULL OR b.council_code = %(council)s)
-ORDER BY b.round_code, c.name
+  AND (%(council)s::text IS NULL OR b.council_code = %(council)s
+       OR EXISTS (SELECT 1 FROM bid_partners p
+                  WHERE p.bid_id = b.id AND p.council_code = %(council)s))
+ORDER BY b.round_code, c.name, b.scheme
 """
 )
 INSERT_BID = """
-INSERT INTO bids (council_code, round_code, status, amount_requested, amount_awarded,
+INSERT INTO bids (council_code, round_code, scheme, status, amount_requested, amount_awarded,
                   submitted_on, decided_on, notes)
-VALUES (%(council_code)s, %(round_code)s, %(status)s, %(amount_requested)s, %(amount_awarded)s,
-        %(submitted_on)s, %(decided_on)s, %(notes)s)
+VALUES (%(council_code)s, %(round_code)s, %(scheme)s, %(status)s, %(amount_requested)s,
+        %(amount_awarded)s, %(submitted_on)s, %(decided_on)s, %(notes)s)
 RETURNING id
+"""
+SET_BID_PARTNERS = """
+WITH gone AS (DELETE FROM bid_partners WHERE bid_id = %(bid)s AND NOT council_code = ANY(%(codes)s))
+INSERT INTO bid_partners (bid_id, council_code)
+SELECT %(bid)s, unnest(%(codes)s::text[])
+ON CONFLICT DO NOTHING
 """
 
 # --- audit ---------------------------------------------------------------------------------------

@@ -184,15 +184,32 @@ def list_bids(conn: Conn, **filters: object) -> list[Row]:
 
 
 def create_bid(conn: Conn, data: Mapping[str, Any]) -> Row:
+    """A bid: a lead council's scheme in a round, with the partner councils of a joint bid."""
+    fields = {"scheme": ""} | dict(data)
+    partners = _partners(fields.pop("partner_codes", None) or [], fields["council_code"])
     with translated():
-        row = conn.execute(q.INSERT_BID, dict(data)).fetchone()
-    assert row is not None  # noqa: S101  (INSERT ... RETURNING)
+        row = conn.execute(q.INSERT_BID, fields).fetchone()
+        assert row is not None  # noqa: S101  (INSERT ... RETURNING)
+        conn.execute(q.SET_BID_PARTNERS, {"bid": int(row[0]), "codes": partners})
     return get_bid(conn, int(row[0]))
 
 
 def update_bid(conn: Conn, bid_id: int, changes: Mapping[str, Any]) -> Row:
-    update_row(conn, "bids", "id", bid_id, changes)
+    """Change a bid; ``partner_codes``, when given, replaces its partners."""
+    fields = dict(changes)
+    partners = fields.pop("partner_codes", None)
+    update_row(conn, "bids", "id", bid_id, fields)
+    if partners is not None:
+        lead = get_bid(conn, bid_id)["council_code"]
+        with translated():
+            conn.execute(q.SET_BID_PARTNERS, {"bid": bid_id, "codes": _partners(partners, lead)})
     return get_bid(conn, bid_id)
+
+
+def _partners(codes: list[str], lead: str) -> list[str]:
+    if lead in codes:
+        raise Invalid(f"{lead} leads the bid: list only the other councils as partners")
+    return sorted(set(codes))
 
 
 def council_matcher(conn: Conn) -> CouncilMatcher:

@@ -15,13 +15,15 @@ import csv
 import io
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+
+from core import clock
 
 Conn = psycopg.Connection[Any]
 
@@ -37,15 +39,40 @@ WITH att AS (
       AND (%(start)s::timestamptz IS NULL OR w.starts_at >= %(start)s)
       AND (%(end)s::timestamptz IS NULL OR w.starts_at < %(end)s)
     GROUP BY r.council_code
+), rnd AS (
+    SELECT b.id, b.council_code, b.status, b.amount_requested, b.amount_awarded,
+           EXISTS (SELECT 1 FROM bid_status_history h WHERE h.bid_id = b.id
+                   AND h.status IN ('submitted', 'successful', 'unsuccessful')) AS submitted
+    FROM bids b WHERE b.round_code = %(round)s
+), part AS (  -- each council's part in the round's bids: as lead, or as a joint bid's partner
+    SELECT council_code, status, submitted, amount_requested, amount_awarded, true AS lead
+    FROM rnd
+    UNION ALL
+    SELECT p.council_code, r.status, r.submitted, NULL, NULL, false
+    FROM rnd r JOIN bid_partners p ON p.bid_id = r.id
+), cb AS (
+    SELECT council_code,
+           (array_agg(status ORDER BY CASE status WHEN 'successful' THEN 1
+                WHEN 'unsuccessful' THEN 2 WHEN 'submitted' THEN 3 WHEN 'withdrawn' THEN 4
+                ELSE 5 END))[1] AS bid_status,
+           bool_or(submitted) AS bid_submitted,
+           sum(amount_requested) AS amount_requested,
+           sum(amount_awarded) FILTER (WHERE status = 'successful') AS amount_awarded,
+           count(*) FILTER (WHERE lead)::int AS schemes_led,
+           count(*) FILTER (WHERE NOT lead)::int AS joint_bids_joined
+    FROM part GROUP BY council_code
 )
 SELECT c.gss_code, c.name, c.council_type, coalesce(c.region, 'Unknown') AS region,
        coalesce(att.workshops_attended, 0) AS workshops_attended,
        coalesce(att.people_attended, 0) AS people_attended,
-       b.status AS bid_status, b.amount_requested, b.amount_awarded
+       cb.bid_status, coalesce(cb.bid_submitted, false) AS bid_submitted,
+       cb.amount_requested, cb.amount_awarded,
+       coalesce(cb.schemes_led, 0) AS schemes_led,
+       coalesce(cb.joint_bids_joined, 0) AS joint_bids_joined
 FROM councils c
 LEFT JOIN att ON att.council_code = c.gss_code
-LEFT JOIN bids b ON b.council_code = c.gss_code AND b.round_code = %(round)s
-WHERE att.council_code IS NOT NULL OR b.id IS NOT NULL
+LEFT JOIN cb ON cb.council_code = c.gss_code
+WHERE att.council_code IS NOT NULL OR cb.council_code IS NOT NULL
 ORDER BY c.name, c.gss_code
 """
 
@@ -87,6 +114,8 @@ class TakeUp:
     bids_in_round: int
     funded_in_round: int
     sentence: str
+    # the councils reached, as today's authorities: "121 councils of 2012, today covered by N"
+    reached_today_authorities: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,6 +163,12 @@ def sentence(
     return text
 
 
+def _bid(c: dict[str, Any]) -> bool:
+    """A council bid to the round when a bid it led or joined was submitted (a bid withdrawn
+    after it was submitted, or after its award, still was)."""
+    return bool(c.get("bid_submitted")) or c["bid_status"] in BID
+
+
 def summarise(
     round_code: str | None, workshops: list[dict[str, Any]], councils: list[dict[str, Any]]
 ) -> TakeUp:
@@ -142,7 +177,7 @@ def summarise(
     held = [w for w in workshops if w["status"] == "held"]
     taken = sum(w["places_taken"] for w in held)
     rate = sum(w["attended"] for w in held) / taken if taken else None
-    bid = [c for c in reached if c["bid_status"] in BID]
+    bid = [c for c in reached if _bid(c)]
     funded = [c for c in bid if c["bid_status"] == FUNDED]
     requested = sum((c["amount_requested"] or Decimal(0) for c in bid), Decimal(0))
     awarded = sum((c["amount_awarded"] or Decimal(0) for c in funded), Decimal(0))
@@ -163,7 +198,7 @@ def summarise(
         reached_and_funded=len(funded),
         reached_amount_requested=requested,
         reached_amount_awarded=awarded,
-        bids_in_round=sum(1 for c in councils if c["bid_status"] in BID),
+        bids_in_round=sum(1 for c in councils if _bid(c)),
         funded_in_round=sum(1 for c in councils if c["bid_status"] == FUNDED),
         sentence=sentence(len(reached), len(workshops), len(bid), len(funded), awarded, rate),
     )
@@ -184,7 +219,18 @@ def take_up(
     with conn.cursor(row_factory=dict_row) as cur:
         workshops = cur.execute(_WORKSHOPS, params).fetchall()
         councils = cur.execute(_COUNCILS, params).fetchall()
-    return summarise(round_code, workshops, councils)
+    result = summarise(round_code, workshops, councils)
+    from bids.records import council_matcher
+
+    matcher = council_matcher(conn)
+    today = clock.today()
+    covering = {
+        now
+        for c in councils
+        if c["people_attended"] > 0
+        for now in matcher.today_for(c["gss_code"], today)
+    }
+    return replace(result, reached_today_authorities=len(covering))
 
 
 COUNCIL_COLUMNS = (

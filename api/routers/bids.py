@@ -30,9 +30,11 @@ def list_bids(
 
 @router.post("/bids", response_model=Bid, status_code=201, summary="Record a bid")
 def create_bid(body: BidIn, conn: AuditedConn) -> dict[str, Any]:
-    """Record a council's bid to a fund round: status (intending, submitted, successful,
-    unsuccessful, withdrawn), amounts requested and awarded (awarded only on a successful bid),
-    dates. One bid per council per round."""
+    """Record a bid to a fund round: the lead council, the partner councils of a joint bid, the
+    scheme (a council may bid for several in one round), status (intending, submitted,
+    successful, unsuccessful, withdrawn), amounts requested and awarded, dates. Every status it
+    has had is kept in its history, with the award as it stood (a bid withdrawn after its award
+    keeps it there)."""
     return records.create_bid(conn, body.model_dump())
 
 
@@ -59,7 +61,7 @@ def audit(
         str | None,
         Query(
             pattern=r"^(councils|fund_rounds|guidance_resources|workshops|workshop_resources|"
-            r"registrations|bids)$",
+            r"registrations|bids|bid_partners)$",
             description="Only changes to this table",
         ),
     ] = None,

@@ -23,7 +23,7 @@ def _bid(**over: Any) -> dict[str, Any]:
             "amount_requested": "29785495.00", "submitted_on": "2012-08-17"} | over  # fmt: skip
 
 
-def test_bids_one_per_council_per_round(api: TestClient) -> None:
+def test_bids_one_per_council_scheme_and_round(api: TestClient) -> None:
     assert api.post("/api/v1/fund-rounds", json=ROUND).status_code == 201
     assert api.post("/api/v1/fund-rounds", json=ROUND).status_code == 409
     r = api.post("/api/v1/bids", json=_bid())
@@ -32,7 +32,7 @@ def test_bids_one_per_council_per_round(api: TestClient) -> None:
     assert bid["council_name"] == "Birmingham City Council"
     r = api.post("/api/v1/bids", json=_bid(status="intending"))
     assert r.status_code == 409
-    assert "already has a bid in this fund round" in r.json()["detail"]
+    assert "already has a bid for this scheme in this fund round" in r.json()["detail"]
 
     # an award needs a successful bid
     r = api.patch(f"/api/v1/bids/{bid['id']}", json={"amount_awarded": "29785495"})
