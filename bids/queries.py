@@ -251,3 +251,13 @@ SET before = CASE WHEN before ? 'speakers' AND jsonb_typeof(before -> 'speakers'
                  ELSE after END
 WHERE table_name = 'workshops' AND row_key = ANY(%(keys)s)
 """
+
+# --- award lists (bids/awards.py) ----------------------------------------------------------------
+ROUND_DAY: LiteralString = (
+    "SELECT coalesce(results_on, closes_on, opens_on) FROM fund_rounds WHERE code = %s"
+)
+ROUND_BIDS: LiteralString = """
+SELECT b.id, b.council_code, b.scheme, b.amount_awarded, b.status,
+       (SELECT array_agg(p.council_code) FROM bid_partners p WHERE p.bid_id = b.id)
+FROM bids b WHERE b.round_code = %s
+"""

@@ -17,7 +17,7 @@ import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from bids.sheets import SheetRow, read_sheet
+from bids.sheets import ATTENDANCE, Layout, SheetRow, read_sheet
 from core import forkserver
 from core.errors import SheetError
 
@@ -37,13 +37,13 @@ def _heap_now() -> int:
     return 0
 
 
-def _read(filename: str, data: bytes, out: Connection) -> None:
+def _read(filename: str, data: bytes, layout: Layout, out: Connection) -> None:
     """The child: cap its heap, read, send back rows or the error's text."""
     limit = _heap_now() + MEMORY_BYTES
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     try:
-        out.send(("rows", read_sheet(filename, data)))
+        out.send(("rows", read_sheet(filename, data, layout)))
     except SheetError as exc:
         out.send(("error", str(exc)))
     except MemoryError:
@@ -58,7 +58,9 @@ _TOO_BIG = (
 )
 
 
-def read_sheet_within_budget(filename: str, data: bytes) -> list[SheetRow]:
+def read_sheet_within_budget(
+    filename: str, data: bytes, layout: Layout = ATTENDANCE
+) -> list[SheetRow]:
     """``read_sheet`` in a child process with the limits above; SheetError for every way a
     sheet can fail (a 422 for the API)."""
     if not _slots.acquire(timeout=WAIT_S):
@@ -66,7 +68,7 @@ def read_sheet_within_budget(filename: str, data: bytes) -> list[SheetRow]:
     try:
         ctx = forkserver.context("bids.sheets", "openpyxl")
         receive, send = ctx.Pipe(duplex=False)
-        child = ctx.Process(target=_read, args=(filename, data, send), daemon=True)
+        child = ctx.Process(target=_read, args=(filename, data, layout, send), daemon=True)
         child.start()
         send.close()
         try:

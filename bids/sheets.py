@@ -56,6 +56,61 @@ HEADERS: dict[str, tuple[str, ...]] = {
 }
 REQUIRED = ("name", "email")
 
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What a kind of sheet holds: our field -> the headers people use for it; the fields that
+    must have a column; of ``one_of``, at least one must."""
+
+    headers: dict[str, tuple[str, ...]]
+    required: tuple[str, ...]
+    one_of: tuple[str, ...] = ()
+    one_of_problem: str = ""
+
+    def lookup(self) -> dict[str, str]:
+        return {_key(h): field for field, hs in self.headers.items() for h in hs}
+
+
+ATTENDANCE = Layout(
+    HEADERS,
+    REQUIRED,
+    ("council", "council_code"),
+    "the sheet has no council column (a council name or its GSS code)",
+)
+# a fund's published award list: council (or a partnership's lead), scheme, amount, partners
+AWARDS = Layout(
+    {
+        "council": (
+            "council",
+            "local authority",
+            "authority",
+            "lead council",
+            "lead authority",
+            "council or partnership",
+            "partnership",
+            "organisation",
+            "bidder",
+        ),
+        "council_code": ("gss code", "council code", "la code", "ons code", "gss"),
+        "scheme": ("scheme", "scheme name", "project", "bid", "bid name", "proposal"),
+        "amount": (
+            "amount",
+            "amount awarded",
+            "award",
+            "awarded",
+            "funding",
+            "grant",
+            "funding awarded",
+            "total award",
+            "total",
+        ),
+        "partners": ("partners", "partner councils", "partner authorities", "with"),
+    },
+    ("amount",),
+    ("council", "council_code"),
+    "the sheet has no council column (a council or partnership name, or its GSS code)",
+)
+
 ATTENDANCE_WORDS: dict[str, str] = {
     **dict.fromkeys(("yes", "y", "true", "1", "attended", "present", "x", "✓", "✔"), "attended"),
     **dict.fromkeys(
@@ -74,9 +129,6 @@ class SheetRow:
 
 def _key(header: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", header.lower()).split())
-
-
-_LOOKUP = {_key(h): field for field, hs in HEADERS.items() for h in hs}
 
 
 def _text(value: object) -> str:
@@ -98,30 +150,35 @@ def _cell(value: object) -> str:
     return text[: MAX_CELL + 1]
 
 
-def _rows_from_grid(grid: Iterable[Sequence[object]]) -> list[SheetRow]:
+def _rows_from_grid(
+    grid: Iterable[Sequence[object]], layout: Layout = ATTENDANCE
+) -> list[SheetRow]:
     """The rows under the header row. ``grid`` is read lazily and never beyond the header plus
     MAX_ROWS rows: a sheet's declared size is never trusted."""
     rows = iter(grid)
+    lookup = layout.lookup()
     columns: list[str | None] = []
     header_at = -1
     for i, raw in enumerate(rows):
         if i >= MAX_HEADER_SEARCH:
             break
         row = [_cell(c) for c in raw[:MAX_COLS]]
-        fields = {_LOOKUP.get(_key(c)) for c in row} - {None}
-        if all(f in fields for f in REQUIRED):
-            columns = [_LOOKUP.get(_key(c)) for c in row]
+        fields = {lookup.get(_key(c)) for c in row} - {None}
+        if all(f in fields for f in layout.required):
+            columns = [lookup.get(_key(c)) for c in row]
             header_at = i
             break
     if header_at < 0:
-        expected = "; ".join(f"{f}: {', '.join(repr(h) for h in HEADERS[f][:3])}" for f in REQUIRED)
+        expected = "; ".join(
+            f"{f}: {', '.join(repr(h) for h in layout.headers[f][:3])}" for f in layout.required
+        )
         raise SheetError(
             f"no header row found in the first {MAX_HEADER_SEARCH} rows: the sheet needs a "
             f"column for each of {expected} (council by name or by GSS code, and an attendance "
             "column, are read too)"
         )
-    if "council" not in columns and "council_code" not in columns:
-        raise SheetError("the sheet has no council column (a council name or its GSS code)")
+    if layout.one_of and not set(columns) & set(layout.one_of):
+        raise SheetError(layout.one_of_problem)
     out: list[SheetRow] = []
     last = header_at + 1 + MAX_ROWS + MAX_BLANK_ROWS  # the last row number read
     for n, raw in enumerate(rows, start=header_at + 2):
@@ -154,7 +211,7 @@ def _decode(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")  # Excel's "CSV" on Windows
 
 
-def read_csv(data: bytes) -> list[SheetRow]:
+def read_csv(data: bytes, layout: Layout = ATTENDANCE) -> list[SheetRow]:
     text = _decode(data)
     try:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], ",;\t")
@@ -162,7 +219,7 @@ def read_csv(data: bytes) -> list[SheetRow]:
         dialect = csv.excel
     csv.field_size_limit(MAX_FILE_BYTES)  # a long cell is a row problem, not a broken sheet
     try:
-        return _rows_from_grid(csv.reader(io.StringIO(text, newline=""), dialect))
+        return _rows_from_grid(csv.reader(io.StringIO(text, newline=""), dialect), layout)
     except csv.Error as exc:
         raise SheetError(f"not a readable CSV file: {exc}") from exc
 
@@ -195,7 +252,7 @@ def check_archive(data: bytes) -> None:
         )
 
 
-def _first_table(sheets: list[Any]) -> list[SheetRow]:
+def _first_table(sheets: list[Any], layout: Layout) -> list[SheetRow]:
     """The attendance table of the first worksheet that has one."""
     if not sheets:
         raise SheetError("the workbook has no worksheets")
@@ -207,14 +264,14 @@ def _first_table(sheets: list[Any]) -> list[SheetRow]:
             values_only=True,
         )
         try:
-            return _rows_from_grid(grid)
+            return _rows_from_grid(grid, layout)
         except SheetError:
             if sheet is sheets[-1]:
                 raise
     raise AssertionError("unreachable")  # the last sheet returned or raised
 
 
-def read_xlsx(data: bytes) -> list[SheetRow]:
+def read_xlsx(data: bytes, layout: Layout = ATTENDANCE) -> list[SheetRow]:
     import openpyxl
 
     check_archive(data)
@@ -223,7 +280,7 @@ def read_xlsx(data: bytes) -> list[SheetRow]:
     except Exception as exc:
         raise SheetError(f"not a readable XLSX workbook: {str(exc)[:200]}") from exc
     try:
-        return _first_table(book.worksheets[:MAX_SHEETS])
+        return _first_table(book.worksheets[:MAX_SHEETS], layout)
     except SheetError:
         raise
     except Exception as exc:  # malformed XML inside the workbook, and the like
@@ -232,16 +289,16 @@ def read_xlsx(data: bytes) -> list[SheetRow]:
         book.close()
 
 
-def read_sheet(filename: str, data: bytes) -> list[SheetRow]:
+def read_sheet(filename: str, data: bytes, layout: Layout = ATTENDANCE) -> list[SheetRow]:
     """Rows of a CSV or XLSX attendance sheet (chosen by content, then by file name). Pure and
     bounded in what it keeps, but not in CPU: the API runs it through bids/sheetbudget.py."""
     if len(data) > MAX_FILE_BYTES:
         raise SheetError(f"the sheet is larger than {MAX_FILE_BYTES // MiB} MB")
     if data[:2] == b"PK" or filename.lower().endswith((".xlsx", ".xlsm")):
-        return read_xlsx(data)
+        return read_xlsx(data, layout)
     if filename.lower().endswith(".xls"):
         raise SheetError("old .xls workbooks are not read: save the sheet as .xlsx or .csv")
-    return read_csv(data)
+    return read_csv(data, layout)
 
 
 def attendance_of(text: str) -> str | None:

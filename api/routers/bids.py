@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, File, Path, Query, UploadFile
 from psycopg.rows import dict_row
+from pydantic import BaseModel, Field
 
-from api.deps import AuditedConn, Conn
+from api.deps import Actor, AuditedConn, Conn, Pool
+from api.routers.workshops import ImportProblem
 from api.schemas import AuditEntry, Bid, BidIn, BidPatch, BidStatus, GssCode, RoundCode
+from api.security import SHEET_BODY_LIMIT
+from bids import awards, records
 from bids import queries as q
-from bids import records
+from bids.sheetbudget import read_sheet_within_budget
+from bids.sheets import AWARDS, MAX_FILE_BYTES
+from core.audit import set_actor
 
 router = APIRouter(prefix="/api/v1", tags=["bids"])
 
@@ -52,6 +59,52 @@ def update_bid(bid_id: IdPath, body: BidPatch, conn: AuditedConn) -> dict[str, A
     if "status" in changes and changes["status"] is None:
         changes.pop("status")
     return records.update_bid(conn, bid_id, changes)
+
+
+class AwardRow(BaseModel):
+    row: int = Field(description="Row number in the sheet")
+    council: str
+    council_code: str | None
+    scheme: str
+    amount: Decimal | None
+    partner_codes: list[str]
+    outcome: str = Field(description="new, update, unchanged or error")
+    problems: list[ImportProblem]
+    bid_id: int | None
+
+
+class AwardImport(BaseModel):
+    committed: bool
+    round_code: str
+    counts: dict[str, int]
+    rows: list[AwardRow]
+
+
+@router.post(
+    "/fund-rounds/{code}/award-import",
+    response_model=AwardImport,
+    summary="Import a published award list",
+    max_body_size=SHEET_BODY_LIMIT,
+)
+def import_award_list(
+    code: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")],
+    file: Annotated[UploadFile, File(description="The list: .xlsx or .csv")],
+    pool: Pool,
+    actor: Actor,
+    commit: Annotated[
+        bool, Query(description="false: preview only (default); true: apply the good rows")
+    ] = False,
+) -> AwardImport:
+    """Import a fund's published award list into a round: a council (or a partnership's lead
+    council), the scheme, the amount awarded ('£1,234,567', '£1.2m'), and partner councils
+    separated by ';'. Councils are matched as they were on the round's results day, as in
+    attendance sheets; each good row becomes (or updates) that council's successful bid for the
+    scheme. Preview first; the same list again changes nothing."""
+    rows = read_sheet_within_budget(file.filename or "", file.file.read(MAX_FILE_BYTES + 1), AWARDS)
+    with pool.connection() as conn:
+        set_actor(conn, actor)
+        result = awards.import_awards(conn, code, rows, commit)
+    return AwardImport.model_validate(result, from_attributes=True)
 
 
 @router.get("/audit", response_model=list[AuditEntry], summary="Audit log")

@@ -74,6 +74,7 @@ def table(w: dict[str, Any]) -> list[tuple[str, str, str, str, dict[str, Any]]]:
         ("POST", "/api/v1/speakers/erasure", "officer", "/api/v1/speakers/erasure", {"json": {"name": "Nobody At All"}}),
         ("POST", "/api/v1/households/{ref}/erasure", "admin", "/api/v1/households/HH-GONE/erasure", {}),
         ("GET", "/api/v1/bids", "officer", "/api/v1/bids", {}),
+        ("POST", "/api/v1/fund-rounds/{code}/award-import", "officer", "/api/v1/fund-rounds/2012/award-import", {"files": {"file": ("a.csv", b"Council,Scheme,Amount\nLeeds City Council,Weekly,100\n")}}),
         ("POST", "/api/v1/bids", "officer", "/api/v1/bids", {"json": {"council_code": "E06000003", "round_code": "2012", "status": "intending"}}),
         ("GET", "/api/v1/bids/{bid_id}", "officer", f"/api/v1/bids/{w['bid']}", {}),
         ("PATCH", "/api/v1/bids/{bid_id}", "officer", f"/api/v1/bids/{w['bid']}", {"json": {"notes": "n"}}),
