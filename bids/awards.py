@@ -116,8 +116,15 @@ def check_awards(
         elif key in existing:
             bid_id, amount, status, partners = existing[key]
             a.bid_id = bid_id
-            same = (amount, status, partners) == (a.amount, "successful", a.partner_codes)
-            a.outcome = "unchanged" if same else "update"
+            if not cells.get("partners", "").strip():
+                a.partner_codes = partners  # the list names none: the recorded ones stay
+            if status == "withdrawn":
+                why = "this bid was withdrawn; change it by hand if it is awarded again"
+                a.problems.append(Problem("council", why))
+                a.outcome = "error"
+            else:
+                same = (amount, status, partners) == (a.amount, "successful", a.partner_codes)
+                a.outcome = "unchanged" if same else "update"
         out.append(a)
     return out
 

@@ -192,7 +192,10 @@ def _rows_from_grid(
             continue
         if len(out) >= MAX_ROWS:
             raise SheetError(f"the sheet has more than {MAX_ROWS:,} rows; split it")
-        cells = {f: (row[j] if j < len(row) else "") for j, f in enumerate(columns) if f}
+        cells: dict[str, str] = {}
+        for j, f in enumerate(columns):
+            if f and f not in cells:  # two columns for one field: the first one counts
+                cells[f] = row[j] if j < len(row) else ""
         out.append(SheetRow(n, cells))
     return out
 

@@ -128,8 +128,13 @@ ERASE_HOUSEHOLD_DATA: tuple[LiteralString, ...] = (
     "DELETE FROM anomalies WHERE household_ref = %(ref)s",
     "DELETE FROM usage_hourly WHERE household_ref = %(ref)s",
     "DELETE FROM usage_daily WHERE household_ref = %(ref)s",
-    "UPDATE weekly_reports SET html = replace(html, %(ref)s, %(erased)s), "
-    "csv = replace(csv, %(ref)s, %(erased)s) "
+    # refs are letters, digits, - and _ (a CHECK): safe in a pattern; whole words only, so
+    # HH-004 is not replaced inside HH-0042
+    "UPDATE weekly_reports SET "
+    "html = regexp_replace(html, '(?<![A-Za-z0-9_-])' || %(ref)s || '(?![A-Za-z0-9_-])', "
+    "%(erased)s, 'g'), "
+    "csv = regexp_replace(csv, '(?<![A-Za-z0-9_-])' || %(ref)s || '(?![A-Za-z0-9_-])', "
+    "%(erased)s, 'g') "
     "WHERE strpos(html, %(ref)s) > 0 OR strpos(csv, %(ref)s) > 0",
     "DELETE FROM devices WHERE household_ref = %(ref)s",
     "DELETE FROM households WHERE ref = %(ref)s",

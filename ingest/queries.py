@@ -79,6 +79,7 @@ DEAD_LETTER_TYPES = ["timestamptz", "text", "text", "text", "text", "int4", "byt
 DEAD_LETTERS_TO_REPLAY: LiteralString = """
 SELECT id, topic, payload FROM dead_letters
 WHERE replayed_at IS NULL AND NOT truncated
+  AND reason <> 'too_many_dead_letters'  -- a count of letters not kept: nothing to replay
   AND (%(reason)s::text IS NULL OR reason = %(reason)s)
 ORDER BY id
 LIMIT %(limit)s

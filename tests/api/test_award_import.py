@@ -62,3 +62,16 @@ def test_an_award_list_is_previewed_committed_and_idempotent(api: TestClient) ->
     assert Decimal(bids["E08000025"]["amount_awarded"]) == Decimal("29785495")
     again = api.post(url, files=files, params={"commit": "true"}).json()
     assert again["counts"] == {"new": 0, "update": 0, "unchanged": 4, "error": 2}
+
+    # a list naming no partners keeps the recorded ones; a withdrawn bid is not revived
+    bare = LIST.replace("Bradford MDC; Wakefield", "")
+    kept = api.post(url, files={"file": ("a.csv", bare.encode())}, params={"commit": "true"})
+    assert kept.json()["counts"]["unchanged"] == 4, kept.text
+    leeds = api.get(f"/api/v1/bids/{bids['E08000035']['id']}").json()
+    assert leeds["partner_codes"] == ["E08000032", "E08000036"]
+    kettering = bids["E07000153"]["id"]
+    assert api.patch(f"/api/v1/bids/{kettering}", json={"status": "withdrawn"}).status_code == 200
+    back = api.post(url, files=files, params={"commit": "true"}).json()
+    row = next(r for r in back["rows"] if r["council"] == "Kettering Borough Council")
+    assert row["outcome"] == "error" and "withdrawn" in row["problems"][0]["message"]
+    assert api.get(f"/api/v1/bids/{kettering}").json()["status"] == "withdrawn"

@@ -143,3 +143,29 @@ def test_the_api_is_served_without_an_access_log(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
     api_cmd()
     assert seen["access_log"] is False
+
+
+def test_erasing_a_household_leaves_reports_naming_another_alone(
+    db: Conn, served: str, tokens: dict[str, str]
+) -> None:
+    """A weekly report naming HH-x1 and HH-x10: erasing HH-x1 replaces the first only."""
+    u = uuid.uuid4().hex[:6]
+    short, longer = f"HH-{u}1", f"HH-{u}10"
+    add_devices(db, [Device(f"ERB-{u.upper()}", short)])
+    db.execute(
+        "INSERT INTO weekly_reports (period_start, period_end, html, csv) "
+        "VALUES ('1999-01-04', '1999-01-11', %s, %s)",
+        (f"<td>{short}</td><td>{longer}</td>", f"{short},1\n{longer},2\n"),
+    )
+    try:
+        r = httpx2.post(
+            f"{served}/api/v1/households/{short}/erasure", headers=bearer(tokens["admin"])
+        )
+        assert r.status_code == 200, r.text
+        html, csv = db.execute(
+            "SELECT html, csv FROM weekly_reports WHERE period_start = '1999-01-04'"
+        ).fetchone() or ("", "")
+        assert html == f"<td>[erased household]</td><td>{longer}</td>"
+        assert csv == f"[erased household],1\n{longer},2\n"
+    finally:
+        db.execute("DELETE FROM weekly_reports WHERE period_start = '1999-01-04'")
