@@ -4,17 +4,21 @@ comparison), then pandas on that small frame — one row per household, never ra
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from datetime import date
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import pandas as pd
 import psycopg
 
 from analytics import queries as q
+from core import clock
 
 Conn = psycopg.Connection[Any]
-Source = Literal["rollup", "raw"]
+# current: the rollups and the readings received since (true at once, the default); rollup:
+# the rollups alone (as of their watermark); raw: the readings alone (the benchmark's comparison)
+Source = Literal["current", "rollup", "raw"]
+LATE_WINDOW = timedelta(hours=168)  # the usage series' and the rollup job's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class Kpis:
     faults_per_100_uses: float | None
     completeness: float | None
     time_of_day: list[HourShare]
+    as_of: datetime | None = None  # the readings received up to this instant are counted
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,25 +123,57 @@ def pilot_kpis(
     cohort: str | None = None,
     food_kg_per_use: float = 0.22,
     tz: str = "Europe/London",
-    source: Source = "rollup",
+    source: Source = "current",
+    late_window: timedelta = LATE_WINDOW,
 ) -> Kpis:
     """KPIs for local days [start, end) of the whole pilot or one cohort."""
-    params = {"start": start, "end": end, "cohort": cohort, "tz": tz}
+    row = conn.execute(q.USAGE_WATERMARK).fetchone()
+    watermark: datetime | None = row[0] if row else None
+    now = clock.now()
+    params: dict[str, Any] = {
+        "start": start,
+        "end": end,
+        "cohort": cohort,
+        "tz": tz,
+        "watermark": watermark or datetime.min.replace(tzinfo=UTC),
+        # as the usage series: readings stamped before the late window reach the rollups only
+        # by a rebuild (and looking for them would scan every chunk of the period)
+        "late_from": now - late_window if watermark else datetime.min.replace(tzinfo=UTC),
+    }
+    params["fresh_day"] = start
+    if watermark:
+        row = conn.execute(q.KPI_OLDEST_FRESH, params).fetchone()
+        oldest = min(watermark, row[0]) if row and row[0] else watermark
+        params["fresh_day"] = max(start, oldest.astimezone(clock.LONDON).date())
+    households_sql = {
+        "current": q.KPI_HOUSEHOLDS_CURRENT,
+        "rollup": q.KPI_HOUSEHOLDS_ROLLUP,
+        "raw": q.KPI_HOUSEHOLDS_RAW,
+    }[source]
+    rollup_profile = q.KPI_PROFILE_DAILY if tz == "Europe/London" else q.KPI_PROFILE_HOURLY
     with conn.cursor() as cur:
         cur.execute(q.KPI_ENROLLED, params)
         enrolled = pd.DataFrame(cur.fetchall(), columns=["household", "cohort", "days_enrolled"])
-        cur.execute(q.KPI_HOUSEHOLDS_ROLLUP if source == "rollup" else q.KPI_HOUSEHOLDS_RAW, params)
+        cur.execute(households_sql, params)
         cols = [c.name for c in cur.description or []]
         usage = pd.DataFrame(cur.fetchall(), columns=cols)
-        if source == "raw":
-            profile_sql = q.KPI_PROFILE_RAW
-        else:
-            profile_sql = q.KPI_PROFILE_DAILY if tz == "Europe/London" else q.KPI_PROFILE_HOURLY
-        cur.execute(profile_sql, params)
-        profile = pd.DataFrame(cur.fetchall(), columns=["hour_of_day", "uses", "water_l"])
+        rows = []
+        for sql in {
+            "current": [rollup_profile, q.KPI_PROFILE_FRESH],
+            "rollup": [rollup_profile],
+            "raw": [q.KPI_PROFILE_RAW],
+        }[source]:
+            rows += cur.execute(sql, params).fetchall()
+    profile = pd.DataFrame(rows, columns=["hour_of_day", "uses", "water_l"])
+    profile = (
+        profile.astype({"uses": float, "water_l": float})
+        .groupby("hour_of_day", as_index=False)
+        .sum()
+        .sort_values("hour_of_day")
+    )
     frame = enrolled.merge(usage, on="household", how="left")
     for c in ("uses", "run_s", "energy_wh", "water_l", "faults", "received", "missing"):
         frame[c] = pd.to_numeric(frame[c]).astype(float).fillna(0.0)
     frame["days_enrolled"] = frame["days_enrolled"].astype(float)
-    profile = profile.astype({"uses": float, "water_l": float})
-    return summarise(frame, profile, start, end, cohort, food_kg_per_use)
+    kpis = summarise(frame, profile, start, end, cohort, food_kg_per_use)
+    return replace(kpis, as_of=watermark if source == "rollup" else now)

@@ -168,6 +168,87 @@ SELECT r.*, coalesce(c.received, 0) AS received, coalesce(c.missing, 0) AS missi
 FROM r LEFT JOIN c USING (household)
 """
 
+# "current" KPIs: the rollups (exactly the readings received up to their watermark) plus the
+# readings received since, within the late window (the rule the usage series follows), so a fresh
+# pilot's figures are true before the first rollup. Completeness of the days from the
+# watermark's day on comes from the readings themselves (their rollup rows may be partial).
+KPI_HOUSEHOLDS_CURRENT: LiteralString = """
+WITH bounds AS (
+    SELECT (%(start)s::date::timestamp AT TIME ZONE 'Europe/London') AS t0,
+           (%(end)s::date::timestamp AT TIME ZONE 'Europe/London') AS t1,
+           (greatest(%(start)s::date, %(fresh_day)s::date)::timestamp
+                AT TIME ZONE 'Europe/London') AS tf
+), rolled AS (
+    SELECT household_ref AS household, sum(uses)::bigint AS uses, sum(run_s) AS run_s,
+           sum(energy_wh) AS energy_wh, sum(water_l) AS water_l, sum(faults)::bigint AS faults,
+           coalesce(sum(readings_received) FILTER (WHERE day < %(fresh_day)s), 0)::bigint
+               AS received,
+           coalesce(sum(readings_missing) FILTER (WHERE day < %(fresh_day)s), 0)::bigint
+               AS missing
+    FROM usage_daily
+    WHERE day >= %(start)s AND day < %(end)s
+    GROUP BY 1
+), fresh AS (
+    SELECT d.household_ref AS household,
+           count(*) FILTER (WHERE r.kind = 'run') AS uses,
+           coalesce(sum(r.run_s::float8), 0) AS run_s,
+           coalesce(sum(r.energy_wh::float8), 0) AS energy_wh,
+           coalesce(sum(r.water_l::float8), 0) AS water_l,
+           count(*) FILTER (WHERE r.kind = 'fault') AS faults,
+           0::bigint AS received, 0::bigint AS missing
+    FROM readings r JOIN devices d ON d.id = r.device_id, bounds b
+    WHERE r.ts >= greatest(b.t0, %(late_from)s) AND r.ts < b.t1
+      AND r.received_at > %(watermark)s
+    GROUP BY 1
+), per_day AS (
+    SELECT r.device_id, (r.ts AT TIME ZONE 'Europe/London')::date AS day,
+           count(DISTINCT r.seq) AS received, min(r.seq) AS min_seq, max(r.seq) AS max_seq
+    FROM readings r, bounds b
+    WHERE r.ts >= b.tf AND r.ts < b.t1
+    GROUP BY 1, 2
+), completeness AS (
+    SELECT dv.household_ref AS household, 0::bigint AS uses, 0::float8 AS run_s,
+           0::float8 AS energy_wh, 0::float8 AS water_l, 0::bigint AS faults,
+           sum(x.received)::bigint AS received,
+           sum(greatest(x.max_seq - coalesce(p.max_seq, x.min_seq - 1) - x.received, 0))::bigint
+               AS missing
+    FROM per_day x
+    JOIN devices dv ON dv.id = x.device_id
+    LEFT JOIN LATERAL (  -- the device's last seq before that day
+        SELECT coalesce(
+            (SELECT y.max_seq FROM per_day y
+             WHERE y.device_id = x.device_id AND y.day < x.day ORDER BY y.day DESC LIMIT 1),
+            (SELECT z.seq FROM readings z, bounds b
+             WHERE z.device_id = x.device_id AND z.ts < b.tf ORDER BY z.ts DESC LIMIT 1)
+        ) AS max_seq
+    ) p ON true
+    GROUP BY 1
+)
+SELECT household, sum(uses)::bigint AS uses, sum(run_s) AS run_s, sum(energy_wh) AS energy_wh,
+       sum(water_l) AS water_l, sum(faults)::bigint AS faults, sum(received)::bigint AS received,
+       sum(missing)::bigint AS missing
+FROM (SELECT * FROM rolled UNION ALL SELECT * FROM fresh UNION ALL SELECT * FROM completeness) u
+GROUP BY 1
+"""
+
+# the oldest reading received since the rollups' watermark (within the late window): its day and
+# the days after it take their completeness from the readings
+KPI_OLDEST_FRESH: LiteralString = """
+SELECT min(ts) FROM readings WHERE received_at > %(watermark)s AND ts >= %(late_from)s
+"""
+
+KPI_PROFILE_FRESH: LiteralString = """
+SELECT extract(hour FROM r.ts AT TIME ZONE %(tz)s)::int AS hour_of_day,
+       count(*) FILTER (WHERE r.kind = 'run') AS uses,
+       coalesce(sum(r.water_l::float8), 0) AS water_l
+FROM readings r JOIN devices d ON d.id = r.device_id JOIN households h ON h.ref = d.household_ref
+WHERE (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
+  AND r.ts >= greatest((%(start)s::date::timestamp AT TIME ZONE %(tz)s), %(late_from)s)
+  AND r.ts < (%(end)s::date::timestamp AT TIME ZONE %(tz)s)
+  AND r.received_at > %(watermark)s
+GROUP BY 1 ORDER BY 1
+"""
+
 KPI_PROFILE_HOURLY: LiteralString = """
 SELECT extract(hour FROM u.hour AT TIME ZONE %(tz)s)::int AS hour_of_day,
        sum(u.uses)::bigint AS uses, sum(u.water_l) AS water_l
@@ -199,7 +280,8 @@ GROUP BY 1 ORDER BY 1
 """
 
 # --- anomalies ---------------------------------------------------------------------------------
-# kind, device, household, value, detail
+# kind, device, household, value, then what the detail is written from (analytics.anomalies):
+# a count, a total and an instant
 ANOMALY_CHECKS: LiteralString = """
 WITH hh AS (  -- per household over the window, from the daily rollups
     SELECT household_ref, sum(uses) AS uses, sum(jams) AS jams, sum(leaks) AS leaks,
@@ -211,25 +293,19 @@ WITH hh AS (  -- per household over the window, from the daily rollups
     SELECT d.id, d.household_ref FROM devices d WHERE d.decommissioned_at IS NULL
 )
 SELECT 'offline', l.id, l.household_ref,
-       extract(epoch FROM %(now)s - s.last_seen) / 3600,
-       format('not heard from for %%s hours (last seen %%s)',
-              round((extract(epoch FROM %(now)s - s.last_seen) / 3600)::numeric, 1), s.last_seen)
+       extract(epoch FROM %(now)s - s.last_seen) / 3600, NULL::float8, NULL::float8, s.last_seen
 FROM live l JOIN device_status s ON s.device_id = l.id
 WHERE s.last_seen < %(now)s - make_interval(secs => %(offline_s)s)
 UNION ALL
-SELECT 'jam_rate', l.id, l.household_ref, hh.jams::float8 / hh.uses,
-       format('%%s jams in %%s uses over %%s days', hh.jams, hh.uses, %(days)s)
+SELECT 'jam_rate', l.id, l.household_ref, hh.jams::float8 / hh.uses, hh.jams, hh.uses, NULL
 FROM live l JOIN hh ON hh.household_ref = l.household_ref
 WHERE hh.uses > 0 AND hh.jams::float8 / hh.uses > %(jam_rate)s
 UNION ALL
-SELECT 'leak', l.id, l.household_ref, hh.leaks,
-       format('%%s leak events over %%s days', hh.leaks, %(days)s)
+SELECT 'leak', l.id, l.household_ref, hh.leaks, hh.leaks, NULL, NULL
 FROM live l JOIN hh ON hh.household_ref = l.household_ref
 WHERE hh.leaks > 0
 UNION ALL
-SELECT 'water_per_use', l.id, l.household_ref, hh.water_l / hh.uses,
-       format('%%s L per use over %%s days (normal: 1-1.5 L)',
-              round((hh.water_l / hh.uses)::numeric, 2), %(days)s)
+SELECT 'water_per_use', l.id, l.household_ref, hh.water_l / hh.uses, hh.water_l, hh.uses, NULL
 FROM live l JOIN hh ON hh.household_ref = l.household_ref
 WHERE hh.uses > 0 AND hh.water_l / hh.uses > %(water)s
 """
@@ -377,6 +453,7 @@ STORE_WEEKLY_REPORT: LiteralString = (
     "excluded.csv, created_at = now() RETURNING id"
 )
 OLDEST_READING: LiteralString = "SELECT min(ts) FROM readings"
+READINGS_COUNT: LiteralString = "SELECT count(*) FROM readings"
 DROP_READING_CHUNKS: LiteralString = "SELECT drop_chunks('readings', older_than => %s::timestamptz)"
 ANALYZE_AFFECTED_DAYS: LiteralString = "ANALYZE affected_days"
 DELETE_AFFECTED_PROFILE: LiteralString = (
@@ -395,3 +472,76 @@ DB_NOW: LiteralString = "SELECT now()"
 USAGE_WATERMARK: LiteralString = "SELECT received_until FROM rollup_watermarks WHERE name = 'usage'"
 
 DROP_OLD_DEAD_LETTERS: LiteralString = "DELETE FROM dead_letters WHERE received_at < %s"
+
+# --- one household, for "why does this home need a visit?" -------------------------------------
+HOUSEHOLD: LiteralString = """
+SELECT ref, cohort, joined_on, left_on FROM households WHERE ref = %(ref)s
+"""
+
+HOUSEHOLD_DEVICES: LiteralString = """
+SELECT d.id AS device_id, d.model, d.installed_on, d.decommissioned_at, s.online, s.status_at,
+       s.last_seen, s.last_seq, s.firmware, s.uptime_s, s.rssi_dbm
+FROM devices d LEFT JOIN device_status s ON s.device_id = d.id
+WHERE d.household_ref = %(ref)s
+ORDER BY d.decommissioned_at DESC NULLS FIRST, d.installed_on DESC, d.id
+"""
+
+HOUSEHOLD_FAULTS: LiteralString = """
+SELECT r.ts AS at, r.fault AS kind, r.device_id, r.water_l::float8 AS water_l
+FROM readings r JOIN devices d ON d.id = r.device_id
+WHERE d.household_ref = %(ref)s AND r.kind = 'fault' AND r.ts >= %(start)s AND r.ts < %(end)s
+ORDER BY r.ts DESC
+LIMIT 500
+"""
+
+# each stored seq of the household's devices in the period (and each device's last one before
+# it), in seq order: gaps and completeness are worked out from these
+HOUSEHOLD_SEQS: LiteralString = """
+SELECT device_id, seq, min(ts) AS ts FROM (
+    SELECT r.device_id, r.seq, r.ts
+    FROM readings r JOIN devices d ON d.id = r.device_id
+    WHERE d.household_ref = %(ref)s AND r.ts >= %(start)s AND r.ts < %(end)s
+    UNION ALL
+    SELECT p.device_id, p.seq, p.ts
+    FROM devices d CROSS JOIN LATERAL (
+        SELECT r.device_id, r.seq, r.ts FROM readings r
+        WHERE r.device_id = d.id AND r.ts < %(start)s ORDER BY r.ts DESC LIMIT 1
+    ) p
+    WHERE d.household_ref = %(ref)s
+) x
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+# the median household of a cohort, per UK day: uses of each household enrolled that day (a day
+# without use counts as 0), from the readings so a fresh pilot has it at once
+COHORT_DAILY_MEDIAN: LiteralString = """
+WITH days AS (
+    SELECT generate_series(%(first)s::date, %(last)s::date, interval '1 day')::date AS day
+), enrolled AS (
+    SELECT h.ref, days.day FROM households h CROSS JOIN days
+    WHERE h.cohort = %(cohort)s AND h.joined_on <= days.day
+      AND (h.left_on IS NULL OR h.left_on >= days.day)
+), uses AS (
+    SELECT d.household_ref AS ref, (r.ts AT TIME ZONE 'Europe/London')::date AS day,
+           count(*) AS uses
+    FROM readings r JOIN devices d ON d.id = r.device_id
+    JOIN households h ON h.ref = d.household_ref
+    WHERE h.cohort = %(cohort)s AND r.kind = 'run'
+      AND r.ts >= (%(first)s::date::timestamp AT TIME ZONE 'Europe/London')
+      AND r.ts < ((%(last)s::date + 1)::timestamp AT TIME ZONE 'Europe/London')
+    GROUP BY 1, 2
+)
+SELECT e.day, percentile_cont(0.5) WITHIN GROUP (ORDER BY coalesce(u.uses, 0)) AS median,
+       count(*)::int AS households
+FROM enrolled e LEFT JOIN uses u USING (ref, day)
+GROUP BY 1 ORDER BY 1
+"""
+
+HOUSEHOLD_ANOMALIES: LiteralString = """
+SELECT id, kind, household_ref, device_id, value, detail, first_seen, last_seen, resolved_at
+FROM anomalies
+WHERE household_ref = %(ref)s AND (resolved_at IS NULL OR resolved_at >= %(start)s)
+ORDER BY resolved_at DESC NULLS FIRST, last_seen DESC
+LIMIT 100
+"""

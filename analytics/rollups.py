@@ -69,8 +69,11 @@ def refresh(conn: Conn, late_window: timedelta, commit_lag: timedelta = COMMIT_L
             q.WATERMARK_FOR_UPDATE,
             (WATERMARK,),
         ).fetchone()
-        until = conn.execute(q.DB_NOW_MINUS, (commit_lag,)).fetchone()
-        assert until is not None  # noqa: S101  (SELECT returns a row)
+        lagged = conn.execute(q.DB_NOW_MINUS, (commit_lag,)).fetchone()
+        assert lagged is not None  # noqa: S101  (SELECT returns a row)
+        # never backwards: a refresh with a shorter lag (wastepilot run's, after a backfill)
+        # may have set it ahead of this one's; going back would count its readings twice
+        until = (max(lagged[0], row[0]) if row is not None else lagged[0],)
         if row is None:  # the first refresh: everything received so far, whatever its stamp
             conn.execute(q.AFFECTED_RANGE, {"start": EPOCH, "end": END_OF_TIME})
         else:

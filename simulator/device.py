@@ -66,13 +66,17 @@ def device_messages(
     rng: np.random.Generator,
     p: Params,
     offline: tuple[datetime, datetime] | None = None,
+    lost: frozenset[datetime] = frozenset(),
 ) -> list[OutMessage]:
     """Messages for ``events`` (time-ordered), advancing ``state``. A reading made while offline
-    waits in the backlog and leaves with the others as arrays when the spell ends."""
+    waits in the backlog and leaves with the others as arrays when the spell ends; the events
+    made at the ``lost`` instants are numbered but never sent (a gap in the device's seq)."""
     out: list[OutMessage] = []
     for e in events:
         r = reading_dict(h, state.next_seq, e)
         state.next_seq += 1
+        if e.at in lost:
+            continue
         done = e.at + timedelta(seconds=e.run_s)
         if offline and offline[0] <= done < offline[1]:
             state.backlog.append(r)

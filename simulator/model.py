@@ -202,6 +202,15 @@ def offline_spell(
     return start, start + timedelta(hours=float(rng.uniform(0.5, p.offline_hours_max)))
 
 
+def lost_readings(h: HouseholdSpec, day: date, seed: int, p: Params, n_events: int) -> range:
+    """Which of the day's events the device numbers but never sends (empty on most days)."""
+    rng = rng_for(seed, 4, h.index, day.toordinal())
+    if n_events == 0 or rng.random() >= p.readings_lost_rate_per_day:
+        return range(0)
+    first = int(rng.integers(0, n_events))
+    return range(first, min(n_events, first + int(rng.integers(1, 4))))
+
+
 def local_days(start: datetime, end: datetime) -> list[date]:
     """The local (Europe/London) days touching [start, end)."""
     d = start.astimezone(LONDON).date()

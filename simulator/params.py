@@ -42,6 +42,9 @@ class Params:
     # leaks and power losses, per device per day [E]
     leak_rate_per_day: float = 0.002
     power_loss_rate_per_day: float = 0.002
+    # readings a device numbers but loses before sending (a restart clears its send buffer),
+    # per device per day, 1-3 at a time: seq gaps, what data completeness measures [E]
+    readings_lost_rate_per_day: float = 0.01
     # offline spells per device per day and their length in hours; readings are buffered and
     # sent as one array when back [E]
     offline_rate_per_day: float = 0.03

@@ -19,7 +19,14 @@ from core import clock
 from core.topics import readings_topic, status_topic
 from simulator.device import DeviceState, OutMessage, device_messages, status_dict
 from simulator.faults import Malformed
-from simulator.model import HouseholdSpec, household_day, local_days, offline_spell, rng_for
+from simulator.model import (
+    HouseholdSpec,
+    household_day,
+    local_days,
+    lost_readings,
+    offline_spell,
+    rng_for,
+)
 from simulator.params import Params
 from simulator.publisher import Sink
 
@@ -73,10 +80,14 @@ def period_messages(
     for day in local_days(start, end):
         msgs: list[OutMessage] = []
         for h in fleet:
-            events = [e for e in household_day(h, day, seed, p) if start <= e.at < end]
+            whole_day = household_day(h, day, seed, p)
+            events = [e for e in whole_day if start <= e.at < end]
             rng = rng_for(seed, 3, h.index, day.toordinal())
             spell = offline_spell(h, day, seed, p)
-            msgs.extend(device_messages(h, events, seqs.get(h.device_id), rng, p, spell))
+            lost = frozenset(
+                whole_day[i].at for i in lost_readings(h, day, seed, p, len(whole_day))
+            )
+            msgs.extend(device_messages(h, events, seqs.get(h.device_id), rng, p, spell, lost))
         msgs.sort(key=lambda m: (m.due, m.device_id))
         yield from msgs
 

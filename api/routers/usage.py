@@ -10,8 +10,9 @@ from psycopg.rows import class_row
 from pydantic import AwareDatetime, BaseModel, Field
 
 from analytics import queries
+from analytics.household import HouseholdDetail, household_detail
 from analytics.usage import Bucket, household_usage
-from api.deps import Conn, HouseholdRef, checked_period, checked_zone
+from api.deps import AppSettings, Conn, HouseholdRef, checked_period, checked_zone
 
 router = APIRouter(prefix="/api/v1", tags=["usage"])
 
@@ -56,6 +57,19 @@ def list_households(
     newest reading: pick one here to ask for its usage."""
     with conn.cursor(row_factory=class_row(HouseholdOut)) as cur:
         return cur.execute(queries.HOUSEHOLDS, {"cohort": cohort, "limit": limit}).fetchall()
+
+
+@router.get("/households/{ref}", response_model=HouseholdDetail, summary="One household")
+def get_household(ref: HouseholdRef, conn: Conn, settings: AppSettings) -> HouseholdDetail:
+    """Why a home may need a visit, over its last 30 UK days: its devices (online, offline after
+    `WASTEPILOT_OFFLINE_AFTER_H` of silence, decommissioned; last seen, firmware, signal), its
+    faults with their times and counts by kind, the gaps in its readings (seqs that never
+    arrived) and per day its uses, litres, faults, readings received and missing, with the
+    median household of its cohort that day; and its anomalies."""
+    detail = household_detail(conn, ref, offline_after_h=settings.offline_after_h)
+    if detail is None:
+        raise HTTPException(404, f"no household {ref!r}")
+    return detail
 
 
 @router.get("/households/{ref}/usage", response_model=UsageSeries, summary="A household's usage")

@@ -1,100 +1,157 @@
-"""The analysts' pages: the dashboard and a household's page."""
+"""The analysts' pages: the dashboard and a household's page. Their figures are the API's (the
+same functions compute them) written for people by core/display.py."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-from urllib.parse import quote
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from psycopg.rows import dict_row
 
 from analytics import queries
-from analytics.kpis import pilot_kpis
+from analytics.household import household_detail
+from analytics.kpis import Kpis, pilot_kpis
 from analytics.usage import Bucket, usage_series
-from api.deps import Conn
-from api.web.common import LONDON, need, page
-from core import clock
+from api.deps import AppSettings, Conn
+from api.web.common import need, page
+from core import clock, display
 
 router = APIRouter(include_in_schema=False)
+
+BUCKET_WORDS = {"1h": "hour", "1d": "day", "1w": "week"}
+PERIODS = (7, 30, 90, 365)
+
+
+def kpi_rows(k: Kpis) -> list[tuple[str, str, str]]:
+    """(API field, label, value as people read it) for the dashboard's summary list."""
+    middle = (
+        f" (middle half of homes: {display.number(k.uses_per_household_day_p25)} to "
+        f"{display.number(k.uses_per_household_day_p75)})"
+        if k.uses_per_household_day_p25 is not None
+        else ""
+    )
+    return [
+        (
+            "households_active",
+            "Households",
+            f"{display.number(k.households_active, 0)} of "
+            f"{display.count(k.households_enrolled, 'household')} enrolled used their disposer",
+        ),
+        (
+            "uses_per_household_day_median",
+            "Uses per household per day (median)",
+            display.number(k.uses_per_household_day_median) + middle,
+        ),
+        (
+            "food_kg_diverted",
+            "Food waste diverted from bins (estimate)",
+            display.quantity(k.food_kg_diverted if k.households_active else None, "kg"),
+        ),
+        (
+            "water_l_per_household_day",
+            "Water per household per day",
+            display.quantity(k.water_l_per_household_day if k.households_active else None, "L"),
+        ),
+        (
+            "energy_wh_per_household_day",
+            "Electricity per household per day",
+            display.quantity(k.energy_wh_per_household_day if k.households_active else None, "Wh"),
+        ),
+        (
+            "faults_per_100_uses",
+            "Faults per 100 uses",
+            display.number(k.faults_per_100_uses, 2),
+        ),
+        ("completeness", "Data completeness (readings received)", display.percent(k.completeness)),
+    ]
 
 
 @router.get("/analysts")
 def dashboard(
-    request: Request, conn: Conn, bucket: str = "1d", days: int = 30, cohort: str = ""
+    request: Request,
+    conn: Conn,
+    settings: AppSettings,
+    bucket: str = "1d",
+    days: int = 30,
+    cohort: str = "",
 ) -> HTMLResponse:
     p = need(request, conn, "analyst")
-    b = Bucket(bucket) if bucket in ("1h", "1d", "1w") else Bucket.D1
-    days = days if days in (7, 30, 90, 365) else 30
+    b = Bucket(bucket) if bucket in BUCKET_WORDS else Bucket.D1
+    days = days if days in PERIODS else 30
     cohorts = [str(r[0]) for r in conn.execute(queries.COHORTS)]
     cohort = cohort if cohort in cohorts else ""
     end = clock.now()
     start = end - timedelta(days=days)
     series = usage_series(conn, "cohort" if cohort else "pilot", cohort or None, b, start, end)
-    today = end.astimezone(LONDON).date()
+    today = clock.today()
+    first, after = today - timedelta(days=days), today + timedelta(days=1)
     k = pilot_kpis(
-        conn, today - timedelta(days=days), today + timedelta(days=1), cohort=cohort or None
+        conn, first, after, cohort=cohort or None, food_kg_per_use=settings.food_kg_per_use
     )
-    kpis = [
-        ("Households enrolled / active", f"{k.households_enrolled} / {k.households_active}"),
-        ("Uses per household per day (median)", k.uses_per_household_day_median),
-        ("Food waste diverted (estimate, kg)", k.food_kg_diverted),
-        ("Water per household per day (L)", k.water_l_per_household_day),
-        ("Faults per 100 uses", k.faults_per_100_uses),
-        ("Data completeness", f"{k.completeness:.1%}" if k.completeness is not None else "-"),
-    ]
-    fmt = "%d %b %H:%M" if b is Bucket.H1 else "%d %b %Y"
-    points = [
-        {
-            "label": pt.bucket.astimezone(LONDON).strftime(fmt),
-            "uses": pt.uses,
-            "water_l": round(pt.water_l, 1),
-        }
-        for pt in series
-    ]
+    label: Callable[[datetime], str] = display.when if b is Bucket.H1 else display.day
+    points = [{"label": label(pt.bucket), "uses": pt.uses, "water_l": pt.water_l} for pt in series]
+    hours = [h for h in k.time_of_day if h.uses]
     chart = {
         "labels": [x["label"] for x in points],
         "uses": [x["uses"] for x in points],
-        "hours": [h.hour for h in k.time_of_day],
-        "shares": [h.share_of_uses for h in k.time_of_day],
+        "hours": [f"{h.hour:02d}:00" for h in k.time_of_day],
+        "shares": [round(100 * h.share_of_uses, 2) for h in k.time_of_day],
     }
     with conn.cursor(row_factory=dict_row) as cur:
         anomalies = cur.execute(
             queries.ANOMALIES, {"include_resolved": False, "limit": 50}
         ).fetchall()
+    query = {"start": first.isoformat(), "end": after.isoformat()}
+    if cohort:
+        query["cohort"] = cohort
     return page(
         request,
         "dashboard.html",
         title="Pilot dashboard",
         user=p,
         bucket=b.value,
+        bucket_words=BUCKET_WORDS,
+        periods=PERIODS,
         days=days,
         cohort=cohort,
         cohorts=cohorts,
-        kpis=kpis,
+        k=k,
+        kpis=kpi_rows(k),
+        first=first,
         points=points,
+        hours=hours,
         chart_json=json.dumps(chart).replace("</", "<\\/"),
         anomalies=anomalies,
-        start_iso=quote(start.isoformat()),
-        start_date=(today - timedelta(days=days)).isoformat(),
+        kpi_query=urlencode(query),
+        export_query=urlencode(
+            {"bucket": "1d", "start": start.isoformat(), **({"cohort": cohort} if cohort else {})}
+        ),
     )
 
 
 @router.get("/analysts/households/{ref}")
-def household_page(request: Request, conn: Conn, ref: str) -> HTMLResponse:
+def household_page(request: Request, conn: Conn, settings: AppSettings, ref: str) -> HTMLResponse:
     p = need(request, conn, "analyst")
-    if not conn.execute(queries.HOUSEHOLD_EXISTS, (ref,)).fetchone():
-        raise HTTPException(404, f"no household {ref!r}")
-    end = clock.now()
-    series = usage_series(conn, "household", ref, Bucket.D1, end - timedelta(days=30), end)
-    points = [
-        {
-            "label": pt.bucket.astimezone(LONDON).strftime("%d %b %Y"),
-            "uses": pt.uses,
-            "water_l": round(pt.water_l, 1),
-            "faults": pt.faults,
-        }
-        for pt in series
-    ]
-    return page(request, "household.html", title=ref, ref=ref, points=points, user=p)
+    h = household_detail(conn, ref, offline_after_h=settings.offline_after_h)
+    if h is None:
+        raise HTTPException(404, f"There is no household {ref} in the pilot")
+    chart: dict[str, Any] = {
+        "labels": [display.day(d.day) for d in h.days],
+        "uses": [d.uses for d in h.days],
+        "median": [d.cohort_median_uses for d in h.days],
+        "cohort": h.cohort,
+    }
+    return page(
+        request,
+        "household.html",
+        title=f"Household {h.ref}",
+        user=p,
+        h=h,
+        chart_json=json.dumps(chart).replace("</", "<\\/"),
+        export_query=urlencode({"bucket": "1d", "household": h.ref, "start": h.start.isoformat()}),
+    )

@@ -15,9 +15,11 @@ NODE = HERE / "node_modules"
 def mount_web(app: FastAPI) -> None:
     """The pages, /static/govuk (GOV.UK Frontend), /static/chart.js and our own /static files.
     Missing npm assets leave the pages unstyled but working (their tables are plain HTML)."""
+    from api.web.common import page_errors
     from api.web.pages import router
 
     app.include_router(router)
+    page_errors(app)
     app.mount(
         "/static/govuk",
         StaticFiles(directory=NODE / "govuk-frontend/dist/govuk", check_dir=False),

@@ -7,17 +7,20 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import SESSION_COOKIE, csrf_token
 from api.deps import Conn
-from core import auth
+from core import auth, display
 from core.audit import set_actor
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters.update(display.FILTERS)  # the one formatting layer (core/display.py)
 LONDON = ZoneInfo("Europe/London")
 HOME = {"officer": "/officers/workshops", "analyst": "/analysts", "admin": "/officers/workshops"}
 
@@ -49,3 +52,37 @@ def page(request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTM
     if session and "csrf" not in ctx:  # every page's sign-out form posts it
         ctx["csrf"] = csrf_token(session)
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)
+
+
+ERROR_TITLES = {
+    403: "You cannot see this page",
+    404: "Page not found",
+    405: "This page cannot be used that way",
+}
+NOT_PAGES = ("/api/", "/static/", "/metrics", "/healthz", "/readyz", "/docs", "/openapi")
+
+
+def page_errors(app: FastAPI) -> None:
+    """A person's browser gets a page for an error (what went wrong, a way on); API clients and
+    redirects get FastAPI's own answer."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def error_page(request: Request, exc: StarletteHTTPException) -> Response:
+        wants_html = "text/html" in request.headers.get("accept", "")
+        if exc.status_code < 400 or not wants_html or request.url.path.startswith(NOT_PAGES):
+            return await http_exception_handler(request, exc)
+        title = ERROR_TITLES.get(
+            exc.status_code,
+            "Sorry, there is a problem with the service"
+            if exc.status_code >= 500
+            else "There is a problem",
+        )
+        message = exc.detail if isinstance(exc.detail, str) else title
+        if exc.status_code == 404 and message == "Not Found":
+            message = "If you typed the web address, check it is correct."
+        if exc.status_code == 405:
+            message = "This address is for a form's button: go back and use the button."
+        ctx = {"title": title, "message": message, "status_code": exc.status_code, "errors": {}}
+        return templates.TemplateResponse(
+            request, "error.html", ctx, status_code=exc.status_code, headers=exc.headers
+        )

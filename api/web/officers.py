@@ -17,7 +17,7 @@ from bids import imports, records, registrations, report
 from bids.imports import LONDON
 from bids.sheetbudget import read_sheet_within_budget
 from bids.sheets import MAX_FILE_BYTES
-from core import auth
+from core import auth, display
 from core.audit import set_actor
 from core.errors import BidSupportError, SheetError
 
@@ -210,16 +210,27 @@ def take_up_page(request: Request, conn: Conn) -> HTMLResponse:
     p = need(request, conn, "officer")
     r = report.take_up(conn)
     summary = [
-        ("Councils reached", r.councils_reached),
-        ("People who attended", r.people_attended),
-        ("Attendance rate", f"{r.attendance_rate:.0%}" if r.attendance_rate is not None else "-"),
-        ("Councils reached that bid", r.reached_and_bid),
-        ("… and were funded", r.reached_and_funded),
-        ("Awarded to councils reached", f"£{r.reached_amount_awarded:,.0f}"),
-        *[(f"Reached, {k}", v) for k, v in r.by_council_type.items()],
-        *[(f"Reached, {k}", v) for k, v in r.by_region.items()],
+        ("Councils reached", display.count(r.councils_reached, "council")),
+        ("People who attended", display.count(r.people_attended, "person", "people")),
+        ("Attendance rate (of those booked)", display.percent(r.attendance_rate, 0)),
+        ("Councils reached that bid", display.count(r.reached_and_bid, "council")),
+        ("Councils reached that were funded", display.count(r.reached_and_funded, "council")),
+        ("Awarded to councils reached", display.money(r.reached_amount_awarded)),
     ]
-    return page(request, "take_up.html", title="Take-up report", r=r, summary=summary, user=p)
+    by_type = [
+        (display.words(k), display.count(n, "council")) for k, n in r.by_council_type.items()
+    ]
+    by_region = [(k, display.count(n, "council")) for k, n in r.by_region.items()]
+    return page(
+        request,
+        "take_up.html",
+        title="Take-up report",
+        r=r,
+        summary=summary,
+        by_type=by_type,
+        by_region=by_region,
+        user=p,
+    )
 
 
 @router.get("/officers/take-up.{fmt}")

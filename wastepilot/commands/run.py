@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -84,6 +86,33 @@ def example_request(s: Settings) -> str | None:
     )
 
 
+def roll_up_backfill(s: Settings, days: float, stop: threading.Event) -> None:
+    """Wait until ingest has stored what the simulator sent (the count of readings settles),
+    then roll it up: a refresh without the commit lag (nothing else is writing: the live
+    simulator has not started) and, for history older than the late window, a rebuild of those
+    days, so the scheduler's refreshes go on from there and no day is left to a manual rebuild.
+    """
+    from analytics import queries
+    from analytics.rollups import rebuild, refresh
+
+    with connect(s.db_url()) as conn:
+        conn.autocommit = True
+        last, steady = -1, 0
+        deadline = time.monotonic() + 120
+        while steady < 4 and time.monotonic() < deadline and not stop.is_set():
+            row = conn.execute(queries.READINGS_COUNT).fetchone()
+            n = int(str(row[0])) if row else 0
+            steady = steady + 1 if n == last else 0
+            last = n
+            time.sleep(0.5)
+        late_window = timedelta(hours=s.rollup_late_window_h)
+        refresh(conn, late_window, commit_lag=timedelta(0))
+        if timedelta(days=days) > late_window:
+            now = clock.now()
+            rebuild(conn, now - timedelta(days=days + 1), now + timedelta(hours=1))
+    console.print(f"history stored and rolled up: {last:,} readings in the database")
+
+
 def run_cmd(
     households: Annotated[int | None, typer.Option(min=1, help="Simulated households")] = None,
     backfill_days: Annotated[
@@ -99,15 +128,19 @@ def run_cmd(
     _first_admin(s)
     stop = stop_on_signals()
     exe = [sys.executable, "-m", "wastepilot"]
-    sim = [*exe, "simulate", "--backfill-days", str(backfill_days)]
-    if households:
-        sim += ["--households", str(households)]
-    procs = {
-        name: subprocess.Popen([*exe, name], env=_child_env(s))
-        for name in ("ingest", "api", "scheduler")
-    }
+    fleet = ["--households", str(households)] if households else []
+    procs = {name: subprocess.Popen([*exe, name], env=_child_env(s)) for name in ("ingest", "api")}
+    if backfill_days > 0:
+        # the history first, stored and rolled up before the scheduler and the live simulator
+        # start: the pages and KPIs then show all of it at once, even a backfill longer than
+        # the rollups' late window (which the scheduler's refresh would leave to a rebuild)
+        sim = [*exe, "simulate", "--backfill-days", str(backfill_days), "--no-live", *fleet]
+        if subprocess.run(sim, env=_child_env(s), check=False).returncode == 0:
+            roll_up_backfill(s, backfill_days, stop)
+    procs["scheduler"] = subprocess.Popen([*exe, "scheduler"], env=_child_env(s))
     time.sleep(1.0)
-    procs["simulator"] = subprocess.Popen(sim, env=_child_env(s))
+    live = [*exe, "simulate", "--backfill-days", "0", *fleet]
+    procs["simulator"] = subprocess.Popen(live, env=_child_env(s))
     at = f" (the clock moved to {clock.now():%Y-%m-%d %H:%M} UTC)" if s.clock_at else ""
     console.print(
         f"[bold]wastepilot is running[/]{at}: API http://{s.api_host}:{s.api_port}/ "
