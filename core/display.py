@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Final
 
 from babel.dates import format_date, format_datetime, format_timedelta
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel.numbers import format_currency, format_decimal, format_percent, format_scientific
 from babel.units import format_unit
 
 from core.clock import LONDON
@@ -44,7 +44,10 @@ def number(x: Number | None, places: int = 1) -> str:
     """6656.8 → "6,656.8"; places fixes the decimals shown."""
     if x is None or missing(x):
         return NO_DATA
-    return format_decimal(x, format=_pattern(places), locale=LOCALE)
+    try:
+        return format_decimal(x, format=_pattern(places), locale=LOCALE)
+    except InvalidOperation:  # beyond decimal's precision (no pilot figure is): 1.2E30
+        return format_scientific(x, format="0.0E0", locale=LOCALE)
 
 
 def quantity(x: Number | None, unit: str, places: int = 1) -> str:
@@ -52,7 +55,7 @@ def quantity(x: Number | None, unit: str, places: int = 1) -> str:
     if x is None or missing(x):
         return NO_DATA
     cldr = _UNITS.get(unit)
-    if cldr is None:
+    if cldr is None or abs(float(x)) >= 1e15:
         return f"{number(x, places)} {unit}"
     return format_unit(x, cldr, length="short", format=_pattern(places), locale=LOCALE)
 
@@ -61,6 +64,8 @@ def percent(x: Number | None, places: int = 1) -> str:
     """A share (0.9781) as a percentage: "97.8%"."""
     if x is None or missing(x):
         return NO_DATA
+    if abs(float(x)) >= 1e13:
+        return number(x * 100, places) + "%"
     return format_percent(x, format=_pattern(places) + "%", locale=LOCALE)
 
 

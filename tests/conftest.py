@@ -9,4 +9,9 @@ from wastepilot.localservices.state import use_local_services
 
 use_local_services()  # the services of `wastepilot services up`, as the CLI finds them
 
-pytest_plugins = ["tests.fixtures.clock", "tests.fixtures.database", "tests.fixtures.ingest"]
+pytest_plugins = [
+    "tests.fixtures.browser",
+    "tests.fixtures.clock",
+    "tests.fixtures.database",
+    "tests.fixtures.ingest",
+]

@@ -6,66 +6,22 @@ test-artifacts/."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import workshop_body
+from tests.helpers import (
+    ARTIFACTS,
+    csp_refusals,
+    serious_violations,
+    sign_in,
+    workshop_body,
+)
 
 pytestmark = pytest.mark.services
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-AXE = ROOT / "api/web/node_modules/axe-core/axe.min.js"
-CHROMIUM = Path("/usr/bin/chromium")
-PASSWORD = "correct horse battery staple"  # the test users' (tests/conftest.py)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium: run `wastepilot services browser`")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-def sign_in(page: Any, base: str, user: str) -> None:
-    page.goto(f"{base}/sign-in")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORD)
-    page.click("button:has-text('Sign in')")
-    page.wait_for_load_state()
-
-
-def csp_refusals(page: Any) -> list[str]:
-    """Start collecting what the page's content security policy refuses (none may be)."""
-    refused: list[str] = []
-    page.on(
-        "console",
-        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    return refused
-
-
-def serious_violations(page: Any) -> list[dict[str, Any]]:
-    # evaluated through the browser's debugging protocol: the pages' policy allows no inline
-    # script, so a <script> tag with axe's source would be refused
-    page.evaluate(AXE.read_text())
-    found: list[dict[str, Any]] = page.evaluate(
-        "async () => (await axe.run()).violations"
-        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
-        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))"
-    )
-    return found
 
 
 def test_an_officer_records_attendance_and_sees_it_in_the_table_and_report(

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from datetime import timedelta
 from typing import Annotated
 
@@ -86,6 +87,24 @@ def example_request(s: Settings) -> str | None:
     )
 
 
+def wait_for_ingest(s: Settings, stop: threading.Event, timeout_s: float = 30) -> None:
+    """Until ingest answers ready (connected to the broker and the database), so the simulator's
+    first messages find a subscriber; the simulator would send them again anyway."""
+    if not s.ingest_metrics_port:
+        time.sleep(1.0)
+        return
+    url = f"http://127.0.0.1:{s.ingest_metrics_port}/readyz"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not stop.is_set():
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+
+
 def roll_up_backfill(s: Settings, days: float, stop: threading.Event) -> None:
     """Wait until ingest has stored what the simulator sent (the count of readings settles),
     then roll it up: a refresh without the commit lag (nothing else is writing: the live
@@ -130,6 +149,7 @@ def run_cmd(
     exe = [sys.executable, "-m", "wastepilot"]
     fleet = ["--households", str(households)] if households else []
     procs = {name: subprocess.Popen([*exe, name], env=_child_env(s)) for name in ("ingest", "api")}
+    wait_for_ingest(s, stop)
     if backfill_days > 0:
         # the history first, stored and rolled up before the scheduler and the live simulator
         # start: the pages and KPIs then show all of it at once, even a backfill longer than

@@ -4,7 +4,9 @@
   var el = document.getElementById("chart-data");
   if (!el || !window.Chart) { return; }
   var data = JSON.parse(el.textContent);
-  var base = { animation: false, maintainAspectRatio: true, aspectRatio: 2.5,
+  // taller on a phone, so the lines and bars stay readable
+  var base = { animation: false, maintainAspectRatio: true,
+               aspectRatio: window.innerWidth < 641 ? 1.3 : 2.5,
                plugins: { legend: { display: false } } };
   var usage = document.getElementById("usage-chart");
   if (usage) {
@@ -16,7 +18,8 @@
     window.usageChart = new Chart(usage, {
       type: "line",
       data: { labels: data.labels, datasets: sets },
-      options: Object.assign({}, base, { plugins: { legend: { display: !!data.median } } })
+      options: Object.assign({}, base, {
+        plugins: { legend: { display: !!data.median, position: "bottom" } } })
     });
   }
   var profile = document.getElementById("profile-chart");
