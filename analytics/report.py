@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +18,7 @@ import psycopg
 from analytics import queries as q
 from analytics.kpis import Kpis, pilot_kpis
 from analytics.usage import Bucket, usage_series
-from core import clock
+from core import clock, display
 from core.settings import Settings
 
 LONDON = ZoneInfo("Europe/London")
@@ -31,6 +33,19 @@ FIGURES = (
     ("faults_per_100_uses", "Faults per 100 uses"),
     ("completeness", "Data completeness (received / expected)"),
 )
+
+# how each figure reads on the page (the CSV keeps the API's numbers)
+SHOWN: dict[str, Callable[[Any], str]] = {
+    "households_enrolled": partial(display.number, places=0),
+    "households_active": partial(display.number, places=0),
+    "uses_per_household_day_median": partial(display.number, places=2),
+    "uses_per_household_day_mean": partial(display.number, places=2),
+    "food_kg_diverted": partial(display.quantity, unit="kg"),
+    "water_l_per_household_day": partial(display.quantity, unit="L"),
+    "energy_wh_per_household_day": partial(display.quantity, unit="Wh"),
+    "faults_per_100_uses": partial(display.number, places=2),
+    "completeness": display.percent,
+}
 
 
 def last_full_week(today: date) -> tuple[date, date]:
@@ -104,20 +119,21 @@ def build(conn: psycopg.Connection[Any], start: date, end: date, s: Settings) ->
     w.writerow(["figure", f"{start}..{end}", f"{start - length}..{start}", "change"])
     w.writerows(rows)
     table = "\n".join(
-        f"<tr><th scope='row'>{escape(label)}</th><td>{escape(str(a))}</td>"
-        f"<td>{escape(str(b))}</td><td>{escape(c)}</td></tr>"
-        for label, a, b, c in rows
+        f"<tr><th scope='row'>{escape(label)}</th><td>{escape(SHOWN[key](a))}</td>"
+        f"<td>{escape(SHOWN[key](b))}</td><td>{escape(c or 'no earlier figure')}</td></tr>"
+        for (key, _), (label, a, b, c) in zip(FIGURES, rows, strict=True)
     )
     html = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>Disposer pilot report {start} to {end}</title>
+<title>Disposer pilot report {display.day(start)} to {display.day(end - timedelta(days=1))}</title>
 <style>body{{font-family:Arial,sans-serif;max-width:52em;margin:2em auto;color:#0b0c0c}}
 table{{border-collapse:collapse}}th,td{{border-bottom:1px solid #b1b4b6;padding:.3em .8em;
 text-align:left}}</style></head><body>
-<h1>Food-waste disposer pilot: week {start} to {end - timedelta(days=1)}</h1>
-<p>{current.households_active} of {current.households_enrolled} households used their
-disposer; an estimated {current.food_kg_diverted:,.1f} kg of food waste went to the sewer
-instead of the bin.</p>
+<h1>Food-waste disposer pilot: {display.day(start)} to {display.day(end - timedelta(days=1))}</h1>
+<p>{display.number(current.households_active, 0)} of
+{display.count(current.households_enrolled, "household")} used their disposer; an estimated
+{display.quantity(current.food_kg_diverted, "kg")} of food waste went to the sewer instead of
+the bin.</p>
 <table><thead><tr><th>Figure</th><th>This week</th><th>Week before</th><th>Change</th></tr>
 </thead><tbody>
 {table}
@@ -127,7 +143,7 @@ instead of the bin.</p>
 <h2>Time of day</h2>
 <img alt="Bar chart of water to the sewer by hour of day" src="data:image/png;base64,{profile_png}">
 <p>Food waste is estimated at {s.food_kg_per_use} kg per use (published range 0.15-0.3 kg).
-Generated {clock.now():%Y-%m-%d %H:%M} UTC.</p>
+Generated {display.when(clock.now())} (UK time).</p>
 </body></html>
 """
     return html, out.getvalue()

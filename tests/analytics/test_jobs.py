@@ -4,6 +4,7 @@ device health and the weekly report."""
 from __future__ import annotations
 
 import itertools
+import re
 import subprocess
 import sys
 import threading
@@ -186,6 +187,10 @@ def test_weekly_report_is_kept_and_downloadable(
         page = api.get(f"/api/v1/reports/weekly/{rid}.html")
         assert page.headers["content-type"].startswith("text/html")
         assert page.text.count("data:image/png;base64,") == 2
+        # written for people: units, UK dates, no None/nan
+        assert "16 Nov 2026 to 22 Nov 2026" in page.text
+        assert "<td>1.5 kg</td><td>0.2 kg</td>" in page.text  # 7 and 1 uses x 0.22 kg
+        assert not re.search(r"\bNone\b|\bnan\b", page.text)
         csv_text = api.get(f"/api/v1/reports/weekly/{rid}.csv").text
         # seven uses this week, one the week before (the change is of the figures shown)
         assert "Uses per household per day (mean),1.0,0.143,+599.3%" in csv_text
@@ -231,6 +236,6 @@ def test_report_command_writes_any_period(db: Conn, db_url: str, tmp_path: Path)
     )
     assert done.returncode == 0, done.stdout + done.stderr
     html = (tmp_path / "pilot-2026-06-01-to-2026-06-08.html").read_text()
-    assert "1 of 1 households used their" in html
+    assert "1 of\n1 household used their" in html
     csv_text = (tmp_path / "pilot-2026-06-01-to-2026-06-08.csv").read_text()
     assert csv_text.splitlines()[0] == "figure,2026-06-01..2026-06-08,2026-05-25..2026-06-01,change"
