@@ -18,6 +18,7 @@ from analytics.usage import Bucket, usage_series
 from core import clock
 
 DAYS = 30
+FAULTS_LISTED = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class Fault:
     at: datetime
     kind: str  # jam | overload | leak | power
     device_id: str
-    water_l: float
+    water_l: float | None  # optional on the wire for a fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +82,8 @@ class HouseholdDetail:
     as_of: datetime
     offline_after_h: float
     devices: list[DeviceState]
-    faults: list[Fault]
-    faults_by_kind: dict[str, int]
+    faults: list[Fault]  # the newest FAULTS_LISTED
+    faults_by_kind: dict[str, int]  # all of them
     gaps: list[Gap]
     days: list[Day]
     anomalies: list[dict[str, Any]] = field(default_factory=list)
@@ -129,14 +130,25 @@ def gaps_and_days(
 
 
 def household_detail(
-    conn: psycopg.Connection[Any], ref: str, *, offline_after_h: float = 48.0, days: int = DAYS
+    conn: psycopg.Connection[Any],
+    ref: str,
+    *,
+    offline_after_h: float = 48.0,
+    max_future_s: float = 300.0,
+    days: int = DAYS,
 ) -> HouseholdDetail | None:
-    """The household's last `days` UK days up to now; None if there is no such household."""
+    """The household's last `days` UK days up to now (and readings stamped as far ahead as
+    ingest accepts: a device clock running fast); None if there is no such household."""
     now = clock.now()
     today = now.astimezone(clock.LONDON).date()
     first = today - timedelta(days=days - 1)
     start = datetime.combine(first, datetime.min.time(), clock.LONDON)
-    params = {"ref": ref, "start": start, "end": now + timedelta(minutes=5)}
+    params = {
+        "ref": ref,
+        "start": start,
+        "end": now + timedelta(seconds=max_future_s),
+        "limit": FAULTS_LISTED,
+    }
     with conn.cursor(row_factory=dict_row) as cur:
         h = cur.execute(q.HOUSEHOLD, params).fetchone()
         if h is None:
@@ -157,6 +169,7 @@ def household_detail(
             for r in cur.execute(q.HOUSEHOLD_DEVICES, params)
         ]
         faults = [Fault(**r) for r in cur.execute(q.HOUSEHOLD_FAULTS, params)]
+        by_kind = {r["kind"]: int(r["n"]) for r in cur.execute(q.HOUSEHOLD_FAULT_COUNTS, params)}
         anomalies = cur.execute(q.HOUSEHOLD_ANOMALIES, params).fetchall()
         medians = {
             r["day"]: float(r["median"])
@@ -197,7 +210,7 @@ def household_detail(
         offline_after_h=offline_after_h,
         devices=devices,
         faults=faults,
-        faults_by_kind=dict(Counter(f.kind for f in faults).most_common()),
+        faults_by_kind=by_kind,
         gaps=gaps,
         days=day_rows,
         anomalies=anomalies,

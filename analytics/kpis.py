@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import psycopg
@@ -19,6 +20,7 @@ Conn = psycopg.Connection[Any]
 # the rollups alone (as of their watermark); raw: the readings alone (the benchmark's comparison)
 Source = Literal["current", "rollup", "raw"]
 LATE_WINDOW = timedelta(hours=168)  # the usage series' and the rollup job's default
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,43 @@ def summarise(
     )
 
 
+def _current(
+    cur: psycopg.Cursor[Any], params: dict[str, Any], t0: datetime, late_from: datetime, tz: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-household figures and the hour profile from the rollups and the readings received
+    since their watermark; again if a refresh moved the watermark in between (at most thrice,
+    then from the readings alone: never a reading counted twice)."""
+    london = tz == "Europe/London"
+    sql_profile = q.KPI_PROFILE_CURRENT_DAILY if london else q.KPI_PROFILE_CURRENT_HOURLY
+    for attempt in range(4):
+        row = cur.execute(q.USAGE_WATERMARK).fetchone()
+        wm: datetime | None = row[0] if row and attempt < 3 else None
+        p = {
+            **params,
+            "t0": t0,
+            "use_rollups": wm is not None,
+            "wm": wm or NEVER,
+            "fresh_from": max(t0, late_from) if wm else t0,
+        }
+        fresh = cur.execute(q.KPI_OLDEST_FRESH, p).fetchone() if wm else None
+        oldest = fresh[0] if fresh and fresh[0] else None
+        first = params["start"]
+        if wm is not None:
+            first = max(first, oldest.astimezone(clock.LONDON).date()) if oldest else params["end"]
+        p["fresh_day"] = first
+        p["fresh_day_from"] = datetime.combine(first, time(), clock.LONDON)
+        cur.execute(q.KPI_HOUSEHOLDS_CURRENT, p)
+        usage = pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description or []])
+        cur.execute(sql_profile, p)
+        profile = pd.DataFrame(
+            cur.fetchall(), columns=["hour_of_day", "uses", "water_l", "watermark_seen"]
+        )
+        seen = [*usage["watermark_seen"], *profile["watermark_seen"]]
+        if wm is None or all(x == wm for x in seen):
+            return usage.drop(columns="watermark_seen"), profile
+    raise AssertionError("unreachable")  # pragma: no cover  (the fourth pass uses no rollups)
+
+
 def pilot_kpis(
     conn: Conn,
     start: date,
@@ -127,50 +166,32 @@ def pilot_kpis(
     late_window: timedelta = LATE_WINDOW,
 ) -> Kpis:
     """KPIs for local days [start, end) of the whole pilot or one cohort."""
-    row = conn.execute(q.USAGE_WATERMARK).fetchone()
-    watermark: datetime | None = row[0] if row else None
     now = clock.now()
-    params: dict[str, Any] = {
-        "start": start,
-        "end": end,
-        "cohort": cohort,
-        "tz": tz,
-        "watermark": watermark or datetime.min.replace(tzinfo=UTC),
-        # as the usage series: readings stamped before the late window reach the rollups only
-        # by a rebuild (and looking for them would scan every chunk of the period)
-        "late_from": now - late_window if watermark else datetime.min.replace(tzinfo=UTC),
-    }
-    params["fresh_day"] = start
-    if watermark:
-        row = conn.execute(q.KPI_OLDEST_FRESH, params).fetchone()
-        oldest = min(watermark, row[0]) if row and row[0] else watermark
-        params["fresh_day"] = max(start, oldest.astimezone(clock.LONDON).date())
-    households_sql = {
-        "current": q.KPI_HOUSEHOLDS_CURRENT,
-        "rollup": q.KPI_HOUSEHOLDS_ROLLUP,
-        "raw": q.KPI_HOUSEHOLDS_RAW,
-    }[source]
-    rollup_profile = q.KPI_PROFILE_DAILY if tz == "Europe/London" else q.KPI_PROFILE_HOURLY
+    zone = ZoneInfo(tz)
+    t0 = datetime.combine(start, time(), zone)
+    t1 = datetime.combine(end, time(), zone)
+    params: dict[str, Any] = {"start": start, "end": end, "cohort": cohort, "tz": tz, "t1": t1}
     with conn.cursor() as cur:
         cur.execute(q.KPI_ENROLLED, params)
         enrolled = pd.DataFrame(cur.fetchall(), columns=["household", "cohort", "days_enrolled"])
-        cur.execute(households_sql, params)
-        cols = [c.name for c in cur.description or []]
-        usage = pd.DataFrame(cur.fetchall(), columns=cols)
-        rows = []
-        for sql in {
-            "current": [rollup_profile, q.KPI_PROFILE_FRESH],
-            "rollup": [rollup_profile],
-            "raw": [q.KPI_PROFILE_RAW],
-        }[source]:
-            rows += cur.execute(sql, params).fetchall()
-    profile = pd.DataFrame(rows, columns=["hour_of_day", "uses", "water_l"])
-    profile = (
-        profile.astype({"uses": float, "water_l": float})
-        .groupby("hour_of_day", as_index=False)
-        .sum()
-        .sort_values("hour_of_day")
-    )
+        if source == "current":
+            usage, profile = _current(cur, params, t0, now - late_window, tz)
+        else:
+            cur.execute(
+                q.KPI_HOUSEHOLDS_ROLLUP if source == "rollup" else q.KPI_HOUSEHOLDS_RAW, params
+            )
+            usage = pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description or []])
+            if source == "raw":
+                cur.execute(q.KPI_PROFILE_RAW, params)
+            else:
+                london = tz == "Europe/London"
+                cur.execute(q.KPI_PROFILE_DAILY if london else q.KPI_PROFILE_HOURLY, params)
+            profile = pd.DataFrame(cur.fetchall(), columns=["hour_of_day", "uses", "water_l"])
+        watermark = None
+        if source == "rollup":
+            row = cur.execute(q.USAGE_WATERMARK).fetchone()
+            watermark = row[0] if row else None
+    profile = profile[["hour_of_day", "uses", "water_l"]].astype({"uses": float, "water_l": float})
     frame = enrolled.merge(usage, on="household", how="left")
     for c in ("uses", "run_s", "energy_wh", "water_l", "faults", "received", "missing"):
         frame[c] = pd.to_numeric(frame[c]).astype(float).fillna(0.0)

@@ -170,14 +170,20 @@ FROM r LEFT JOIN c USING (household)
 
 # "current" KPIs: the rollups (exactly the readings received up to their watermark) plus the
 # readings received since, within the late window (the rule the usage series follows), so a fresh
-# pilot's figures are true before the first rollup. Completeness of the days from the
-# watermark's day on comes from the readings themselves (their rollup rows may be partial).
+# pilot's figures are true before the first rollup. The bounds are parameters (so TimescaleDB
+# leaves out the chunks outside them); each statement also returns the watermark it saw, and
+# the caller runs it again if a refresh moved it since it read it (else a reading could count
+# in both parts). With no watermark the rollups are not used (a rebuild alone leaves none).
+# Completeness of the days from `fresh_day` (the oldest reading received since the watermark)
+# comes from the readings themselves (their rollup rows may be partial).
+KPI_OLDEST_FRESH: LiteralString = """
+SELECT min(ts) FROM readings
+WHERE received_at > %(wm)s AND ts >= %(fresh_from)s AND ts < %(t1)s
+"""
+
 KPI_HOUSEHOLDS_CURRENT: LiteralString = """
-WITH bounds AS (
-    SELECT (%(start)s::date::timestamp AT TIME ZONE 'Europe/London') AS t0,
-           (%(end)s::date::timestamp AT TIME ZONE 'Europe/London') AS t1,
-           (greatest(%(start)s::date, %(fresh_day)s::date)::timestamp
-                AT TIME ZONE 'Europe/London') AS tf
+WITH seen AS (
+    SELECT max(received_until) AS wm FROM rollup_watermarks WHERE name = 'usage'
 ), rolled AS (
     SELECT household_ref AS household, sum(uses)::bigint AS uses, sum(run_s) AS run_s,
            sum(energy_wh) AS energy_wh, sum(water_l) AS water_l, sum(faults)::bigint AS faults,
@@ -186,7 +192,7 @@ WITH bounds AS (
            coalesce(sum(readings_missing) FILTER (WHERE day < %(fresh_day)s), 0)::bigint
                AS missing
     FROM usage_daily
-    WHERE day >= %(start)s AND day < %(end)s
+    WHERE day >= %(start)s AND day < %(end)s AND %(use_rollups)s
     GROUP BY 1
 ), fresh AS (
     SELECT d.household_ref AS household,
@@ -196,15 +202,14 @@ WITH bounds AS (
            coalesce(sum(r.water_l::float8), 0) AS water_l,
            count(*) FILTER (WHERE r.kind = 'fault') AS faults,
            0::bigint AS received, 0::bigint AS missing
-    FROM readings r JOIN devices d ON d.id = r.device_id, bounds b
-    WHERE r.ts >= greatest(b.t0, %(late_from)s) AND r.ts < b.t1
-      AND r.received_at > %(watermark)s
+    FROM readings r JOIN devices d ON d.id = r.device_id
+    WHERE r.ts >= %(fresh_from)s AND r.ts < %(t1)s AND r.received_at > %(wm)s
     GROUP BY 1
 ), per_day AS (
     SELECT r.device_id, (r.ts AT TIME ZONE 'Europe/London')::date AS day,
            count(DISTINCT r.seq) AS received, min(r.seq) AS min_seq, max(r.seq) AS max_seq
-    FROM readings r, bounds b
-    WHERE r.ts >= b.tf AND r.ts < b.t1
+    FROM readings r
+    WHERE r.ts >= %(fresh_day_from)s AND r.ts < %(t1)s
     GROUP BY 1, 2
 ), completeness AS (
     SELECT dv.household_ref AS household, 0::bigint AS uses, 0::float8 AS run_s,
@@ -214,40 +219,68 @@ WITH bounds AS (
                AS missing
     FROM per_day x
     JOIN devices dv ON dv.id = x.device_id
-    LEFT JOIN LATERAL (  -- the device's last seq before that day
+    LEFT JOIN LATERAL (  -- the device's last seq before that day, as the rollup takes it
         SELECT coalesce(
             (SELECT y.max_seq FROM per_day y
              WHERE y.device_id = x.device_id AND y.day < x.day ORDER BY y.day DESC LIMIT 1),
-            (SELECT z.seq FROM readings z, bounds b
-             WHERE z.device_id = x.device_id AND z.ts < b.tf ORDER BY z.ts DESC LIMIT 1)
+            (SELECT z.max_seq FROM device_daily z
+             WHERE z.device_id = x.device_id AND z.day < x.day ORDER BY z.day DESC LIMIT 1),
+            (SELECT r.seq FROM readings r
+             WHERE r.device_id = x.device_id AND r.ts < %(fresh_day_from)s
+             ORDER BY r.ts DESC LIMIT 1)
         ) AS max_seq
     ) p ON true
     GROUP BY 1
 )
 SELECT household, sum(uses)::bigint AS uses, sum(run_s) AS run_s, sum(energy_wh) AS energy_wh,
        sum(water_l) AS water_l, sum(faults)::bigint AS faults, sum(received)::bigint AS received,
-       sum(missing)::bigint AS missing
+       sum(missing)::bigint AS missing, (SELECT wm FROM seen) AS watermark_seen
 FROM (SELECT * FROM rolled UNION ALL SELECT * FROM fresh UNION ALL SELECT * FROM completeness) u
 GROUP BY 1
 """
 
-# the oldest reading received since the rollups' watermark (within the late window): its day and
-# the days after it take their completeness from the readings
-KPI_OLDEST_FRESH: LiteralString = """
-SELECT min(ts) FROM readings WHERE received_at > %(watermark)s AND ts >= %(late_from)s
-"""
-
-KPI_PROFILE_FRESH: LiteralString = """
+_PROFILE_FRESH: LiteralString = """
 SELECT extract(hour FROM r.ts AT TIME ZONE %(tz)s)::int AS hour_of_day,
        count(*) FILTER (WHERE r.kind = 'run') AS uses,
        coalesce(sum(r.water_l::float8), 0) AS water_l
 FROM readings r JOIN devices d ON d.id = r.device_id JOIN households h ON h.ref = d.household_ref
 WHERE (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s)
-  AND r.ts >= greatest((%(start)s::date::timestamp AT TIME ZONE %(tz)s), %(late_from)s)
-  AND r.ts < (%(end)s::date::timestamp AT TIME ZONE %(tz)s)
-  AND r.received_at > %(watermark)s
-GROUP BY 1 ORDER BY 1
+  AND r.ts >= %(fresh_from)s AND r.ts < %(t1)s AND r.received_at > %(wm)s
+GROUP BY 1
 """
+
+# the time-of-day profile: the per-day profile rollup (UK days) or the hourly one (another zone)
+# while there is a watermark, plus the readings received since
+KPI_PROFILE_CURRENT_DAILY: LiteralString = (
+    """
+SELECT hour_of_day, sum(uses)::bigint AS uses, sum(water_l) AS water_l,
+       (SELECT max(received_until) FROM rollup_watermarks WHERE name = 'usage') AS watermark_seen
+FROM (
+    SELECT p.hour::int AS hour_of_day, p.uses::bigint AS uses, p.water_l::float8 AS water_l
+    FROM usage_profile_daily p
+    WHERE p.day >= %(start)s AND p.day < %(end)s AND %(use_rollups)s
+      AND (%(cohort)s::text IS NULL OR p.cohort = %(cohort)s)
+    UNION ALL"""
+    + _PROFILE_FRESH
+    + """) x GROUP BY 1 ORDER BY 1
+"""
+)
+
+KPI_PROFILE_CURRENT_HOURLY: LiteralString = (
+    """
+SELECT hour_of_day, sum(uses)::bigint AS uses, sum(water_l) AS water_l,
+       (SELECT max(received_until) FROM rollup_watermarks WHERE name = 'usage') AS watermark_seen
+FROM (
+    SELECT extract(hour FROM u.hour AT TIME ZONE %(tz)s)::int AS hour_of_day,
+           u.uses::bigint AS uses, u.water_l::float8 AS water_l
+    FROM usage_hourly u JOIN households h ON h.ref = u.household_ref
+    WHERE (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s) AND %(use_rollups)s
+      AND u.hour >= %(t0)s AND u.hour < %(t1)s
+    UNION ALL"""
+    + _PROFILE_FRESH
+    + """) x GROUP BY 1 ORDER BY 1
+"""
+)
 
 KPI_PROFILE_HOURLY: LiteralString = """
 SELECT extract(hour FROM u.hour AT TIME ZONE %(tz)s)::int AS hour_of_day,
@@ -453,7 +486,6 @@ STORE_WEEKLY_REPORT: LiteralString = (
     "excluded.csv, created_at = now() RETURNING id"
 )
 OLDEST_READING: LiteralString = "SELECT min(ts) FROM readings"
-READINGS_COUNT: LiteralString = "SELECT count(*) FROM readings"
 DROP_READING_CHUNKS: LiteralString = "SELECT drop_chunks('readings', older_than => %s::timestamptz)"
 ANALYZE_AFFECTED_DAYS: LiteralString = "ANALYZE affected_days"
 DELETE_AFFECTED_PROFILE: LiteralString = (
@@ -487,11 +519,18 @@ ORDER BY d.decommissioned_at DESC NULLS FIRST, d.installed_on DESC, d.id
 """
 
 HOUSEHOLD_FAULTS: LiteralString = """
-SELECT r.ts AS at, r.fault AS kind, r.device_id, r.water_l::float8 AS water_l
+SELECT r.ts AS at, coalesce(r.fault, 'unknown') AS kind, r.device_id, r.water_l::float8 AS water_l
 FROM readings r JOIN devices d ON d.id = r.device_id
 WHERE d.household_ref = %(ref)s AND r.kind = 'fault' AND r.ts >= %(start)s AND r.ts < %(end)s
 ORDER BY r.ts DESC
-LIMIT 500
+LIMIT %(limit)s
+"""
+
+HOUSEHOLD_FAULT_COUNTS: LiteralString = """
+SELECT coalesce(r.fault, 'unknown') AS kind, count(*) AS n
+FROM readings r JOIN devices d ON d.id = r.device_id
+WHERE d.household_ref = %(ref)s AND r.kind = 'fault' AND r.ts >= %(start)s AND r.ts < %(end)s
+GROUP BY 1 ORDER BY 2 DESC, 1
 """
 
 # each stored seq of the household's devices in the period (and each device's last one before

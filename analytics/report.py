@@ -62,6 +62,15 @@ def _change(now: float | int | None, before: float | int | None) -> str:
     return f"{(now - before) / before:+.1%}"
 
 
+def _no_change(now: float | int | None, before: float | int | None) -> str:
+    """What the report's change column says where there is no percentage to give."""
+    if now is None:
+        return "no figure this week"
+    if before is None:
+        return "no earlier figure"
+    return "no change" if now == before else ""
+
+
 def comparison(current: Kpis, previous: Kpis) -> list[tuple[str, Any, Any, str]]:
     """(figure, this period, previous period, change) for the report's table."""
     out = []
@@ -120,7 +129,7 @@ def build(conn: psycopg.Connection[Any], start: date, end: date, s: Settings) ->
     w.writerows(rows)
     table = "\n".join(
         f"<tr><th scope='row'>{escape(label)}</th><td>{escape(SHOWN[key](a))}</td>"
-        f"<td>{escape(SHOWN[key](b))}</td><td>{escape(c or 'no earlier figure')}</td></tr>"
+        f"<td>{escape(SHOWN[key](b))}</td><td>{escape(c or _no_change(a, b))}</td></tr>"
         for (key, _), (label, a, b, c) in zip(FIGURES, rows, strict=True)
     )
     html = f"""<!doctype html>

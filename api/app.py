@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.auth import SESSION_COOKIE, allow
 from api.errors import status_of
@@ -16,6 +16,7 @@ from api.metrics import instrument
 from api.routers import admin, analytics, bids, councils, health, reports, usage, workshops
 from api.security import DEFAULT_BODY_LIMIT, RequestGuard
 from api.web.assets import mount_web
+from api.web.common import error_page, wants_page
 from core.db import open_pool
 from core.errors import BidSupportError
 from core.settings import Settings, get_settings
@@ -65,8 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
     @app.exception_handler(psycopg.DataError)
-    def data_error(request: Request, exc: psycopg.DataError) -> JSONResponse:
+    def data_error(request: Request, exc: psycopg.DataError) -> Response:
         # the database refused a value the models let through (e.g. a date out of its range)
+        if wants_page(request):
+            return error_page(request, 400, "The web address has a value out of range: check it.")
         return JSONResponse(
             {"detail": f"a value is out of range: {exc.diag.message_primary or exc}"},
             status_code=422,

@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -150,7 +151,11 @@ def main() -> None:
                 f"household {ref}: daily series for {args.days} days",
             ),
             "kpis_90d": (
-                lambda roll: pilot_kpis(conn, k0, k1, source="rollup" if roll else "raw"),
+                # what the API serves (rollups + readings received since) against raw readings;
+                # the instant they were computed at aside
+                lambda roll: replace(
+                    pilot_kpis(conn, k0, k1, source="current" if roll else "raw"), as_of=None
+                ),
                 "pilot KPIs for 90 days",
             ),
             "cohort_week": (

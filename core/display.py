@@ -44,6 +44,8 @@ def number(x: Number | None, places: int = 1) -> str:
     """6656.8 → "6,656.8"; places fixes the decimals shown."""
     if x is None or missing(x):
         return NO_DATA
+    if abs(float(x)) < 0.5 * 10**-places:
+        x = 0  # no "-0.0"
     try:
         return format_decimal(x, format=_pattern(places), locale=LOCALE)
     except InvalidOperation:  # beyond decimal's precision (no pilot figure is): 1.2E30
@@ -73,16 +75,24 @@ def money(x: Number | None) -> str:
     """Pounds, whole: "£1,250,000"; pence only when there are some ("£12.50")."""
     if x is None or missing(x):
         return NO_DATA
-    whole = Decimal(str(x)) == Decimal(str(x)).to_integral_value()
-    return format_currency(
-        x, "GBP", format="¤#,##0" if whole else "¤#,##0.00", currency_digits=False, locale=LOCALE
-    )
+    try:
+        whole = Decimal(str(x)) == Decimal(str(x)).to_integral_value()
+        return format_currency(
+            x,
+            "GBP",
+            format="¤#,##0" if whole else "¤#,##0.00",
+            currency_digits=False,
+            locale=LOCALE,
+        )
+    except InvalidOperation:  # beyond decimal's precision
+        return "£" + number(x, 0)
 
 
 def count(n: int | None, singular: str, plural: str | None = None) -> str:
     """ "1 leak event", "2 leak events", "1,204 uses"."""
-    if n is None:
+    if n is None or missing(n):
         return NO_DATA
+    n = round(n)
     word = singular if n == 1 else (plural or singular + "s")
     return f"{number(n, 0)} {word}"
 
@@ -114,7 +124,8 @@ def duration(td: timedelta) -> str:
 
 
 def seconds(n: float) -> timedelta:
-    return timedelta(seconds=n)
+    """Seconds as a span (a device reporting an absurd uptime reads as a century)."""
+    return timedelta(seconds=min(max(n, 0), 100 * 365.25 * 86400))
 
 
 # Codes the database stores and the words people read for them, with the GOV.UK tag colour

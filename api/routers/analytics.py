@@ -95,7 +95,9 @@ def kpis(
     """For local days [start, end): households enrolled and active; uses per household per day
     (median, quartiles, mean); estimated kg of food waste diverted; litres and Wh per household
     per day; the time-of-day profile of sewer load; faults per 100 uses; data completeness
-    (readings received ÷ expected from each device's sequence numbers). From the rollups."""
+    (readings received ÷ expected from each device's sequence numbers); `as_of`, the instant
+    they were computed. From the rollups and the readings received since their last refresh,
+    so a new pilot's figures are there at once."""
     checked_zone(tz)
     start, end = _kpi_period(start, end)
     return pilot_kpis(

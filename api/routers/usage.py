@@ -66,7 +66,12 @@ def get_household(ref: HouseholdRef, conn: Conn, settings: AppSettings) -> House
     faults with their times and counts by kind, the gaps in its readings (seqs that never
     arrived) and per day its uses, litres, faults, readings received and missing, with the
     median household of its cohort that day; and its anomalies."""
-    detail = household_detail(conn, ref, offline_after_h=settings.offline_after_h)
+    detail = household_detail(
+        conn,
+        ref,
+        offline_after_h=settings.offline_after_h,
+        max_future_s=settings.ingest_max_future_s,
+    )
     if detail is None:
         raise HTTPException(404, f"no household {ref!r}")
     return detail

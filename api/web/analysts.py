@@ -3,7 +3,6 @@ same functions compute them) written for people by core/display.py."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +17,7 @@ from analytics.household import household_detail
 from analytics.kpis import Kpis, pilot_kpis
 from analytics.usage import Bucket, usage_series
 from api.deps import AppSettings, Conn
-from api.web.common import need, page
+from api.web.common import need, page, script_json
 from core import clock, display
 
 router = APIRouter(include_in_schema=False)
@@ -125,7 +124,7 @@ def dashboard(
         first=first,
         points=points,
         hours=hours,
-        chart_json=json.dumps(chart).replace("</", "<\\/"),
+        chart_json=script_json(chart),
         anomalies=anomalies,
         kpi_query=urlencode(query),
         export_query=urlencode(
@@ -137,9 +136,14 @@ def dashboard(
 @router.get("/analysts/households/{ref}")
 def household_page(request: Request, conn: Conn, settings: AppSettings, ref: str) -> HTMLResponse:
     p = need(request, conn, "analyst")
-    h = household_detail(conn, ref, offline_after_h=settings.offline_after_h)
+    h = household_detail(
+        conn,
+        ref,
+        offline_after_h=settings.offline_after_h,
+        max_future_s=settings.ingest_max_future_s,
+    )
     if h is None:
-        raise HTTPException(404, f"There is no household {ref} in the pilot")
+        raise HTTPException(404, "There is no such household in the pilot.")
     chart: dict[str, Any] = {
         "labels": [display.day(d.day) for d in h.days],
         "uses": [d.uses for d in h.days],
@@ -152,6 +156,6 @@ def household_page(request: Request, conn: Conn, settings: AppSettings, ref: str
         title=f"Household {h.ref}",
         user=p,
         h=h,
-        chart_json=json.dumps(chart).replace("</", "<\\/"),
+        chart_json=script_json(chart),
         export_query=urlencode({"bucket": "1d", "household": h.ref, "start": h.start.isoformat()}),
     )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -62,27 +67,51 @@ ERROR_TITLES = {
 NOT_PAGES = ("/api/", "/static/", "/metrics", "/healthz", "/readyz", "/docs", "/openapi")
 
 
+def wants_page(request: Request) -> bool:
+    """A person's browser asking for one of the pages (not the API, assets or docs)."""
+    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(
+        NOT_PAGES
+    )
+
+
+def error_page(request: Request, status_code: int, message: str) -> Response:
+    title = ERROR_TITLES.get(
+        status_code,
+        "Sorry, there is a problem with the service"
+        if status_code >= 500
+        else "There is a problem",
+    )
+    ctx = {"title": title, "message": message, "status_code": status_code, "errors": {}}
+    return templates.TemplateResponse(request, "error.html", ctx, status_code=status_code)
+
+
+def script_json(data: object) -> str:
+    """JSON for a <script type="application/json"> block: no "<" can end the block or open a
+    comment in it."""
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def page_errors(app: FastAPI) -> None:
     """A person's browser gets a page for an error (what went wrong, a way on); API clients and
     redirects get FastAPI's own answer."""
 
-    @app.exception_handler(StarletteHTTPException)
-    async def error_page(request: Request, exc: StarletteHTTPException) -> Response:
-        wants_html = "text/html" in request.headers.get("accept", "")
-        if exc.status_code < 400 or not wants_html or request.url.path.startswith(NOT_PAGES):
-            return await http_exception_handler(request, exc)
-        title = ERROR_TITLES.get(
-            exc.status_code,
-            "Sorry, there is a problem with the service"
-            if exc.status_code >= 500
-            else "There is a problem",
+    @app.exception_handler(RequestValidationError)
+    async def invalid_page_request(request: Request, exc: RequestValidationError) -> Response:
+        if not wants_page(request):
+            return await request_validation_exception_handler(request, exc)
+        return error_page(
+            request, 400, "The web address has a value this page cannot use: check it."
         )
-        message = exc.detail if isinstance(exc.detail, str) else title
-        if exc.status_code == 404 and message == "Not Found":
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error_page(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code < 400 or not wants_page(request):
+            return await http_exception_handler(request, exc)
+        message = exc.detail if isinstance(exc.detail, str) else ""
+        if exc.status_code == 404 and message in ("Not Found", ""):
             message = "If you typed the web address, check it is correct."
         if exc.status_code == 405:
             message = "This address is for a form's button: go back and use the button."
-        ctx = {"title": title, "message": message, "status_code": exc.status_code, "errors": {}}
-        return templates.TemplateResponse(
-            request, "error.html", ctx, status_code=exc.status_code, headers=exc.headers
-        )
+        answer = error_page(request, exc.status_code, message)
+        answer.headers.update(exc.headers or {})
+        return answer

@@ -302,3 +302,79 @@ def test_a_refresh_with_a_longer_lag_never_moves_the_watermark_back(db: Conn) ->
     assert second.received_until == first.received_until
     series = usage_series(db, "household", "HH-W", Bucket.D1, now - timedelta(days=2), now)
     assert sum(p.uses for p in series) == 1
+
+
+def test_kpis_after_a_rebuild_alone_count_each_reading_once(db: Conn) -> None:
+    """`wastepilot rollups rebuild` before any refresh fills the rollups but sets no
+    watermark: the current KPIs must not add every reading to them a second time."""
+    now = clock.now()
+    today = clock.today()
+    add_households(db, [Household("HH-RB", cohort="RB", joined_on=today - timedelta(days=5))])
+    add_devices(db, [Device("D-RB", "HH-RB")])
+    for seq in (1, 2, 3):
+        insert(db, "D-RB", seq, now - timedelta(days=1, hours=seq))
+    rebuild(db, now - timedelta(days=3), now)
+    period = (today - timedelta(days=3), today + timedelta(days=1))
+    current = pilot_kpis(db, *period, cohort="RB")
+    assert current.uses_per_household_day_mean == round(3 / 4, 3)
+    assert same(current, pilot_kpis(db, *period, cohort="RB", source="raw"))
+
+
+def test_kpis_never_count_a_reading_twice_when_a_refresh_lands_in_between(
+    db: Conn, db_url: str
+) -> None:
+    """The KPIs read the watermark, then query; a refresh committing in between moves readings
+    into the rollups that the query would also count as received since the old watermark.
+    Here a refresh on another connection lands exactly there: the figures still equal the
+    readings'."""
+    from analytics import kpis as kpis_module
+    from analytics import queries as q
+
+    now = clock.now()
+    today = clock.today()
+    add_households(db, [Household("HH-RC", cohort="RC", joined_on=today - timedelta(days=5))])
+    add_devices(db, [Device("D-RC", "HH-RC")])
+    insert(db, "D-RC", 1, now - timedelta(days=1))
+    refresh(db, WINDOW, commit_lag=timedelta(0))
+    insert(db, "D-RC", 2, now - timedelta(hours=1))  # received after that watermark
+    landed = []
+
+    class RefreshInBetween:
+        """A real cursor, with another session's refresh committed after the watermark read."""
+
+        def __init__(self, cur: Any) -> None:
+            self.cur = cur
+
+        def execute(self, sql: Any, params: Any = None) -> Any:
+            out = self.cur.execute(sql, params)
+            if sql is q.USAGE_WATERMARK and not landed:
+                out = self.cur.fetchone()
+                with psycopg.connect(db_url, autocommit=True) as other:
+                    refresh(other, WINDOW, commit_lag=timedelta(0))
+                landed.append(True)
+                return FetchedOnce(out)
+            return out
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.cur, name)
+
+    class FetchedOnce:
+        def __init__(self, row: Any) -> None:
+            self.row = row
+
+        def fetchone(self) -> Any:
+            return self.row
+
+    period = (today - timedelta(days=3), today + timedelta(days=1))
+    params = {"start": period[0], "end": period[1], "cohort": "RC", "tz": "Europe/London",
+              "t1": datetime.combine(period[1], datetime.min.time(), LONDON)}  # fmt: skip
+    with db.cursor() as cur:
+        usage, _ = kpis_module._current(  # noqa: SLF001  (the function under test)
+            RefreshInBetween(cur),  # type: ignore[arg-type]
+            params,
+            datetime.combine(period[0], datetime.min.time(), LONDON),
+            now - WINDOW,
+            "Europe/London",
+        )
+    assert landed == [True]
+    assert usage.set_index("household").loc["HH-RC", "uses"] == 2

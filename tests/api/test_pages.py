@@ -159,3 +159,23 @@ def test_the_analysts_dashboard_draws_its_chart_from_the_data(
     assert page.url.endswith("/sign-in")
     page.goto(f"{served}/analysts")
     assert "/sign-in" in page.url
+
+
+def test_a_browser_gets_error_pages_and_api_clients_keep_json(api: TestClient) -> None:
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    r = api.get("/analysts", params={"days": "x"}, headers=html)
+    assert (r.status_code, r.headers["content-type"][:9]) == (400, "text/html")
+    assert "There is a problem" in r.text
+    assert "check it" in r.text
+    r = api.get("/no/such/page", headers=html)
+    assert r.status_code == 404
+    assert "Page not found" in r.text
+    r = api.get("/sign-out", headers=html)
+    assert r.status_code == 405
+    assert "go back and use the button" in r.text
+    # the API answers JSON whatever the browser asks for; a page's sign-in redirect stays one
+    r = api.get("/api/v1/workshops/abc", headers=html)
+    assert (r.status_code, r.headers["content-type"]) == (422, "application/json")
+    r = api.get("/officers/workshops", headers=html, follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/sign-in")

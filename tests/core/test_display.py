@@ -39,6 +39,10 @@ def test_missing_figures_read_no_data_yet_never_none_or_nan() -> None:
     assert display.quantity(None, "kg") == "no data yet"
     assert display.quantity(float("inf"), "L") == "no data yet"
     assert display.count(None, "use") == "no data yet"
+    assert display.count(float("nan"), "use") == "no data yet"  # type: ignore[arg-type]
+    assert display.number(-0.01) == "0.0"  # never "-0.0"
+    assert display.money(Decimal("1E+40")).startswith("£")
+    assert display.duration(display.seconds(10**15)) == "100 years"
 
 
 def test_plurals() -> None:

@@ -105,31 +105,69 @@ def wait_for_ingest(s: Settings, stop: threading.Event, timeout_s: float = 30) -
         time.sleep(0.25)
 
 
-def roll_up_backfill(s: Settings, days: float, stop: threading.Event) -> None:
-    """Wait until ingest has stored what the simulator sent (the count of readings settles),
-    then roll it up: a refresh without the commit lag (nothing else is writing: the live
-    simulator has not started) and, for history older than the late window, a rebuild of those
-    days, so the scheduler's refreshes go on from there and no day is left to a manual rebuild.
-    """
-    from analytics import queries
-    from analytics.rollups import rebuild, refresh
+def _ingest_state(s: Settings) -> tuple[float, float] | None:
+    """(messages received, messages held unacknowledged) from ingest's metrics; None if they
+    cannot be read."""
+    url = f"http://127.0.0.1:{s.ingest_metrics_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    values = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    try:
+        return (
+            float(values["wastepilot_ingest_messages_received_total"]),
+            float(values["wastepilot_ingest_buffer_messages"]),
+        )
+    except (KeyError, ValueError):
+        return None
 
+
+def roll_up_backfill(s: Settings, days: float, stop: threading.Event) -> None:
+    """Wait until ingest has stored what the simulator sent (its count of messages received
+    stays put for 2 s with none held), then roll it up: a refresh without the commit lag
+    (nothing else is writing: the live simulator has not started) and a rebuild of the
+    backfilled days (those older than the late window would otherwise wait for a manual one).
+    If ingest does not settle within two minutes, the refresh keeps its commit lag."""
+    from analytics.rollups import COMMIT_LAG, rebuild, refresh
+
+    last, steady, settled = None, 0, False
+    deadline = time.monotonic() + 120
+    while not stop.is_set() and time.monotonic() < deadline:
+        state = _ingest_state(s) if s.ingest_metrics_port else None
+        steady = steady + 1 if state is not None and state == last and state[1] == 0 else 0
+        if steady >= 4:
+            settled = True
+            break
+        last = state
+        time.sleep(0.5)
+    if stop.is_set():
+        return
+    if not settled:
+        console.print("[yellow]ingest is still storing the history; rolling up what is there[/]")
     with connect(s.db_url()) as conn:
         conn.autocommit = True
-        last, steady = -1, 0
-        deadline = time.monotonic() + 120
-        while steady < 4 and time.monotonic() < deadline and not stop.is_set():
-            row = conn.execute(queries.READINGS_COUNT).fetchone()
-            n = int(str(row[0])) if row else 0
-            steady = steady + 1 if n == last else 0
-            last = n
-            time.sleep(0.5)
-        late_window = timedelta(hours=s.rollup_late_window_h)
-        refresh(conn, late_window, commit_lag=timedelta(0))
-        if timedelta(days=days) > late_window:
-            now = clock.now()
-            rebuild(conn, now - timedelta(days=days + 1), now + timedelta(hours=1))
-    console.print(f"history stored and rolled up: {last:,} readings in the database")
+        refresh(
+            conn, timedelta(hours=s.rollup_late_window_h), timedelta(0) if settled else COMMIT_LAG
+        )
+        now = clock.now()
+        rebuild(conn, now - timedelta(days=days + 1), now + timedelta(hours=1))
+    console.print(f"history of {days:g} days stored and rolled up")
+
+
+def backfill_first(s: Settings, simulate: list[str], days: float, stop: threading.Event) -> None:
+    """The history first, stored and rolled up before the scheduler and the live simulator
+    start: the pages and KPIs then show all of it at once, even a backfill longer than the
+    rollups' late window (which the scheduler's refresh would leave to a rebuild)."""
+    sim = [*simulate, "--backfill-days", str(days), "--no-live"]
+    code = subprocess.run(sim, env=_child_env(s), check=False).returncode
+    if code == 0:
+        roll_up_backfill(s, days, stop)
+    elif not stop.is_set():
+        console.print(f"[red]the simulator's backfill failed ({code}); going on without it[/]")
 
 
 def run_cmd(
@@ -151,15 +189,17 @@ def run_cmd(
     procs = {name: subprocess.Popen([*exe, name], env=_child_env(s)) for name in ("ingest", "api")}
     wait_for_ingest(s, stop)
     if backfill_days > 0:
-        # the history first, stored and rolled up before the scheduler and the live simulator
-        # start: the pages and KPIs then show all of it at once, even a backfill longer than
-        # the rollups' late window (which the scheduler's refresh would leave to a rebuild)
-        sim = [*exe, "simulate", "--backfill-days", str(backfill_days), "--no-live", *fleet]
-        if subprocess.run(sim, env=_child_env(s), check=False).returncode == 0:
-            roll_up_backfill(s, backfill_days, stop)
+        backfill_first(s, [*exe, "simulate", *fleet], backfill_days, stop)
+    if stop.is_set():  # Ctrl-C during the backfill
+        for p in procs.values():
+            p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            p.wait(30)
+        console.print("stopped")
+        return
     procs["scheduler"] = subprocess.Popen([*exe, "scheduler"], env=_child_env(s))
     time.sleep(1.0)
-    live = [*exe, "simulate", "--backfill-days", "0", *fleet]
+    live = [*exe, "simulate", *fleet, "--backfill-days", "0"]
     procs["simulator"] = subprocess.Popen(live, env=_child_env(s))
     at = f" (the clock moved to {clock.now():%Y-%m-%d %H:%M} UTC)" if s.clock_at else ""
     console.print(
