@@ -4,7 +4,7 @@ same functions compute them) written for people by core/display.py."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from analytics import queries
 from analytics.household import household_detail
 from analytics.kpis import Kpis, pilot_kpis
-from analytics.usage import Bucket, usage_series
+from analytics.usage import Bucket, UsagePoint, usage_series
 from api.deps import AppSettings, Conn
 from api.web.common import need, page, script_json
 from core import clock, display
@@ -24,6 +24,28 @@ router = APIRouter(include_in_schema=False)
 
 BUCKET_WORDS = {"1h": "hour", "1d": "day", "1w": "week"}
 PERIODS = (7, 30, 90, 365)
+
+
+def with_empty_buckets(
+    series: list[UsagePoint], bucket: Bucket, start: datetime, end: datetime
+) -> list[tuple[datetime, UsagePoint | None]]:
+    """The series with its empty hours or UK days put back (the API leaves them out; a chart
+    must not join the points either side of a quiet night). Weeks are left as they are."""
+    if bucket not in (Bucket.H1, Bucket.D1) or not series:
+        return [(p.bucket, p) for p in series]
+    have = {p.bucket.astimezone(UTC): p for p in series}
+    steps = []
+    if bucket is Bucket.H1:
+        t = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        while t < end:
+            steps.append(t)
+            t += timedelta(hours=1)
+    else:
+        day = start.astimezone(clock.LONDON).date()
+        while (t := datetime.combine(day, time(), clock.LONDON).astimezone(UTC)) < end:
+            steps.append(t)
+            day += timedelta(days=1)
+    return [(t, have.get(t)) for t in steps]
 
 
 def kpi_rows(k: Kpis) -> list[tuple[str, str, str]]:
@@ -93,7 +115,10 @@ def dashboard(
         conn, first, after, cohort=cohort or None, food_kg_per_use=settings.food_kg_per_use
     )
     label: Callable[[datetime], str] = display.when if b is Bucket.H1 else display.day
-    points = [{"label": label(pt.bucket), "uses": pt.uses, "water_l": pt.water_l} for pt in series]
+    points = [
+        {"label": label(t), "uses": pt.uses if pt else 0, "water_l": pt.water_l if pt else 0.0}
+        for t, pt in with_empty_buckets(series, b, start, end)
+    ]
     hours = [h for h in k.time_of_day if h.uses]
     chart = {
         "labels": [x["label"] for x in points],
