@@ -16,7 +16,7 @@ from api.metrics import instrument
 from api.routers import admin, analytics, bids, councils, health, reports, usage, workshops
 from api.security import DEFAULT_BODY_LIMIT, RequestGuard
 from api.web.assets import mount_web
-from api.web.common import error_page, wants_page
+from api.web.common import error_page, signed_in, wants_page
 from core.db import open_pool
 from core.errors import BidSupportError
 from core.settings import Settings, get_settings
@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def data_error(request: Request, exc: psycopg.DataError) -> Response:
         # the database refused a value the models let through (e.g. a date out of its range)
         if wants_page(request):
-            return error_page(request, 400, "The web address has a value out of range: check it.")
+            message = "The web address has a value out of range: check it."
+            return error_page(request, 400, message, signed_in(request))
         return JSONResponse(
             {"detail": f"a value is out of range: {exc.diag.message_primary or exc}"},
             status_code=422,

@@ -16,6 +16,7 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import SESSION_COOKIE, csrf_token
@@ -74,14 +75,36 @@ def wants_page(request: Request) -> bool:
     )
 
 
-def error_page(request: Request, status_code: int, message: str) -> Response:
-    title = ERROR_TITLES.get(
-        status_code,
-        "Sorry, there is a problem with the service"
-        if status_code >= 500
-        else "There is a problem",
-    )
-    ctx = {"title": title, "message": message, "status_code": status_code, "errors": {}}
+def signed_in(request: Request) -> auth.Principal | None:
+    """Who is signed in, for an error page's menu; None when unknown or the database does not
+    answer within a second (an error page must not wait on it)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    pool = getattr(request.app.state, "pool", None)
+    if not token or pool is None:
+        return None
+    try:
+        with pool.connection(timeout=1.0) as conn:
+            return auth.authenticate(conn, token)
+    except Exception:  # noqa: BLE001  (no menu is better than no error page)
+        return None
+
+
+def error_page(
+    request: Request, status_code: int, message: str, user: auth.Principal | None = None
+) -> Response:
+    """The page for an error, with the menu when the person is signed in."""
+    fallback = "There is a problem" if status_code < 500 else "Sorry, there is a problem"
+    title = ERROR_TITLES.get(status_code, fallback)
+    ctx: dict[str, Any] = {
+        "title": title,
+        "message": message,
+        "status_code": status_code,
+        "errors": {},
+        "user": user,
+    }
+    session = request.cookies.get(SESSION_COOKIE)
+    if user is not None and session:
+        ctx["csrf"] = csrf_token(session)
     return templates.TemplateResponse(request, "error.html", ctx, status_code=status_code)
 
 
@@ -99,8 +122,9 @@ def page_errors(app: FastAPI) -> None:
     async def invalid_page_request(request: Request, exc: RequestValidationError) -> Response:
         if not wants_page(request):
             return await request_validation_exception_handler(request, exc)
+        user = await run_in_threadpool(signed_in, request)
         return error_page(
-            request, 400, "The web address has a value this page cannot use: check it."
+            request, 400, "The web address has a value this page cannot use: check it.", user
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -112,6 +136,7 @@ def page_errors(app: FastAPI) -> None:
             message = "If you typed the web address, check it is correct."
         if exc.status_code == 405:
             message = "This address is for a form's button: go back and use the button."
-        answer = error_page(request, exc.status_code, message)
+        user = await run_in_threadpool(signed_in, request)
+        answer = error_page(request, exc.status_code, message, user)
         answer.headers.update(exc.headers or {})
         return answer

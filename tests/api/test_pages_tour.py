@@ -314,6 +314,7 @@ def test_every_page_as_people_see_it_on_a_freshly_started_pilot(
         problems += look(page, "household-with-leaks-and-gaps", width, failed)
         page.goto(f"{pilot.base}/analysts/households/NO-SUCH-HOME")
         assert page.locator("h1").inner_text() == "Page not found"
+        assert "Dashboard" in page.locator("#navigation").inner_text()  # still signed in
         problems += look(page, "not-found", width, failed)
         page.goto(f"{pilot.base}/officers/workshops")
         assert page.locator("h1").inner_text() == "You cannot see this page"
@@ -344,6 +345,10 @@ def test_every_page_as_people_see_it_on_a_freshly_started_pilot(
         problems += look(page, "import-preview", width, failed)
         page.goto(f"{pilot.base}/officers/take-up")
         problems += look(page, "take-up", width, failed)
+        page.goto(f"{pilot.base}/officers/workshops/99999999999999999999")
+        assert page.locator("h1").inner_text() == "Page not found"
+        assert "Workshops" in page.locator("#navigation").inner_text()  # still signed in
+        problems += look(page, "no-such-workshop", width, failed)
         ctx.close()
 
     assert problems == []
