@@ -1,7 +1,8 @@
 """One household as an analyst sent to it asks: why does this home need a visit? Its devices and
-their state, the faults by kind with their times, the gaps in its readings (from each device's
-seq) day by day, its daily use against its cohort's median household, and its anomalies. The API
-(`GET /api/v1/households/{ref}`) and the household page show this same record."""
+their state (and when they came online or went offline), the faults by kind with their times,
+the gaps in its readings (from each device's seq) day by day, its daily use against its
+cohort's median household, and its anomalies. The API (`GET /api/v1/households/{ref}`) and the
+household page show this same record."""
 
 from __future__ import annotations
 
@@ -33,6 +34,15 @@ class DeviceState:
     rssi_dbm: int | None
     uptime_s: int | None
     decommissioned_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A device came online or went offline (by its own status message)."""
+
+    device_id: str
+    online: bool
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +92,7 @@ class HouseholdDetail:
     as_of: datetime
     offline_after_h: float
     devices: list[DeviceState]
+    status_changes: list[StatusChange]  # newest first, the last 30 days (at most 100)
     faults: list[Fault]  # the newest FAULTS_LISTED
     faults_by_kind: dict[str, int]  # all of them
     gaps: list[Gap]
@@ -94,16 +105,16 @@ class HouseholdDetail:
 
 
 def device_state(row: dict[str, Any], now: datetime, offline_after: timedelta) -> str:
-    """What a device is now: decommissioned, never heard from, offline (it said so, or has been
-    silent longer than `offline_after`), or online."""
+    """What a device is now: decommissioned; offline when its last status message said so or
+    nothing (reading or status) came for `offline_after`; never heard from; else online."""
     if row["decommissioned_at"] is not None:
         return "decommissioned"
-    seen = row["last_seen"]
-    if seen is None and row["status_at"] is None:
-        return "unknown"
-    if seen is None or now - seen > offline_after or row["online"] is False:
+    if row["online"] is False:
         return "offline"
-    return "online"
+    heard = [t for t in (row["last_seen"], row["status_at"]) if t is not None]
+    if not heard:
+        return "unknown"
+    return "offline" if now - max(heard) > offline_after else "online"
 
 
 def gaps_and_days(
@@ -168,6 +179,7 @@ def household_detail(
             )
             for r in cur.execute(q.HOUSEHOLD_DEVICES, params)
         ]
+        changes = [StatusChange(**r) for r in cur.execute(q.HOUSEHOLD_STATUS_CHANGES, params)]
         faults = [Fault(**r) for r in cur.execute(q.HOUSEHOLD_FAULTS, params)]
         by_kind = {r["kind"]: int(r["n"]) for r in cur.execute(q.HOUSEHOLD_FAULT_COUNTS, params)}
         anomalies = cur.execute(q.HOUSEHOLD_ANOMALIES, params).fetchall()
@@ -209,6 +221,7 @@ def household_detail(
         as_of=now,
         offline_after_h=offline_after_h,
         devices=devices,
+        status_changes=changes,
         faults=faults,
         faults_by_kind=by_kind,
         gaps=gaps,

@@ -526,6 +526,14 @@ ORDER BY r.ts DESC
 LIMIT %(limit)s
 """
 
+HOUSEHOLD_STATUS_CHANGES: LiteralString = """
+SELECT h.device_id, h.online, h.at
+FROM device_status_history h JOIN devices d ON d.id = h.device_id
+WHERE d.household_ref = %(ref)s AND h.at >= %(start)s
+ORDER BY h.at DESC, h.id DESC
+LIMIT 100
+"""
+
 HOUSEHOLD_FAULT_COUNTS: LiteralString = """
 SELECT coalesce(r.fault, 'unknown') AS kind, count(*) AS n
 FROM readings r JOIN devices d ON d.id = r.device_id

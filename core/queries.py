@@ -121,6 +121,7 @@ ERASE_DEAD_LETTERS: LiteralString = (
 )
 ERASE_DEVICE_DATA: tuple[LiteralString, ...] = (
     "DELETE FROM device_status WHERE device_id = ANY(%s)",
+    "DELETE FROM device_status_history WHERE device_id = ANY(%s)",
     "DELETE FROM device_daily WHERE device_id = ANY(%s)",
     "DELETE FROM anomalies WHERE device_id = ANY(%s)",
 )

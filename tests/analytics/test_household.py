@@ -113,6 +113,13 @@ def test_the_api_names_a_households_leak_and_gap_with_times_and_its_cohort_media
     reading(db, "D-1", 6, yesterday - timedelta(hours=1))  # 3, 4, 5 never arrived
     for seq in range(1, 5):  # HH-2: four uses yesterday; HH-3: none
         reading(db, "D-2", seq, yesterday - timedelta(minutes=seq))
+    # status messages as ingest stores them: online, offline, online again, then a stale one
+    from ingest.queries import UPSERT_STATUS
+
+    for online, at in [(True, 6), (False, 5), (True, 4), (False, 7)]:
+        db.execute(UPSERT_STATUS, {"device_id": "D-1", "online": online,
+                                   "status_at": yesterday - timedelta(hours=at),
+                                   "firmware": "1.2", "uptime_s": 60, "rssi_dbm": -70})  # fmt: skip
     r = analyst_api.get("/api/v1/households/HH-1")
     assert r.status_code == 200, r.text
     h = r.json()
@@ -130,5 +137,12 @@ def test_the_api_names_a_households_leak_and_gap_with_times_and_its_cohort_media
     assert (y["uses"], y["faults"], y["received"], y["missing"]) == (2, 1, 3, 3)
     assert y["cohort_median_uses"] == 2.0
     assert h["devices"][0]["device_id"] == "D-1"
-    assert h["devices"][0]["state"] == "unknown"  # no status stored by ingest in this test
+    changes = [(c["online"], datetime.fromisoformat(c["at"])) for c in h["status_changes"]]
+    assert changes == [  # newest first; the stale "offline" (older than the last) left out
+        (True, yesterday - timedelta(hours=4)),
+        (False, yesterday - timedelta(hours=5)),
+        (True, yesterday - timedelta(hours=6)),
+    ]
+    assert h["devices"][0]["state"] == "online"  # it said so, and was heard from within 48 h
+    assert h["devices"][0]["firmware"] == "1.2"
     assert analyst_api.get("/api/v1/households/NOPE").status_code == 404
