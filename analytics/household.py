@@ -15,7 +15,6 @@ import psycopg
 from psycopg.rows import dict_row
 
 from analytics import queries as q
-from analytics.usage import Bucket, usage_series
 from core import clock
 
 DAYS = 30
@@ -191,10 +190,8 @@ def household_detail(
         }
     seqs = [(str(d), int(s), t) for d, s, t in conn.execute(q.HOUSEHOLD_SEQS, params)]
     gaps, completeness = gaps_and_days(seqs, start)
-    usage = {
-        p.bucket.astimezone(clock.LONDON).date(): p
-        for p in usage_series(conn, "household", ref, Bucket.D1, start, now)
-    }
+    with conn.cursor(row_factory=dict_row) as cur:
+        usage = {r["day"]: r for r in cur.execute(q.HOUSEHOLD_DAYS, params)}
     day_rows = []
     for i in range(days):
         d = first + timedelta(days=i)
@@ -203,9 +200,9 @@ def household_detail(
         day_rows.append(
             Day(
                 day=d,
-                uses=u.uses if u else 0,
-                water_l=u.water_l if u else 0.0,
-                faults=u.faults if u else 0,
+                uses=u["uses"] if u else 0,
+                water_l=round(u["water_l"], 3) if u else 0.0,
+                faults=u["faults"] if u else 0,
                 cohort_median_uses=medians.get(d),
                 received=got,
                 missing=lost,

@@ -534,6 +534,18 @@ ORDER BY h.at DESC, h.id DESC
 LIMIT 100
 """
 
+# one household's days straight from its readings (a few hundred): every reading stored counts,
+# also a backlog stamped before the rollups' late window
+HOUSEHOLD_DAYS: LiteralString = """
+SELECT (r.ts AT TIME ZONE 'Europe/London')::date AS day,
+       count(*) FILTER (WHERE r.kind = 'run')::int AS uses,
+       coalesce(sum(r.water_l::float8), 0) AS water_l,
+       count(*) FILTER (WHERE r.kind = 'fault')::int AS faults
+FROM readings r JOIN devices d ON d.id = r.device_id
+WHERE d.household_ref = %(ref)s AND r.ts >= %(start)s AND r.ts < %(end)s
+GROUP BY 1
+"""
+
 HOUSEHOLD_FAULT_COUNTS: LiteralString = """
 SELECT coalesce(r.fault, 'unknown') AS kind, count(*) AS n
 FROM readings r JOIN devices d ON d.id = r.device_id

@@ -113,6 +113,12 @@ def test_the_api_names_a_households_leak_and_gap_with_times_and_its_cohort_media
     reading(db, "D-1", 6, yesterday - timedelta(hours=1))  # 3, 4, 5 never arrived
     for seq in range(1, 5):  # HH-2: four uses yesterday; HH-3: none
         reading(db, "D-2", seq, yesterday - timedelta(minutes=seq))
+    # a backlog that arrives after a rollup, stamped before its late window: counted here too
+    from analytics.rollups import refresh
+
+    refresh(db, timedelta(days=7), commit_lag=timedelta(0))
+    backlog = datetime.combine(clock.today() - timedelta(days=10), time(12), clock.LONDON)
+    reading(db, "D-1", 0, backlog)
     # status messages as ingest stores them: online, offline, online again, then a stale one
     from ingest.queries import UPSERT_STATUS
 
@@ -136,6 +142,7 @@ def test_the_api_names_a_households_leak_and_gap_with_times_and_its_cohort_media
     # 2, 4 and 0 uses is 2
     assert (y["uses"], y["faults"], y["received"], y["missing"]) == (2, 1, 3, 3)
     assert y["cohort_median_uses"] == 2.0
+    assert days[str(backlog.date())]["uses"] == 1
     assert h["devices"][0]["device_id"] == "D-1"
     changes = [(c["online"], datetime.fromisoformat(c["at"])) for c in h["status_changes"]]
     assert changes == [  # newest first; the stale "offline" (older than the last) left out
