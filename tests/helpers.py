@@ -251,3 +251,22 @@ def serious_violations(page: Any) -> list[dict[str, Any]]:
         ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))"
     )
     return found
+
+
+def run_env(db_url: str, mqtt_url: str, prefix: str, api_port: int, **extra: str) -> dict[str, str]:
+    """The environment of a `wastepilot run` under test: the test database and this test's
+    topics (the developer's data is left alone), free ports, a short broker session."""
+    import os
+
+    return {
+        **os.environ,
+        "WASTEPILOT_DATABASE_URL": db_url,
+        "WASTEPILOT_MQTT_URL": mqtt_url,
+        "WASTEPILOT_TOPIC_PREFIX": prefix,
+        "WASTEPILOT_API_PORT": str(api_port),
+        "WASTEPILOT_INGEST_METRICS_PORT": str(free_port()),
+        "WASTEPILOT_SCHEDULER_METRICS_PORT": str(free_port()),
+        "WASTEPILOT_INGEST_CLIENT_ID": f"run-test-{prefix.split('/')[1]}",
+        "WASTEPILOT_INGEST_SESSION_EXPIRY_S": "60",
+        **extra,
+    }

@@ -35,6 +35,7 @@ from tests.helpers import (
     csp_refusals,
     free_port,
     person,
+    run_env,
     serious_violations,
     workshop_body,
 )
@@ -66,18 +67,7 @@ def pilot(
     tokens: dict[str, str],
 ) -> Iterator[Pilot]:
     api_port = free_port()
-    env = {
-        **os.environ,
-        "WASTEPILOT_DATABASE_URL": db_url,
-        "WASTEPILOT_MQTT_URL": mqtt_test_url,
-        "WASTEPILOT_TOPIC_PREFIX": prefix,
-        "WASTEPILOT_API_PORT": str(api_port),
-        "WASTEPILOT_INGEST_METRICS_PORT": str(free_port()),
-        "WASTEPILOT_SCHEDULER_METRICS_PORT": str(free_port()),
-        "WASTEPILOT_INGEST_CLIENT_ID": f"tour-{prefix.split('/')[1]}",
-        "WASTEPILOT_INGEST_SESSION_EXPIRY_S": "60",
-        "WASTEPILOT_SIM_SEED": str(SEED),
-    }
+    env = run_env(db_url, mqtt_test_url, prefix, api_port, WASTEPILOT_SIM_SEED=str(SEED))
     started = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "wastepilot", "run", "--households", "12", "--backfill-days", "10"],

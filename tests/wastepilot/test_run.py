@@ -17,7 +17,7 @@ import pytest
 
 from simulator.model import is_away, make_household
 from simulator.params import Params
-from tests.helpers import AWKWARD_INSTANTS, free_port
+from tests.helpers import AWKWARD_INSTANTS, free_port, run_env
 
 pytestmark = pytest.mark.services
 
@@ -39,19 +39,7 @@ def test_run_shows_simulated_usage_within_a_minute_and_stops_on_ctrl_c(
     tokens: dict[str, str],
 ) -> None:
     api_port = free_port()
-    env = {
-        **os.environ,
-        # the test database and this test's topics, so the developer's data is left alone
-        "WASTEPILOT_DATABASE_URL": db_url,
-        "WASTEPILOT_MQTT_URL": mqtt_test_url,
-        "WASTEPILOT_TOPIC_PREFIX": prefix,
-        "WASTEPILOT_API_PORT": str(api_port),
-        "WASTEPILOT_INGEST_METRICS_PORT": str(free_port()),
-        "WASTEPILOT_SCHEDULER_METRICS_PORT": str(free_port()),
-        "WASTEPILOT_INGEST_CLIENT_ID": f"run-test-{prefix.split('/')[1]}",
-        "WASTEPILOT_INGEST_SESSION_EXPIRY_S": "60",
-        "WASTEPILOT_CLOCK_AT": at.isoformat(),
-    }
+    env = run_env(db_url, mqtt_test_url, prefix, api_port, WASTEPILOT_CLOCK_AT=at.isoformat())
     proc = subprocess.Popen(
         [sys.executable, "-m", "wastepilot", "run", "--households", "3"],
         env=env,
