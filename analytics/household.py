@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 
 from analytics import queries as q
 from core import clock
+from core.settings import Settings
 
 DAYS = 30
 FAULTS_LISTED = 500
@@ -224,4 +225,13 @@ def household_detail(
         gaps=gaps,
         days=day_rows,
         anomalies=anomalies,
+    )
+
+
+def household_record(
+    conn: psycopg.Connection[Any], ref: str, s: Settings
+) -> HouseholdDetail | None:
+    """`household_detail` with the service's settings (the API and the page ask the same)."""
+    return household_detail(
+        conn, ref, offline_after_h=s.offline_after_h, max_future_s=s.ingest_max_future_s
     )

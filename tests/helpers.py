@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -270,3 +270,33 @@ def run_env(db_url: str, mqtt_url: str, prefix: str, api_port: int, **extra: str
         "WASTEPILOT_INGEST_SESSION_EXPIRY_S": "60",
         **extra,
     }
+
+
+@contextlib.contextmanager
+def running_pilot(args: list[str], env: dict[str, str]) -> Iterator[tuple[Any, list[str]]]:
+    """`wastepilot run ARGS` in the foreground of its own process group, its output collected
+    line by line; Ctrl-C (SIGINT to the group) and a wait when the block ends."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wastepilot", "run", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    try:
+        yield proc, lines
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+        proc.wait(timeout=60)
+        reader.join(10)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -10,7 +10,7 @@ from psycopg.rows import class_row
 from pydantic import AwareDatetime, BaseModel, Field
 
 from analytics import queries
-from analytics.household import HouseholdDetail, household_detail
+from analytics.household import HouseholdDetail, household_record
 from analytics.usage import Bucket, household_usage
 from api.deps import AppSettings, Conn, HouseholdRef, checked_period, checked_zone
 
@@ -66,12 +66,7 @@ def get_household(ref: HouseholdRef, conn: Conn, settings: AppSettings) -> House
     faults with their times and counts by kind, the gaps in its readings (seqs that never
     arrived) and per day its uses, litres, faults, readings received and missing, with the
     median household of its cohort that day; and its anomalies."""
-    detail = household_detail(
-        conn,
-        ref,
-        offline_after_h=settings.offline_after_h,
-        max_future_s=settings.ingest_max_future_s,
-    )
+    detail = household_record(conn, ref, settings)
     if detail is None:
         raise HTTPException(404, f"no household {ref!r}")
     return detail

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from psycopg.rows import dict_row
 
 from analytics import queries
-from analytics.household import household_detail
+from analytics.household import household_record
 from analytics.kpis import Kpis, pilot_kpis
 from analytics.usage import Bucket, UsagePoint, usage_series
 from api.deps import AppSettings, Conn
@@ -161,12 +161,7 @@ def dashboard(
 @router.get("/analysts/households/{ref}")
 def household_page(request: Request, conn: Conn, settings: AppSettings, ref: str) -> HTMLResponse:
     p = need(request, conn, "analyst")
-    h = household_detail(
-        conn,
-        ref,
-        offline_after_h=settings.offline_after_h,
-        max_future_s=settings.ingest_max_future_s,
-    )
+    h = household_record(conn, ref, settings)
     if h is None:
         raise HTTPException(404, "There is no such household in the pilot.")
     chart: dict[str, Any] = {

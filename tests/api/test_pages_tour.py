@@ -8,12 +8,9 @@ on its page, with their times (the times the simulator's model gives, not the da
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +33,7 @@ from tests.helpers import (
     free_port,
     person,
     run_env,
+    running_pilot,
     serious_violations,
     workshop_body,
 )
@@ -69,18 +67,7 @@ def pilot(
     api_port = free_port()
     env = run_env(db_url, mqtt_test_url, prefix, api_port, WASTEPILOT_SIM_SEED=str(SEED))
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wastepilot", "run", "--households", "12", "--backfill-days", "10"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
-    reader.start()
-    try:
+    with running_pilot(["--households", "12", "--backfill-days", "10"], env) as (_, lines):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(
             "wastepilot is running" in ln for ln in lines
@@ -88,12 +75,6 @@ def pilot(
             time.sleep(0.25)
         assert any("wastepilot is running" in ln for ln in lines), "".join(lines)
         yield Pilot(f"http://127.0.0.1:{api_port}", started, lines, env)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=60)
-        reader.join(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def expected_kpi_text(k: dict[str, Any]) -> dict[str, str]:

@@ -3,11 +3,6 @@ at each awkward instant of the calendar (through WASTEPILOT_CLOCK_AT, never toda
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from datetime import datetime
 
@@ -17,7 +12,7 @@ import pytest
 
 from simulator.model import is_away, make_household
 from simulator.params import Params
-from tests.helpers import AWKWARD_INSTANTS, free_port, run_env
+from tests.helpers import AWKWARD_INSTANTS, free_port, run_env, running_pilot
 
 pytestmark = pytest.mark.services
 
@@ -40,18 +35,7 @@ def test_run_shows_simulated_usage_within_a_minute_and_stops_on_ctrl_c(
 ) -> None:
     api_port = free_port()
     env = run_env(db_url, mqtt_test_url, prefix, api_port, WASTEPILOT_CLOCK_AT=at.isoformat())
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wastepilot", "run", "--households", "3"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
-    reader.start()
-    try:
+    with running_pilot(["--households", "3"], env) as (proc, lines):
         deadline = time.monotonic() + 60
         example: list[str] = []
         while time.monotonic() < deadline and not example:
@@ -94,12 +78,6 @@ def test_run_shows_simulated_usage_within_a_minute_and_stops_on_ctrl_c(
         listed = httpx.get(f"{base}/households", headers=auth).json()
         assert listed[0]["last_reading_at"] is not None
         assert {h["ref"] for h in listed} == {"SIM-000001", "SIM-000002", "SIM-000003"}
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
-        proc.wait(timeout=60)
-        reader.join(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
     out = "".join(lines)
     assert proc.returncode == 0, out
     assert "stopped" in out
