@@ -7,9 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 import socket
-import statistics
-import threading
-import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -18,14 +15,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
-import openpyxl
 import psycopg
 import pytest
 
 from api import signin
+from bench.attacks import (
+    SHEET,
+    bombs,
+    good_workbook,
+    patience,
+    post_bombs,
+    reading_meanwhile,
+    sign_in_flood,
+    timed_gets,
+)
 from core import auth
 from core.registry import Device, add_devices
-from tests.helpers import bearer, workshop_body
+from tests.helpers import bearer, wait_for, workshop_body
 
 pytestmark = pytest.mark.services
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -39,77 +45,6 @@ def _fresh_sign_in_counters() -> Iterator[None]:
 
 
 # --- sheets ---------------------------------------------------------------------------------
-
-
-def good_workbook(rows: int = 3) -> bytes:
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.append(["Name", "Email", "Council", "Attended"])
-    for i in range(rows):
-        sheet.append([f"Person {i}", f"p{i}@example.org", "Leeds", "yes"])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-def rezip(data: bytes, replace: dict[str, bytes]) -> bytes:
-    """The workbook with some of its parts replaced (or added)."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
-        for item in src.infolist():
-            if item.filename not in replace:
-                dst.writestr(item, src.read(item.filename), zipfile.ZIP_DEFLATED)
-        for name, body in replace.items():
-            dst.writestr(name, body, zipfile.ZIP_DEFLATED)
-    return out.getvalue()
-
-
-def sheet_xml(rows: str, dimension: str = "A1:D2") -> bytes:
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-        f'<dimension ref="{dimension}"/><sheetData>{rows}</sheetData></worksheet>'
-    ).encode()
-
-
-def inline_row(n: int, cells: list[str]) -> str:
-    body = "".join(f'<c t="inlineStr"><is><t>{c}</t></is></c>' for c in cells)
-    return f'<row r="{n}">{body}</row>'
-
-
-SHEET = "xl/worksheets/sheet1.xml"
-HEADER = inline_row(1, ["Name", "Email", "Council", "Attended"])
-
-
-def bombs() -> dict[str, bytes]:
-    base = good_workbook()
-    strings = (
-        '<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/'
-        'spreadsheetml/2006/main">' + "<si><t>" + "x" * 1000 + "</t></si>" * 1 + "</sst>"
-    )
-    big_strings = strings.replace("</sst>", "<si><t>" + "y" * 60_000_000 + "</t></si></sst>")
-    many_cells = "".join(
-        inline_row(n, ["Ann", "a@example.org", "Leeds", "yes"]) for n in range(2, 300_002)
-    )
-    return {
-        # 17 billion cells declared, one row numbered 1,048,576
-        "declared size": rezip(
-            base,
-            {
-                SHEET: sheet_xml(
-                    HEADER + inline_row(1048576, ["A", "a@example.org", "Leeds", "yes"]),
-                    dimension="A1:XFD1048576",
-                )
-            },
-        ),
-        # shared strings that unpack to 60 MB
-        "shared strings": rezip(base, {"xl/sharedStrings.xml": big_strings.encode()}),
-        # 300,000 rows of cells: small packed, large unpacked
-        "compressed cells": rezip(base, {SHEET: sheet_xml(HEADER + many_cells)}),
-        "malformed xml": rezip(base, {SHEET: b"<worksheet><sheetData><row r='1'><c"}),
-        "not a zip": b"PK\x03\x04" + b"\x00" * 100,
-    }
 
 
 def rss_kb(pid: int) -> int:
@@ -134,9 +69,23 @@ def workshop(served: str, tokens: dict[str, str]) -> int:
     return int(r.json()["id"])
 
 
-def test_sheet_bombs_are_refused_fast_while_others_are_served(
+# each bomb is refused by the limit made for it (a part's unpacked size, the rows a sheet may
+# declare, the workbook's structure) — not by a time-out or the child running out of memory
+BOMB_REASONS = {
+    "declared size": "rows beyond row",
+    "shared strings": "xl/sharedStrings.xml unpacks to",
+    "compressed cells": f"{SHEET} unpacks to",
+    "malformed xml": "not a readable XLSX workbook",
+    "not a zip": "not a readable XLSX workbook",
+}
+
+
+def test_sheet_bombs_are_refused_by_their_limits_while_others_are_served(
     api_process: tuple[str, int], tokens: dict[str, str]
 ) -> None:
+    """Bombs are refused by the checks made for them, the API process does not grow, and a
+    signed-in reader meanwhile gets every answer, none slower than ten times its quiet p95
+    (or 5 s). How much slower is bench/api.py's figure."""
     served, pid = api_process
     auth_h = bearer(tokens["officer"])
     r = httpx2.post(f"{served}/api/v1/workshops", json=workshop_body(), headers=auth_h)
@@ -145,44 +94,22 @@ def test_sheet_bombs_are_refused_fast_while_others_are_served(
     ok = httpx2.post(url, files={"file": ("a.xlsx", good_workbook())}, headers=auth_h, timeout=30)
     assert ok.status_code == 200 and ok.json()["counts"]["new"] == 3, ok.text
 
-    latencies: list[float] = []
-    stop = threading.Event()
-
-    def reader() -> None:
-        while not stop.is_set():
-            t0 = time.perf_counter()
-            r = httpx2.get(f"{served}/api/v1/workshops", headers=auth_h, timeout=10)
-            latencies.append(time.perf_counter() - t0)
-            assert r.status_code == 200
-
-    results: dict[str, tuple[int, float, str]] = {}
-
-    def post(name: str, data: bytes) -> None:
-        t0 = time.perf_counter()
-        r = httpx2.post(url, files={"file": (f"{name}.xlsx", data)}, headers=auth_h, timeout=30)
-        results[name] = (r.status_code, time.perf_counter() - t0, r.json().get("detail", ""))
-
-    payloads = bombs()
+    listing = f"{served}/api/v1/workshops"
+    quiet = timed_gets(listing, auth_h, 20)
+    assert {code for code, _ in quiet} == {200}
     rss_before = rss_kb(pid)
-    t = threading.Thread(target=reader)
-    t.start()
-    posts = [threading.Thread(target=post, args=item) for item in payloads.items()]
-    for p in posts:
-        p.start()
-    for p in posts:
-        p.join(60)
-    stop.set()
-    t.join(10)
-    for name, (code, seconds, detail) in results.items():
+    with reading_meanwhile(listing, auth_h) as during:
+        results = post_bombs(url, auth_h)
+    assert set(results) == set(BOMB_REASONS)
+    for name, (code, _, detail) in results.items():
         assert 400 <= code < 500, (name, code, detail)
-        assert seconds < 2.0, (name, seconds)
-        assert detail, name  # a message that says why
-    assert set(results) == set(payloads)
+        assert BOMB_REASONS[name] in detail, (name, detail)  # a message that says why
     assert results["malformed xml"][0] == 422
     assert (rss_kb(pid) - rss_before) < 100 * 1024, "the API process grew by 100 MB or more"
-    assert len(latencies) >= 5
-    p95 = statistics.quantiles(latencies, n=20)[18]
-    assert p95 < 0.2, f"authenticated GETs p95 {p95 * 1000:.0f} ms while bombs were read"
+    assert len(during) >= 5
+    assert {code for code, _ in during} == {200}
+    slowest = max(seconds for _, seconds in during)
+    assert slowest <= patience([s for _, s in quiet]), f"a read took {slowest:.1f} s"
 
 
 def test_a_csv_in_utf16_or_with_a_nul_byte_is_read_row_by_row(
@@ -223,15 +150,14 @@ def test_imported_fields_have_the_apis_length_limits(
 # --- requests -------------------------------------------------------------------------------
 
 
-def raw_request(base: str, head: str) -> tuple[bytes, float]:
-    """Send only a request's head (its body never follows); the answer and how long it took."""
+def raw_request(base: str, head: str) -> bytes:
+    """Send only a request's head (its body never follows) and return the answer. A server
+    that waited for the body would never answer: the read times out and the test fails."""
     host, port = urlsplit(base).hostname, urlsplit(base).port
     assert host and port
-    t0 = time.perf_counter()
-    with socket.create_connection((host, port), timeout=5) as s:
+    with socket.create_connection((host, port), timeout=30) as s:
         s.sendall(head.encode())
-        answer = s.recv(65536)
-    return answer, time.perf_counter() - t0
+        return s.recv(65536)
 
 
 def test_an_anonymous_body_is_refused_before_it_is_read(served: str) -> None:
@@ -240,15 +166,14 @@ def test_an_anonymous_body_is_refused_before_it_is_read(served: str) -> None:
             f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"Content-Length: {20 * 1024 * 1024}\r\n\r\n"
         )
-        answer, seconds = raw_request(served, head)
+        answer = raw_request(served, head)
         # refused on its declared size (413) or for want of a credential (401), never read
         assert answer.startswith((b"HTTP/1.1 401", b"HTTP/1.1 413")), answer[:200]
-        assert seconds < 1.0
     head = (
         "POST /api/v1/workshops HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
         "Content-Type: application/json\r\n\r\n"
     )
-    answer, _ = raw_request(served, head)
+    answer = raw_request(served, head)
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
 
 
@@ -264,7 +189,7 @@ def test_a_body_above_the_routes_limit_is_refused_before_it_is_read(
             f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
         )
-        answer, _ = raw_request(served, head)
+        answer = raw_request(served, head)
         assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     # a body that streams past the limit without declaring it
     big = b"x" * (2 * 1024 * 1024)
@@ -324,34 +249,22 @@ def test_the_eleventh_wrong_password_in_a_minute_is_throttled(db: Conn, served: 
     assert int(r.headers["retry-after"]) >= 1
 
 
-def test_sign_in_floods_do_not_slow_signed_in_users(
+def test_sign_in_floods_do_not_stop_signed_in_users(
     db: Conn, served: str, tokens: dict[str, str]
 ) -> None:
-    stop = threading.Event()
-
-    def flood() -> None:
-        with httpx2.Client() as c:
-            while not stop.is_set():
-                name = f"nobody-{uuid.uuid4().hex[:8]}"
-                c.post(f"{served}/api/v1/auth/token", data={"username": name, "password": "x" * 20})
-
-    floods = [threading.Thread(target=flood) for _ in range(16)]
-    for t in floods:
-        t.start()
-    latencies = []
-    try:
-        time.sleep(0.5)
-        with httpx2.Client(headers=bearer(tokens["officer"])) as c:
-            for _ in range(40):
-                t0 = time.perf_counter()
-                assert c.get(f"{served}/api/v1/workshops").status_code == 200
-                latencies.append(time.perf_counter() - t0)
-    finally:
-        stop.set()
-        for t in floods:
-            t.join(10)
-    p95 = statistics.quantiles(latencies, n=20)[18]
-    assert p95 < 0.2, f"p95 {p95 * 1000:.0f} ms"
+    """While 16 clients flood the sign-in, a signed-in reader gets every answer, none slower
+    than ten times its quiet p95 (or 5 s); the flood is answered too (401, or 429 once its
+    address is throttled), never 5xx. How much slower is bench/api.py's figure."""
+    listing = f"{served}/api/v1/workshops"
+    auth_h = bearer(tokens["officer"])
+    quiet = timed_gets(listing, auth_h, 20)
+    with sign_in_flood(served, clients=16) as flood:
+        wait_for(lambda: len(flood) >= 16, 30, "the flood to be answered")
+        during = timed_gets(listing, auth_h, 40)
+    assert {code for code, _ in during} == {200}
+    slowest = max(seconds for _, seconds in during)
+    assert slowest <= patience([s for _, s in quiet]), f"a read took {slowest:.1f} s"
+    assert set(flood) <= {401, 429}, sorted(set(flood))
 
 
 def test_a_cross_site_sign_in_is_refused(db: Conn, served: str) -> None:

@@ -31,20 +31,21 @@ def _snapshot(paths: localstate.Paths) -> dict[str, float]:
     return {str(f): f.stat().st_mtime for f in files}
 
 
-def test_services_up_again_is_quick_and_changes_nothing(settings: Settings) -> None:
+def test_services_up_again_installs_nothing_and_changes_nothing(settings: Settings) -> None:
+    """On a ready machine `services up` only looks: no package installed, no build, no file
+    or process touched. (How long it takes is bench/services.py's figure.)"""
     paths = localstate.paths_for(settings)
     before = _snapshot(paths)
     pid = paths.mqtt_pid.read_text()
-    t0 = time.monotonic()
     out = subprocess.run(
         [sys.executable, "-m", "wastepilot", "services", "up"],
         capture_output=True,
         text=True,
         check=True,
     )
-    elapsed = time.monotonic() - t0
     assert "running" in out.stdout
-    assert elapsed < 5, f"services up took {elapsed:.1f}s on a ready machine"
+    # every step of the set-up (apt-get, a build, initdb, a start, a restart) logs a line
+    assert "wastepilot.localservices" not in out.stderr, out.stderr
     assert _snapshot(paths) == before
     assert paths.mqtt_pid.read_text() == pid
 
