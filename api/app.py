@@ -6,17 +6,20 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import psycopg
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.auth import SESSION_COOKIE, allow
+from api import signin
+from api.auth import SESSION_COOKIE, allow, check_token
 from api.errors import status_of
 from api.metrics import instrument
 from api.routers import admin, analytics, bids, councils, health, reports, usage, workshops
 from api.security import DEFAULT_BODY_LIMIT, RequestGuard
 from api.web.assets import mount_web
 from api.web.common import error_page, signed_in, wants_page
+from bids import sheetbudget
 from core.db import open_pool
 from core.errors import BidSupportError
 from core.settings import Settings, get_settings
@@ -31,7 +34,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # the API starts while the database is away and says so on /readyz
         pool = open_pool(s.db_url(), max_size=s.db_pool_max, name="wastepilot-api", wait=False)
         app.state.pool = pool
-        app.state.db_slots = asyncio.Semaphore(s.db_pool_max)
+        app.state.db_slots = asyncio.Semaphore(s.db_pool_max)  # api/deps.py: admitted()
+        app.state.db_waiting = 0
+        app.state.hashing = asyncio.Semaphore(signin.HASHING)
+        app.state.sheet_readers = anyio.CapacityLimiter(sheetbudget.PARALLEL)
         app.state.settings = s
         try:
             yield
@@ -59,18 +65,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router, dependencies=[Depends(allow("admin"))])
     mount_web(app)
     # outermost: headers on every answer, and no body read before its size and credential
-    app.add_middleware(RequestGuard, session_cookie=SESSION_COOKIE)
+    app.add_middleware(RequestGuard, session_cookie=SESSION_COOKIE, check=check_token)
 
     @app.exception_handler(BidSupportError)
     def bid_support_error(request: Request, exc: BidSupportError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
 
     @app.exception_handler(psycopg.DataError)
-    def data_error(request: Request, exc: psycopg.DataError) -> Response:
+    async def data_error(request: Request, exc: psycopg.DataError) -> Response:
         # the database refused a value the models let through (e.g. a date out of its range)
         if wants_page(request):
             message = "The web address has a value out of range: check it."
-            return error_page(request, 400, message, signed_in(request))
+            return error_page(request, 400, message, await signed_in(request))
         return JSONResponse(
             {"detail": f"a value is out of range: {exc.diag.message_primary or exc}"},
             status_code=422,

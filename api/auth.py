@@ -15,7 +15,8 @@ from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import queries as q
-from api.deps import Conn, Pool
+from api.deps import Conn, with_connection
+from api.security import Refusal, Scope
 from core.auth import Principal, Role, authenticate
 
 bearer = HTTPBearer(
@@ -36,20 +37,24 @@ def csrf_token(session_token: str) -> str:
     return hashlib.sha256(b"csrf:" + session_token.encode()).hexdigest()[:40]
 
 
-def principal(
+async def principal(
     request: Request,
-    pool: Pool,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """The caller: from `Authorization: Bearer <token>`, or from the session cookie of the web
     pages — then a request that writes must also carry the session's CSRF token in the
-    `X-CSRF-Token` header. The token is looked up on a connection held for that query only, so
-    a route that works without the database (reading an uploaded sheet) holds none meanwhile."""
+    `X-CSRF-Token` header. The token is looked up through the admission queue on a connection
+    held for that query only, so a route that works without the database (reading an uploaded
+    sheet) holds none meanwhile."""
     token = creds.credentials if creds is not None else request.cookies.get(SESSION_COOKIE)
     if not token:
         raise HTTPException(401, "sign in: send Authorization: Bearer <token>", _CHALLENGE)
-    with pool.connection() as conn:
-        p = authenticate(conn, token)
+    checked = request.scope.get("state", {}).get(_CHECKED)  # by check_token, for a body
+    p: Principal | None
+    if checked is not None and checked[0] == token:
+        p = checked[1]
+    else:
+        p = await with_connection(request, lambda conn: authenticate(conn, token))
     if p is None:
         raise HTTPException(401, "the token is unknown, expired or revoked", _CHALLENGE)
     if creds is None and request.method not in SAFE:
@@ -61,18 +66,41 @@ def principal(
 
 
 Caller = Annotated[Principal, Depends(principal)]
+_CHECKED = "wastepilot_checked_token"
+
+
+async def check_token(scope: Scope, token: str) -> Refusal | None:
+    """For RequestGuard, before a request's body is read: None when the token is valid (the
+    lookup is kept for ``principal``), else the refusal — 401, or 503 when the database is too
+    busy to ask."""
+    request = Request(scope)
+    try:
+        p = await with_connection(request, lambda conn: authenticate(conn, token))
+    except HTTPException as exc:
+        extra = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
+        return exc.status_code, str(exc.detail), extra
+    if p is None:
+        return 401, "the token is unknown, expired or revoked", [(b"www-authenticate", b"Bearer")]
+    scope.setdefault("state", {})[_CHECKED] = (token, p)
+    return None
+
+
+def permit(p: Principal, roles: tuple[str, ...], method: str) -> None:
+    """The rights check of every path, API and pages alike: 403 unless the caller has one of
+    ``roles`` (admins have all) and, for a request that writes, a token with write scope."""
+    if p.role != "admin" and p.role not in roles:
+        raise HTTPException(
+            403, f"a {p.role} may not do this: it needs the {' or '.join(roles)} role"
+        )
+    if p.scope == "read" and method not in SAFE:
+        raise HTTPException(403, "this token is read-only: use a token with write scope")
 
 
 def allow(*roles: Role) -> Callable[..., Principal]:
     """A dependency that lets through the given roles (and admins)."""
 
     def check(request: Request, p: Caller) -> Principal:
-        if p.role != "admin" and p.role not in roles:
-            raise HTTPException(
-                403, f"a {p.role} may not do this: it needs the {' or '.join(roles)} role"
-            )
-        if p.scope == "read" and request.method not in SAFE:
-            raise HTTPException(403, "this token is read-only: use a token with write scope")
+        permit(p, roles, request.method)
         return p
 
     return check

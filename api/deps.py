@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import anyio
 import psycopg
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Request, UploadFile
+from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from api import queries as q
+from bids.sheetbudget import read_sheet_within_budget
+from bids.sheets import ATTENDANCE, MAX_FILE_BYTES, Layout, SheetRow
 from core import clock
 from core.settings import Settings
 from core.topics import DEVICE_ID_PATTERN
@@ -26,16 +33,85 @@ def get_pool(request: Request) -> ConnectionPool:
 Pool = Annotated[ConnectionPool, Depends(get_pool)]
 
 
-async def db_slot(request: Request) -> AsyncIterator[None]:
-    """Wait, without holding a worker thread, until the pool has a connection for this request.
+T = TypeVar("T")
+RETRY_AFTER_S = 5
 
-    Sync routes and their sync dependencies run on a limited set of worker threads. Were more
-    requests than pool connections to wait for a connection *on* those threads, the requests
-    holding connections could find no thread left to finish on, and all would stall until the
-    pool's timeout. Queueing here, on the event loop, first keeps that from happening."""
-    slots: asyncio.Semaphore = request.app.state.db_slots
-    async with slots:
+
+def busy() -> HTTPException:
+    return HTTPException(
+        503,
+        "the service is busy: try again in a few seconds",
+        {"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+@asynccontextmanager
+async def admitted(request: Request, wait_s: float | None = None) -> AsyncIterator[None]:
+    """A place among the requests that use the database, which are as many as the pool has
+    connections: the one admission rule of routes, pages, authentication and sign-in.
+
+    Waiting happens here, on the event loop, never on a worker thread: sync routes run on a
+    limited set of threads, and were requests to wait for a connection *on* them, the requests
+    holding connections could find no thread left to finish on. Past ``api_queue_max`` waiting,
+    or after ``api_queue_wait_s`` (or ``wait_s``), the answer is 503 with Retry-After — an
+    overloaded API says so at once rather than failing after a pool time-out or hanging."""
+    state = request.app.state
+    settings: Settings = state.settings
+    slots: asyncio.Semaphore = state.db_slots
+    if slots.locked() and state.db_waiting >= settings.api_queue_max:
+        raise busy()
+    state.db_waiting += 1
+    try:
+        async with asyncio.timeout(wait_s or settings.api_queue_wait_s):
+            await slots.acquire()
+    except TimeoutError:
+        raise busy() from None
+    finally:
+        state.db_waiting -= 1
+    try:
         yield
+    finally:
+        slots.release()
+
+
+async def db_slot(request: Request) -> AsyncIterator[None]:
+    """The request's place in the admission queue (``admitted``), for as long as it runs."""
+    async with admitted(request):
+        yield
+
+
+async def with_connection(
+    request: Request,
+    work: Callable[[psycopg.Connection[tuple[object, ...]]], T],
+    wait_s: float | None = None,
+) -> T:
+    """``work(conn)`` on a worker thread with a pooled connection, once admitted (waiting at
+    most ``wait_s``); committed if it returns. For async routes and dependencies that need the
+    database briefly."""
+    pool: ConnectionPool = request.app.state.pool
+
+    def call() -> T:
+        with pool.connection() as conn:
+            return work(conn)
+
+    async with admitted(request, wait_s):
+        return await run_in_threadpool(call)
+
+
+class AdmittedStream(StreamingResponse):
+    """A streamed answer that keeps its request's place in the admission queue (``place``,
+    entered by the route, so that a 503 can still be sent) until the last byte is sent or the
+    client has gone."""
+
+    def __init__(self, place: AsyncExitStack, content: AsyncIterator[Any], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.place = place
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.place.aclose()
 
 
 def get_conn(
@@ -122,3 +198,16 @@ def checked_period(
     if start >= end:
         raise HTTPException(422, "start must be before end")
     return start, end
+
+
+async def read_upload(
+    request: Request, file: UploadFile, layout: Layout = ATTENDANCE
+) -> list[SheetRow]:
+    """An uploaded sheet's rows, read within its budget (bids/sheetbudget.py) before any
+    database connection is taken. A read waits for one of the few sheet readers on the event
+    loop, holding no worker thread meanwhile."""
+    data = await file.read(MAX_FILE_BYTES + 1)
+    readers: anyio.CapacityLimiter = request.app.state.sheet_readers
+    return await anyio.to_thread.run_sync(
+        read_sheet_within_budget, file.filename or "", data, layout, limiter=readers
+    )

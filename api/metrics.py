@@ -48,5 +48,10 @@ def instrument(app: FastAPI) -> CollectorRegistry:
         latency.labels(method, template).observe(time.perf_counter() - t0)
         return response
 
+    app.state.password_checks = Counter(
+        "wastepilot_api_password_checks_total",
+        "Passwords checked against their hash at sign-in (throttled attempts are not)",
+        registry=registry,
+    )
     app.mount("/metrics", make_asgi_app(registry))
     return registry

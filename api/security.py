@@ -7,9 +7,11 @@
 - A body limit per route (FastAPI's ``max_body_size``, Starlette's body-limit middleware:
   ``DEFAULT_BODY_LIMIT`` for the app, ``SHEET_BODY_LIMIT`` on the sheet imports): a declared
   ``Content-Length`` above it is refused at once (413), a streamed body when it passes it.
-- No anonymous body: a request with a body and no credential (no ``Authorization`` header, no
-  session cookie) to anything but the sign-in routes is refused (401) before a byte of it is
-  read — no JSON parsed, no upload spooled to a temporary file.
+- No body without a valid credential: a request with a body to anything but the sign-in routes
+  is refused (401) before a byte of it is read — no JSON parsed, no upload spooled to a
+  temporary file — when it has no credential (no ``Authorization`` header, no session
+  cookie) or one that is unknown, expired or revoked (looked up through the admission queue;
+  the lookup is kept for the route's own check).
 
 The credential check is a pure ASGI middleware, so that nothing of the body is touched
 before it.
@@ -26,6 +28,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Refusal = tuple[int, str, list[tuple[bytes, bytes]]]  # status, detail, extra headers
 
 MiB = 1024 * 1024
 DEFAULT_BODY_LIMIT = 1 * MiB  # JSON and forms
@@ -49,9 +52,15 @@ NO_STORE = (b"cache-control", b"no-store")
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, session_cookie: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        session_cookie: str,
+        check: Callable[[Scope, str], Awaitable[Refusal | None]],
+    ) -> None:
         self.app = app
         self.cookie = session_cookie.encode()
+        self.check = check  # None for a valid token, else why not (api/auth.py: check_token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,21 +81,32 @@ class RequestGuard:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         has_body = (declared not in (None, b"0")) or b"transfer-encoding" in headers
-        if has_body and path not in ANONYMOUS_BODY_PATHS and not self._credential(headers):
-            await _answer(
-                send_with_headers,
-                401,
-                "sign in: send Authorization: Bearer <token> (a request with a body needs one)",
-                [(b"www-authenticate", b"Bearer")],
-            )
-            return
+        if has_body and path not in ANONYMOUS_BODY_PATHS:
+            token = self._credential(headers)
+            if token is None:
+                await _answer(
+                    send_with_headers,
+                    401,
+                    "sign in: send Authorization: Bearer <token> (a request with a body needs one)",
+                    [(b"www-authenticate", b"Bearer")],
+                )
+                return
+            refusal = await self.check(scope, token)
+            if refusal is not None:
+                await _answer(send_with_headers, *refusal)
+                return
         await self.app(scope, receive, send_with_headers)
 
-    def _credential(self, headers: dict[bytes, bytes]) -> bool:
-        if headers.get(b"authorization", b"").lower().startswith(b"bearer "):
-            return True
-        cookies = headers.get(b"cookie", b"")
-        return any(part.strip().startswith(self.cookie + b"=") for part in cookies.split(b";"))
+    def _credential(self, headers: dict[bytes, bytes]) -> str | None:
+        """The request's bearer token, else its session cookie, else None."""
+        auth = headers.get(b"authorization", b"")
+        if auth.lower().startswith(b"bearer "):
+            return auth[7:].strip().decode("latin-1")
+        for part in headers.get(b"cookie", b"").split(b";"):
+            name, _, value = part.strip().partition(b"=")
+            if name == self.cookie:
+                return value.decode("latin-1")
+        return None
 
 
 async def _answer(

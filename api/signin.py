@@ -1,31 +1,37 @@
 """Signing in: throttled per account and per address, the password checked off the database.
 
-- **Throttling** (the `limits` library, moving windows in this process's memory): after
-  ``ACCOUNT_FAILURES`` wrong passwords for one username in a minute, or ``ADDRESS_FAILURES``
-  from one address, further attempts are answered 429 with ``Retry-After`` — without checking
-  the password, so a right guess in the throttled window does not get in either. A success
-  does not reset the counters (a guesser cannot clear them by signing in to an account of
-  its own). Several API processes each keep their own counters: the limit is per process.
-- **Hashing off the connection pool**: the password hash is read with a connection taken for
-  one query and given back; argon2 runs after, at most ``HASHING`` at a time, so that sign-in
-  attempts (or a flood of them) never hold database connections that other requests wait for.
+- **Throttling that cannot be raced**, shared by every API process (PostgreSQL,
+  migrations/014_sign_in_attempts.sql): each attempt is written and committed *before* its
+  password is checked, then the last minute's attempts are counted. Of any number of attempts
+  at once, the k-th to commit counts at least k, so at most ``ACCOUNT_FAILURES`` passwords of
+  one account (``ADDRESS_FAILURES`` from one address) are checked a minute. Past that, attempts
+  are answered 429 with ``Retry-After`` without checking the password, so a right guess in the
+  throttled window does not get in either. A right password takes its attempt back (people
+  signing in do not use up the limit); a success does not clear earlier failures (a guesser
+  cannot clear them by signing in to an account of its own).
+- **The client address** is the TCP peer's, or the one a configured proxy forwarded
+  (``api_trusted_proxies``, api/server.py): nobody else chooses the address counted.
+- **Hashing off the pool and off the threads**: the database is used through the admission
+  queue (api/deps.py) for short statements only; argon2 runs after, at most ``HASHING`` at a
+  time, and a sign-in waits for its turn on the event loop, holding neither a connection nor a
+  worker thread, so that a flood of sign-ins never starves other requests.
 - **Login CSRF**: a sign-in POST that a browser sends from another site (its ``Origin`` is not
   this site) is refused; the page's form also carries a token bound to a cookie of its own.
 """
 
 from __future__ import annotations
 
-import threading
-import time
+import asyncio
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
 from fastapi import HTTPException, Request
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
-from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
 
+from api import queries as q
+from api.deps import with_connection
 from core import auth
 from core.auth import Role
 
@@ -33,10 +39,7 @@ ACCOUNT_FAILURES = 10  # per username per minute
 ADDRESS_FAILURES = 30  # per client address per minute
 HASHING = 2  # argon2 checks at a time in this process
 
-_account = RateLimitItemPerMinute(ACCOUNT_FAILURES)
-_address = RateLimitItemPerMinute(ADDRESS_FAILURES)
-_limiter = MovingWindowRateLimiter(MemoryStorage())
-_hashing = threading.BoundedSemaphore(HASHING)
+Conn = psycopg.Connection[Any]
 
 
 def check_origin(request: Request) -> None:
@@ -53,46 +56,55 @@ def _keys(request: Request, username: str) -> tuple[str, str]:
     return f"user:{username.lower()}", f"addr:{address}"
 
 
-def throttled(request: Request, username: str) -> float | None:
-    """Seconds to wait when this account or address has failed too often, else None."""
-    user_key, addr_key = _keys(request, username)
+Stored = tuple[int, str] | None  # a user's id and password hash (core/auth.py)
+
+
+def _attempt(conn: Conn, username: str, user_key: str, addr_key: str) -> tuple[int, Stored] | float:
+    """Record an attempt (committed at once): (its id, the user's stored hash) when it may be
+    checked, else the seconds until it could be, with the attempt taken back."""
+    conn.execute(q.SIGN_IN_FORGET_OLD)
+    [(attempt,)] = conn.execute(q.SIGN_IN_ATTEMPT, (user_key, addr_key)).fetchall()
+    conn.commit()  # counted by every other attempt from now on
+    [(by_user, by_addr, user_left, addr_left)] = conn.execute(
+        q.SIGN_IN_WINDOW, {"user": user_key, "addr": addr_key}
+    ).fetchall()
     waits = []
-    for item, key in ((_account, user_key), (_address, addr_key)):
-        if not _limiter.test(item, "sign-in", key):
-            reset = _limiter.get_window_stats(item, "sign-in", key).reset_time
-            waits.append(max(1.0, reset - time.time()))
-    return max(waits) if waits else None
+    if int(str(by_user)) > ACCOUNT_FAILURES:
+        waits.append(float(str(user_left or 1)))
+    if int(str(by_addr)) > ADDRESS_FAILURES:
+        waits.append(float(str(addr_left or 1)))
+    if waits:
+        conn.execute(q.SIGN_IN_TAKE_BACK, (attempt,))
+        return max(1.0, *waits)
+    return int(str(attempt)), auth.password_hash_of(conn, username)
 
 
-def _failed(request: Request, username: str) -> None:
+async def sign_in(request: Request, username: str, password: str) -> tuple[int, Role] | None:
+    """The user's id and role when the password is right (None when not); 429 when throttled,
+    503 when the database is too busy to ask."""
     user_key, addr_key = _keys(request, username)
-    _limiter.hit(_account, "sign-in", user_key)
-    _limiter.hit(_address, "sign-in", addr_key)
-
-
-def sign_in(
-    pool: ConnectionPool[Any], request: Request, username: str, password: str
-) -> tuple[int, Role] | None:
-    """The user's id and role when the password is right (None when not); 429 when throttled.
-    Takes database connections only for the lookups, never while hashing."""
-    wait = throttled(request, username)
-    if wait is not None:
+    allowed = await with_connection(request, lambda c: _attempt(c, username, user_key, addr_key))
+    if not isinstance(allowed, tuple):
         raise HTTPException(
             429,
             "too many failed sign-ins: wait a minute and try again",
-            {"Retry-After": str(int(wait + 0.999))},
+            {"Retry-After": str(math.ceil(allowed))},
         )
-    with pool.connection() as conn:
-        stored = auth.password_hash_of(conn, username)
-    with _hashing:
-        user_id = auth.verify_password(stored, password)
+    attempt, stored = allowed
+    hashing: asyncio.Semaphore = request.app.state.hashing
+    async with hashing:
+        request.app.state.password_checks.inc()
+        user_id = await run_in_threadpool(auth.verify_password, stored, password)
     if user_id is None:
-        _failed(request, username)
-        return None
-    with pool.connection() as conn:
-        return user_id, auth.role_of(conn, user_id)
+        return None  # the attempt stays counted for the minute
+
+    def succeeded(conn: Conn) -> Role:
+        conn.execute(q.SIGN_IN_TAKE_BACK, (attempt,))
+        return auth.role_of(conn, user_id)
+
+    return user_id, await with_connection(request, succeeded)
 
 
-def forget_failures() -> None:
-    """Clear every counter (tests; an operator's restart does the same)."""
-    _limiter.storage.reset()
+def forget_failures(conn: Conn) -> None:
+    """Clear every counter (tests; an operator after a lock-out)."""
+    conn.execute(q.SIGN_IN_FORGET_ALL)

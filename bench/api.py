@@ -8,7 +8,13 @@ then times a signed-in officer's `GET /api/v1/workshops`, one after another:
   shared strings that unpack to 60 MB, ...) are posted to the attendance import at once,
   round after round; also how long each bomb took to be refused;
 - sign-in flood: while 16 clients (in another process) post wrong passwords for made-up
-  accounts.
+  accounts;
+- idle connections and a flood: while 5,000 connections never finish a request and 80 clients
+  (in another process) flood the sign-in;
+- signed-in load: 200 people at once for 60 s, each looping over pages (session cookie) and API
+  reads (bearer token), with 50 more people signing in at the same moment half-way (each from
+  an address of its own): the reads' p95 while the
+  sign-ins are checked against their p95 the rest of the time, and how many answers were 503.
 
 The tests assert what happens under the same attacks (every read answered, none waiting for
 ever: tests/api/test_hardening.py); the speeds are here (docs/benchmarks.md). The last line
@@ -20,6 +26,7 @@ Run: `.venv/bin/python bench/api.py` (after `wastepilot services up`).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing
 import os
@@ -39,6 +46,7 @@ from bench import attacks, common
 from bench.common import log
 from core import auth, clock
 from core.db import connect
+from core.registry import Household, add_households
 from core.settings import Settings
 from wastepilot.prepare import prepare_database
 
@@ -79,6 +87,54 @@ def figures(got: list[tuple[int, float]]) -> dict[str, Any]:
     }
 
 
+def load(url: str, base: str, token: str, seconds: float) -> dict[str, Any]:
+    """200 people for ``seconds`` with 50 sign-ins half-way (bench/attacks.py)."""
+    ref = "HH-BENCH-1"
+    people = [(f"bench-person-{i}", PASSWORD) for i in range(50)]
+    with connect(url) as conn:
+        add_households(conn, [Household(ref)])
+        for name, password in people:
+            auth.add_user(conn, name, "analyst", password)
+        session = auth.create_token(conn, "bench-admin", name="bench session")[1]
+        conn.commit()
+    answers, (start, end) = asyncio.run(
+        attacks.signed_in_load(
+            base,
+            session=session,
+            token=token,
+            pages=["/analysts", "/officers/workshops", f"/analysts/households/{ref}"],
+            reads=["/api/v1/households", f"/api/v1/households/{ref}", "/api/v1/kpis"],
+            clients=200,
+            seconds=seconds,
+            sign_ins=people,
+        )
+    )
+    reads = [a for a in answers if a.kind == "read" and a.status == 200]
+    burst = [a.seconds for a in reads if start <= a.started <= end]
+    rest = [a.seconds for a in reads if not start <= a.started <= end]
+    out: dict[str, Any] = {
+        "answers": len(answers),
+        "per_second": round(len(answers) / seconds, 1),
+        "busy_503": sum(1 for a in answers if a.status == 503),
+        "other_errors": sum(1 for a in answers if a.status not in (200, 503)),
+        "max_s": round(max(a.seconds for a in answers), 2),
+        "reads_p95_ms": round(attacks.p95(rest) * 1000, 1) if rest else None,
+        "reads_p95_during_sign_ins_ms": round(attacks.p95(burst) * 1000, 1) if burst else None,
+        "sign_ins": {str(code): n for code, n in _counts(answers, "sign-in").items()},
+    }
+    if burst and rest:
+        out["p95_ratio_during_sign_ins"] = round(attacks.p95(burst) / attacks.p95(rest), 2)
+    return out
+
+
+def _counts(answers: list[attacks.Answer], kind: str) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for a in answers:
+        if a.kind == kind:
+            counts[a.status] = counts.get(a.status, 0) + 1
+    return counts
+
+
 def _flood(base: str, clients: int, seconds: float) -> None:
     with attacks.sign_in_flood(base, clients):
         time.sleep(seconds)
@@ -89,13 +145,16 @@ def main() -> None:
     ap.add_argument("--reads", type=int, default=300, help="reads in the quiet baseline")
     ap.add_argument("--bomb-rounds", type=int, default=5)
     ap.add_argument("--flood-seconds", type=float, default=20)
+    ap.add_argument("--idle", type=int, default=5_000, help="idle connections")
+    ap.add_argument("--load-seconds", type=float, default=60)
     args = ap.parse_args()
 
     url = common.fresh_database(common.settings().db_url(), DB)
     prepare_database(Settings(database_url=url))
     with connect(url) as conn:
         auth.add_user(conn, "bench-officer", "officer", PASSWORD)
-        _, token = auth.create_token(conn, "bench-officer", name="bench")
+        auth.add_user(conn, "bench-admin", "admin", PASSWORD)
+        _, token = auth.create_token(conn, "bench-admin", name="bench")
         conn.commit()
     headers = {"Authorization": f"Bearer {token}"}
     proc, base = serve(url)
@@ -144,12 +203,29 @@ def main() -> None:
         flood.join()
         results["sign_in_flood"] = figures(during)
         log(f"sign-in flood    {results['sign_in_flood']}")
+
+        attacks.open_files_needed(args.idle + 500)
+        flood = multiprocessing.get_context("spawn").Process(
+            target=_flood, args=(base, 80, args.flood_seconds)
+        )
+        with attacks.idle_connections(base, args.idle):
+            flood.start()
+            time.sleep(1)
+            during = []
+            while flood.is_alive() and len(during) < 10_000:
+                during += attacks.timed_gets(listing, headers, 20)
+            flood.join()
+        results["idle_and_flood"] = figures(during)
+        log(f"idle + flood     {results['idle_and_flood']}")
+
+        results["signed_in_load"] = load(url, base, token, args.load_seconds)
+        log(f"signed-in load   {results['signed_in_load']}")
     finally:
         proc.terminate()
         proc.wait(30)
 
     quiet_p95 = results["quiet"]["p95_ms"]
-    for name in ("sheet_bombs", "sign_in_flood"):
+    for name in ("sheet_bombs", "sign_in_flood", "idle_and_flood"):
         results[name]["p95_ratio_to_quiet"] = round(results[name]["p95_ms"] / quiet_p95, 2)
         log(f"{name}: p95 {results[name]['p95_ratio_to_quiet']}x the quiet p95")
     print(json.dumps(results))

@@ -5,17 +5,25 @@ here connects at import."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import resource
+import socket
 import statistics
 import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from urllib.parse import urlsplit
 
 import httpx2
 import openpyxl
+
+SESSION_COOKIE = "wp_session"  # api/auth.py's (the bench and the tests talk HTTP only)
 
 # --- sheet bombs ----------------------------------------------------------------------------
 
@@ -192,3 +200,112 @@ def patience(quiet: list[float], floor: float = 5.0) -> float:
     times the quiet p95 measured in the same test, and never less than ``floor`` seconds — wide
     enough for a busy machine, far below a hang or a client's time-out."""
     return max(10 * p95(quiet), floor)
+
+
+# --- many signed-in people at once ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One request of a load: what it was, when it started (seconds from the load's start),
+    its status (0: no answer at all), how long it took, and its Retry-After header."""
+
+    kind: str
+    started: float
+    status: int
+    seconds: float
+    retry_after: str | None
+
+
+async def signed_in_load(
+    base: str,
+    *,
+    session: str,
+    token: str,
+    pages: list[str],
+    reads: list[str],
+    clients: int = 200,
+    seconds: float = 60.0,
+    sign_ins: list[tuple[str, str]] | None = None,
+) -> tuple[list[Answer], tuple[float, float]]:
+    """``clients`` people at once, each looping for ``seconds`` over the pages (with the
+    session cookie) and the API reads (with the bearer token), one request at a time; half-way,
+    every one of ``sign_ins`` (username, password) signs in at the same moment, each from an
+    address of its own (127.0.1.x: people, not one guesser). Returns every answer and the
+    sign-in burst's (start, end) in the same seconds."""
+    answers: list[Answer] = []
+    t0 = time.perf_counter()
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async with httpx2.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+
+        async def one(kind: str, send: Callable[[], Awaitable[httpx2.Response]]) -> None:
+            started = time.perf_counter()
+            try:
+                r = await send()
+                status, retry = r.status_code, r.headers.get("retry-after")
+            except httpx2.TransportError:
+                status, retry = 0, None
+            done = time.perf_counter()
+            answers.append(Answer(kind, started - t0, status, done - started, retry))
+
+        cookie = {"Cookie": f"{SESSION_COOKIE}={session}"}
+        head = {"Authorization": f"Bearer {token}"}
+
+        async def person(i: int) -> None:
+            n = i
+            while time.perf_counter() - t0 < seconds:
+                n += 1
+                if n % 2:
+                    page = partial(client.get, pages[n % len(pages)], headers=cookie)
+                    await one("page", page)
+                else:
+                    read = partial(client.get, reads[n % len(reads)], headers=head)
+                    await one("read", read)
+
+        async def sign_in(i: int, username: str, password: str) -> None:
+            transport = httpx2.AsyncHTTPTransport(local_address=f"127.0.1.{i + 1}")
+            async with httpx2.AsyncClient(base_url=base, timeout=60, transport=transport) as c:
+                form = {"username": username, "password": password}
+                await one("sign-in", partial(c.post, "/api/v1/auth/token", data=form))
+
+        async def burst() -> tuple[float, float]:
+            await asyncio.sleep(seconds / 2)
+            start = time.perf_counter() - t0
+            await asyncio.gather(*(sign_in(i, *c) for i, c in enumerate(sign_ins or [])))
+            return start, time.perf_counter() - t0
+
+        people = [asyncio.create_task(person(i)) for i in range(clients)]
+        window = await burst()
+        await asyncio.gather(*people)
+    return answers, window
+
+
+@contextmanager
+def idle_connections(base: str, n: int) -> Iterator[list[socket.socket]]:
+    """``n`` connections that never send a request (half of them a request head begun and
+    never finished); closed when the block ends."""
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    assert host
+    assert port
+    socks: list[socket.socket] = []
+    try:
+        for i in range(n):
+            s = socket.create_connection((host, port), timeout=30)
+            if i % 2:
+                s.sendall(b"GET /api/v1/workshops HTTP/1.1\r\nHost: x\r\n")
+            socks.append(s)
+        yield socks
+    finally:
+        for s in socks:
+            s.close()
+
+
+def open_files_needed(n: int) -> None:
+    """Raise this process's open-file limit for ``n`` more sockets (or fail saying why)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 1024
+    if soft < want:
+        if hard != resource.RLIM_INFINITY and hard < want:
+            raise RuntimeError(f"{n} connections need an open-file limit of {want}; hard: {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))

@@ -25,6 +25,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.app import create_app
+from api.server import config as server_config
 from bench import common
 from bench.common import log
 from bids.demo import seed_demo
@@ -61,9 +62,8 @@ def main() -> None:
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(Settings(database_url=url)), log_level="warning")
-    )
+    settings = Settings(database_url=url)
+    server = uvicorn.Server(server_config(create_app(settings), settings, log_level="warning"))
     threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
     while not server.started:
         time.sleep(0.05)

@@ -197,7 +197,8 @@ ON CONFLICT DO NOTHING
 # --- audit ---------------------------------------------------------------------------------------
 SELECT_AUDIT = """
 SELECT id, at, actor, table_name, row_key, action, before, after FROM audit_log
-WHERE (%(table)s::text IS NULL OR table_name = %(table)s)
+WHERE table_name = ANY(%(tables)s)
+  AND (%(table)s::text IS NULL OR table_name = %(table)s)
   AND (%(key)s::text IS NULL OR row_key = %(key)s)
 ORDER BY id DESC LIMIT %(limit)s
 """

@@ -111,11 +111,42 @@ def password_problem(password: str, username: str = "") -> str | None:
         return "a password of spaces only is refused"
     from zxcvbn import zxcvbn
 
-    verdict = zxcvbn(password[:72], user_inputs=[username, "wastepilot"])  # its longest
+    inputs = [username, "wastepilot"]
+    verdict = zxcvbn(password[:72], user_inputs=inputs)  # its longest
     if verdict["score"] < MIN_PASSWORD_SCORE:
         hint = (verdict["feedback"].get("warning") or "it is too easy to guess").rstrip(".")
         return f"choose a password that is harder to guess: {hint[0].lower() + hint[1:]}"
+    letters = re.sub(r"[^a-z]", "", password.lower())
+    if any(letters.startswith(f) for f in FAMOUS_PASSPHRASES):
+        return "choose a password that is harder to guess: that phrase is famous"
+    if _one_word_with_numbers(password, inputs):
+        return (
+            "choose a password that is harder to guess: a word with a year, numbers or symbols "
+            "added (Summer2026!) is among the first guesses; try three or more random words"
+        )
     return None
+
+
+# passphrases published as examples, tried by every guesser (letters only, lower case)
+FAMOUS_PASSPHRASES = ("correcthorsebattery", "thequickbrownfox")
+_WORD_AND_NUMBERS = re.compile(r"[^a-z]*([a-z]+)[^a-z]*")
+
+
+def _one_word_with_numbers(password: str, inputs: list[str]) -> bool:
+    """Whether the password is one run of letters with only digits and symbols around it,
+    and the run is short or one word a guesser's list has (a dictionary word, a name, a
+    season, a month, the username). zxcvbn knows years only up to its own, and scores
+    'Summer2026!!' safe."""
+    from zxcvbn import zxcvbn
+
+    run = _WORD_AND_NUMBERS.fullmatch(password.lower())
+    if run is None:
+        return False
+    letters = run.group(1)
+    if len(letters) < 8:
+        return True
+    words = zxcvbn(letters, user_inputs=inputs)["sequence"]
+    return len(words) == 1 and words[0]["pattern"] == "dictionary"
 
 
 def create_token(

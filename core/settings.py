@@ -181,6 +181,35 @@ class Settings(BaseSettings):
     # --- API --------------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="Address the API listens on")
     api_port: int = Field(8080, description="Port the API listens on")
+    api_queue_wait_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a request waits for a database connection before it is answered "
+        "503 with Retry-After (overload queues briefly, never hangs)",
+    )
+    api_queue_max: int = Field(
+        500,
+        ge=1,
+        description="Requests that may wait for a database connection at once; more are "
+        "answered 503 with Retry-After at once",
+    )
+    api_head_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A connection that has not sent a whole request head this long after "
+        "opening (or after its last answer) is closed (slow or idle clients)",
+    )
+    api_max_connections: int = Field(
+        2000,
+        ge=10,
+        description="Open connections at most; past it the oldest still waiting for its request "
+        "head is closed to make room",
+    )
+    api_trusted_proxies: str = Field(
+        "",
+        description="Addresses (comma-separated, or *) of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty = none, the client is the TCP peer",
+    )
 
     # --- bid support ------------------------------------------------------------------------
     attendee_retention_days: int = Field(

@@ -219,7 +219,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots, kept by CI
 AXE = ROOT / "api/web/node_modules/axe-core/axe.min.js"
 CHROMIUM = Path("/usr/bin/chromium")
-PASSWORD = "correct horse battery staple"  # the test users' (tests/fixtures/database.py)
+PASSWORD = "granite lantern orbit tuesday"  # the test users' (tests/fixtures/database.py)
 
 
 def sign_in(page: Any, base: str, user: str) -> None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from api import queries as admin_queries
 from api import signin
 from api.auth import Caller, csrf_token, end_session, start_session
-from api.deps import AppSettings, AuditedConn, Conn, Pool
+from api.deps import AppSettings, AuditedConn, Conn, with_connection
 from core import audit, auth, devices
 from core.devices import NEW_DEVICE_ID_PATTERN
 from core.errors import AuthError, BrokerAdminError, RegistryError
@@ -70,9 +70,8 @@ class DeviceOut(BaseModel):
 
 
 @public.post("/token", response_model=TokenOut, summary="Sign in for a token")
-def sign_in(
+async def sign_in(
     request: Request,
-    pool: Pool,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=200)],
     scope: Annotated[Literal["read", "write"], Form()] = "write",
@@ -81,16 +80,16 @@ def sign_in(
     passwords for an account within a minute (or thirty from one address) and further tries
     are answered 429 for the rest of that minute."""
     signin.check_origin(request)
-    if signin.sign_in(pool, request, username, password) is None:
+    if await signin.sign_in(request, username, password) is None:
         raise HTTPException(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
-    with pool.connection() as conn:
-        tid, token = auth.create_token(conn, username, scope=scope, days=0.5, name="sign-in")
+    tid, token = await with_connection(
+        request, lambda c: auth.create_token(c, username, scope=scope, days=0.5, name="sign-in")
+    )
     return TokenOut(id=tid, token=token, scope=scope, days=0.5)
 
 
 @public.post("/session", summary="Sign in to the web pages")
-def sign_in_session(
-    pool: Pool,
+async def sign_in_session(
     request: Request,
     response: Response,
     username: Annotated[str, Form(max_length=64)],
@@ -100,10 +99,9 @@ def sign_in_session(
     HttpOnly and SameSite=Strict; requests that write must send the returned `csrf_token` in
     the `X-CSRF-Token` header. Throttled as the token sign-in is."""
     signin.check_origin(request)
-    if signin.sign_in(pool, request, username, password) is None:
+    if await signin.sign_in(request, username, password) is None:
         raise HTTPException(401, "wrong username or password", {"WWW-Authenticate": "Bearer"})
-    with pool.connection() as conn:
-        token = start_session(conn, username, request, response)
+    token = await with_connection(request, lambda c: start_session(c, username, request, response))
     return {"username": username, "csrf_token": csrf_token(token)}
 
 

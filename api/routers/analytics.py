@@ -4,18 +4,28 @@ streamed exports; weekly reports. Households appear by pseudonymous reference on
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
+from starlette.concurrency import iterate_in_threadpool
 
 from analytics import export, queries
 from analytics.kpis import pilot_kpis
 from analytics.usage import Bucket, usage_series
-from api.deps import AppSettings, Conn, checked_period, checked_zone, get_pool
+from api.deps import (
+    AdmittedStream,
+    AppSettings,
+    Conn,
+    admitted,
+    checked_period,
+    checked_zone,
+    get_pool,
+)
 from api.routers.usage import MAX_BUCKETS, UsageBucket
 from core import clock
 
@@ -145,7 +155,8 @@ def kpis_file(
 
 
 @router.get("/exports/usage.{fmt}", summary="Export per-household usage (streamed)")
-def export_usage(
+async def export_usage(
+    request: Request,
     fmt: Literal["csv", "parquet"],
     pool: Annotated[ConnectionPool, Depends(get_pool)],
     bucket: Annotated[Literal["1h", "1d"], Query(description="1h, or 1d (UK local days)")] = "1d",
@@ -160,16 +171,19 @@ def export_usage(
     start, end = checked_period(start, end)
     params = export.export_params(start, end, cohort, household)
 
-    def body() -> Iterator[Any]:
+    def chunks() -> Iterator[Any]:
         with pool.connection() as conn:
             if fmt == "csv":
                 yield from export.usage_csv(conn, bucket, params)
             else:
                 yield from export.usage_parquet(conn, bucket, params)
 
+    place = AsyncExitStack()
+    await place.enter_async_context(admitted(request))  # a 503 comes before the first byte
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/vnd.apache.parquet"
-    return StreamingResponse(
-        body(),
+    return AdmittedStream(
+        place,
+        iterate_in_threadpool(chunks()),
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="usage-{bucket}.{fmt}"'},
     )

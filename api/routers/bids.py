@@ -5,18 +5,19 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Path, Query, UploadFile
+import psycopg
+from fastapi import APIRouter, File, HTTPException, Path, Query, Request, UploadFile
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from api.deps import Actor, AuditedConn, Conn, Pool
+from api.auth import Caller
+from api.deps import Actor, AuditedConn, Conn, read_upload, with_connection
 from api.routers.workshops import ImportProblem
 from api.schemas import AuditEntry, Bid, BidIn, BidPatch, BidStatus, GssCode, RoundCode
 from api.security import SHEET_BODY_LIMIT
 from bids import awards, records
 from bids import queries as q
-from bids.sheetbudget import read_sheet_within_budget
-from bids.sheets import AWARDS, MAX_FILE_BYTES
+from bids.sheets import AWARDS
 from core.audit import set_actor
 
 router = APIRouter(prefix="/api/v1", tags=["bids"])
@@ -86,10 +87,10 @@ class AwardImport(BaseModel):
     summary="Import a published award list",
     max_body_size=SHEET_BODY_LIMIT,
 )
-def import_award_list(
+async def import_award_list(
+    request: Request,
     code: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")],
     file: Annotated[UploadFile, File(description="The list: .xlsx or .csv")],
-    pool: Pool,
     actor: Actor,
     commit: Annotated[
         bool, Query(description="false: preview only (default); true: apply the good rows")
@@ -100,28 +101,51 @@ def import_award_list(
     separated by ';'. Councils are matched as they were on the round's results day, as in
     attendance sheets; each good row becomes (or updates) that council's successful bid for the
     scheme. Preview first; the same list again changes nothing."""
-    rows = read_sheet_within_budget(file.filename or "", file.file.read(MAX_FILE_BYTES + 1), AWARDS)
-    with pool.connection() as conn:
+    rows = await read_upload(request, file, AWARDS)
+
+    def apply(conn: psycopg.Connection[tuple[object, ...]]) -> awards.AwardResult:
         set_actor(conn, actor)
-        result = awards.import_awards(conn, code, rows, commit)
+        return awards.import_awards(conn, code, rows, commit)
+
+    result = await with_connection(request, apply)
     return AwardImport.model_validate(result, from_attributes=True)
+
+
+# whose changes each role may read in the audit log: what it may list elsewhere
+BID_SUPPORT_TABLES = (
+    "councils",
+    "fund_rounds",
+    "guidance_resources",
+    "workshops",
+    "workshop_resources",
+    "registrations",
+    "bids",
+    "bid_partners",
+)
+ADMIN_TABLES = ("users", "api_tokens", "devices")
 
 
 @router.get("/audit", response_model=list[AuditEntry], summary="Audit log")
 def audit(
     conn: Conn,
+    caller: Caller,
     table: Annotated[
         str | None,
         Query(
-            pattern=r"^(councils|fund_rounds|guidance_resources|workshops|workshop_resources|"
-            r"registrations|bids|bid_partners)$",
-            description="Only changes to this table",
+            pattern="^(" + "|".join(BID_SUPPORT_TABLES + ADMIN_TABLES) + ")$",
+            description="Only changes to this table (users, api_tokens and devices: admins only)",
         ),
     ] = None,
     key: Annotated[str | None, Query(max_length=40, pattern=r"^[A-Za-z0-9._-]+$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     """Every change to the bid-support records, newest first: who, what, when, before and
-    after. The log is append-only; an erased person's details are blanked in it too."""
+    after — and, for admins, to people, their tokens and devices. The log is append-only; an
+    erased person's details are blanked in it too."""
+    tables = BID_SUPPORT_TABLES + (ADMIN_TABLES if caller.role == "admin" else ())
+    if table is not None and table not in tables:
+        raise HTTPException(403, f"a {caller.role} may not read changes to {table}")
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(q.SELECT_AUDIT, {"table": table, "key": key, "limit": limit}).fetchall()
+        return cur.execute(
+            q.SELECT_AUDIT, {"tables": list(tables), "table": table, "key": key, "limit": limit}
+        ).fetchall()

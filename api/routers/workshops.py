@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
+import psycopg
+from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from api.deps import Actor, AuditedConn, Conn, Pool
+from api.deps import Actor, AuditedConn, Conn, read_upload, with_connection
 from api.schemas import (
     Erasure,
     ErasureIn,
@@ -25,8 +26,6 @@ from api.schemas import (
 from api.security import SHEET_BODY_LIMIT
 from bids import imports, records, registrations
 from bids.regions import Region
-from bids.sheetbudget import read_sheet_within_budget
-from bids.sheets import MAX_FILE_BYTES
 from core.audit import set_actor
 from core.errors import Invalid
 
@@ -169,10 +168,10 @@ class ImportResult(BaseModel):
     max_body_size=SHEET_BODY_LIMIT,
     summary="Import an attendance sheet",
 )
-def import_attendance(
+async def import_attendance(
+    request: Request,
     workshop_id: IdPath,
     file: Annotated[UploadFile, File(description="The sheet: .xlsx or .csv")],
-    pool: Pool,
     actor: Actor,
     commit: Annotated[
         bool, Query(description="false: preview only (default); true: apply the good rows")
@@ -187,11 +186,14 @@ def import_attendance(
     `commit=true` the rows without problems are applied together; importing the same sheet
     again changes nothing. The sheet is read (within a time and memory budget) before a
     database connection is taken; a sheet that cannot be read is a 422 that says why."""
-    rows = read_sheet_within_budget(file.filename or "", file.file.read(MAX_FILE_BYTES + 1))
-    with pool.connection() as conn:
+    rows = await read_upload(request, file)
+
+    def apply(conn: psycopg.Connection[tuple[object, ...]]) -> imports.ImportResult:
         set_actor(conn, actor)
         w = records.get_workshop(conn, workshop_id)
-        result = imports.import_sheet(conn, w, rows, actor, commit, accept_suggestions)
+        return imports.import_sheet(conn, w, rows, actor, commit, accept_suggestions)
+
+    result = await with_connection(request, apply)
     return ImportResult.model_validate(result, from_attributes=True)
 
 

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api import signin
 from api.auth import end_session, start_session
-from api.deps import Conn, Pool
+from api.deps import Conn, with_connection
 from api.web.common import HOME, check_csrf, current_user, page
 
 router = APIRouter(include_in_schema=False)
@@ -63,9 +63,8 @@ def sign_in_page(request: Request, next: str = "") -> HTMLResponse:
 
 
 @router.post("/sign-in")
-def sign_in(
+async def sign_in(
     request: Request,
-    pool: Pool,
     username: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=200)] = "",
@@ -77,7 +76,7 @@ def sign_in(
         error = "The sign-in form had expired: enter your username and password again"
         return _form(request, 400, next=next, username=username, error=error)
     try:
-        found = signin.sign_in(pool, request, username, password) if username and password else None
+        found = await signin.sign_in(request, username, password) if username and password else None
     except HTTPException as exc:
         if exc.status_code != 429:
             raise
@@ -91,8 +90,7 @@ def sign_in(
     _, role = found
     target = next if next.startswith("/") and not next.startswith("//") else HOME[role]
     resp = RedirectResponse(target, 303)
-    with pool.connection() as conn:
-        start_session(conn, username, request, resp)
+    await with_connection(request, lambda c: start_session(c, username, request, resp))
     resp.delete_cookie(FORM_COOKIE)
     return resp
 

@@ -16,11 +16,10 @@ from fastapi.exception_handlers import (
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.auth import SESSION_COOKIE, csrf_token
-from api.deps import Conn
+from api.auth import SESSION_COOKIE, csrf_token, permit
+from api.deps import Conn, with_connection
 from core import auth, display
 from core.audit import set_actor
 
@@ -37,11 +36,19 @@ def current_user(request: Request, conn: Conn) -> auth.Principal | None:
 
 
 def need(request: Request, conn: Conn, role: str) -> auth.Principal:
+    """The signed-in person, with the rights the page needs (the API's check: ``permit``,
+    role and, for a form that writes, the session's scope); else to the sign-in page, or 403."""
     p = current_user(request, conn)
     if p is None:
         raise HTTPException(303, headers={"Location": f"/sign-in?next={quote(request.url.path)}"})
-    if p.role not in (role, "admin"):
-        raise HTTPException(403, f"this page is for the {role} role")
+    try:
+        permit(p, (role,), request.method)
+    except HTTPException as exc:
+        if p.role not in (role, "admin"):
+            raise HTTPException(403, f"this page is for the {role} role") from exc
+        raise HTTPException(
+            403, "this session may only read: sign in again to change records"
+        ) from exc
     set_actor(conn, p.username)
     return p
 
@@ -75,16 +82,14 @@ def wants_page(request: Request) -> bool:
     )
 
 
-def signed_in(request: Request) -> auth.Principal | None:
-    """Who is signed in, for an error page's menu; None when unknown or the database does not
-    answer within a second (an error page must not wait on it)."""
+async def signed_in(request: Request) -> auth.Principal | None:
+    """Who is signed in, for an error page's menu; None when unknown or the database has no
+    connection free within a second (an error page, a 503 above all, must not wait on it)."""
     token = request.cookies.get(SESSION_COOKIE)
-    pool = getattr(request.app.state, "pool", None)
-    if not token or pool is None:
+    if not token or getattr(request.app.state, "pool", None) is None:
         return None
     try:
-        with pool.connection(timeout=1.0) as conn:
-            return auth.authenticate(conn, token)
+        return await with_connection(request, lambda c: auth.authenticate(c, token), 1.0)
     except Exception:  # noqa: BLE001  (no menu is better than no error page)
         return None
 
@@ -122,7 +127,7 @@ def page_errors(app: FastAPI) -> None:
     async def invalid_page_request(request: Request, exc: RequestValidationError) -> Response:
         if not wants_page(request):
             return await request_validation_exception_handler(request, exc)
-        user = await run_in_threadpool(signed_in, request)
+        user = await signed_in(request)
         return error_page(
             request, 400, "The web address has a value this page cannot use: check it.", user
         )
@@ -136,7 +141,7 @@ def page_errors(app: FastAPI) -> None:
             message = "If you typed the web address, check it is correct."
         if exc.status_code == 405:
             message = "This address is for a form's button: go back and use the button."
-        user = await run_in_threadpool(signed_in, request)
+        user = await signed_in(request)
         answer = error_page(request, exc.status_code, message, user)
         answer.headers.update(exc.headers or {})
         return answer

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import psycopg
 from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import SESSION_COOKIE, csrf_token
-from api.deps import Conn, Pool
+from api.deps import Conn, read_upload, with_connection
 from api.errors import http_error, status_of
 from api.security import SHEET_BODY_LIMIT
 from api.web.common import check_csrf, need, page
 from bids import imports, records, registrations, report
 from bids.imports import LONDON
-from bids.sheetbudget import read_sheet_within_budget
-from bids.sheets import MAX_FILE_BYTES
 from core import auth, display
 from core.audit import set_actor
 from core.errors import BidSupportError, SheetError
 
 router = APIRouter(include_in_schema=False)
+Connection = psycopg.Connection[tuple[object, ...]]
 FIELDS = [
     ("person_name", "Full name", "text", None),
     ("person_role", "Job title", "text", None),
@@ -175,9 +175,8 @@ def import_page(request: Request, conn: Conn, wid: int) -> HTMLResponse:
 
 
 @router.post("/officers/workshops/{wid}/import", max_body_size=SHEET_BODY_LIMIT)
-def import_sheet(
+async def import_sheet(
     request: Request,
-    pool: Pool,
     wid: int,
     file: Annotated[UploadFile, File()],
     csrf_token_: Annotated[str, Form(alias="csrf_token")] = "",
@@ -185,23 +184,31 @@ def import_sheet(
 ) -> HTMLResponse:
     """The same path as the API's import: the sheet is read within its budget before the
     database connection for the import is taken, and refused whole above the same size."""
-    with pool.connection() as conn:
+
+    def who(conn: Connection) -> tuple[auth.Principal, dict[str, Any]]:
         p = need(request, conn, "officer")
         check_csrf(request, csrf_token_)
-        w = records.get_workshop(conn, wid)
+        return p, records.get_workshop(conn, wid)
+
+    p, w = await with_connection(request, who)
     ctx: dict[str, Any] = {"title": "Import an attendance sheet", "w": w, "user": p}
     try:
-        rows = read_sheet_within_budget(file.filename or "", file.file.read(MAX_FILE_BYTES + 1))
+        rows = await read_upload(request, file)
     except SheetError as exc:
         return page(request, "import.html", 422, errors={"file": str(exc)}, result=None, **ctx)
-    with pool.connection() as conn:
+
+    def apply(conn: Connection) -> imports.ImportResult | BidSupportError:
         set_actor(conn, p.username)
         try:
-            result = imports.import_sheet(conn, w, rows, p.username, commit == "yes")
+            return imports.import_sheet(conn, w, rows, p.username, commit == "yes")
         except BidSupportError as exc:
             conn.rollback()
-            code = status_of(exc)
-            return page(request, "import.html", code, errors={"file": str(exc)}, result=None, **ctx)
+            return exc
+
+    result = await with_connection(request, apply)
+    if isinstance(result, BidSupportError):
+        code = status_of(result)
+        return page(request, "import.html", code, errors={"file": str(result)}, result=None, **ctx)
     return page(request, "import.html", result=result, **ctx)
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from api.web import account, analysts, officers
 
+PARTS = (account.router, officers.router, analysts.router)  # every page's router
 router = APIRouter(include_in_schema=False)
-for part in (account.router, officers.router, analysts.router):
+for part in PARTS:
     router.include_router(part)

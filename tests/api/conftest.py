@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.server import config as server_config
 from core.settings import Settings
 from tests.helpers import bearer
 
@@ -53,11 +54,8 @@ def served(bids_db: psycopg.Connection[tuple[object, ...]], db_url: str) -> Iter
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(  # as `wastepilot api` serves it
-        create_app(Settings(database_url=db_url, db_pool_max=8)),
-        log_level="info",
-        access_log=False,
-    )
+    settings = Settings(database_url=db_url)
+    config = server_config(create_app(settings), settings)  # as `wastepilot api` serves it
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from api.app import create_app
+from api.server import config as server_config
 from bids.demo import seed_demo
 from core.settings import Settings
 from tests.helpers import bearer
@@ -41,9 +42,8 @@ def base_url(db_url: str) -> Iterator[str]:
         seed_demo(conn)  # so ids, codes and rounds in requests can hit real rows
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(Settings(database_url=db_url)), log_level="warning")
-    )
+    settings = Settings(database_url=db_url)
+    server = uvicorn.Server(server_config(create_app(settings), settings, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

@@ -18,16 +18,10 @@ def api_cmd(
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
+    from api import server
     from api.app import create_app
 
     s = get_settings()
-    app_ = create_app(s)
-    # no access log: request paths hold household references and search terms (personal
-    # data); requests are counted by route template on /metrics instead
-    uvicorn.run(
-        app_,
-        host=host or s.api_host,
-        port=port or s.api_port,
-        log_level="info",
-        access_log=False,
-    )
+    server.raise_open_file_limit()
+    config = server.config(create_app(s), s, host=host or s.api_host, port=port or s.api_port)
+    uvicorn.Server(config).run()
