@@ -37,6 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_slots = asyncio.Semaphore(s.db_pool_max)  # api/deps.py: admitted()
         app.state.db_waiting = 0
         app.state.hashing = asyncio.Semaphore(signin.HASHING)
+        app.state.hash_waiting = 0
+        app.state.sign_in_blocked = {}  # api/signin.py: keys found throttled, until when
         app.state.sheet_readers = anyio.CapacityLimiter(sheetbudget.PARALLEL)
         app.state.settings = s
         try:
@@ -65,7 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router, dependencies=[Depends(allow("admin"))])
     mount_web(app)
     # outermost: headers on every answer, and no body read before its size and credential
-    app.add_middleware(RequestGuard, session_cookie=SESSION_COOKIE, check=check_token)
+    app.add_middleware(
+        RequestGuard,
+        session_cookie=SESSION_COOKIE,
+        check=check_token,
+        early=signin.early_refusal,
+    )
 
     @app.exception_handler(BidSupportError)
     def bid_support_error(request: Request, exc: BidSupportError) -> JSONResponse:

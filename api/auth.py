@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response
@@ -96,10 +96,10 @@ def permit(p: Principal, roles: tuple[str, ...], method: str) -> None:
         raise HTTPException(403, "this token is read-only: use a token with write scope")
 
 
-def allow(*roles: Role) -> Callable[..., Principal]:
+def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through the given roles (and admins)."""
 
-    def check(request: Request, p: Caller) -> Principal:
+    async def check(request: Request, p: Caller) -> Principal:
         permit(p, roles, request.method)
         return p
 

@@ -24,8 +24,11 @@ from core import clock
 from core.settings import Settings
 from core.topics import DEVICE_ID_PATTERN
 
+# the small dependencies are async: FastAPI runs a sync one on a worker thread, and each trip
+# there and back waits its turn on a busy event loop
 
-def get_pool(request: Request) -> ConnectionPool:
+
+async def get_pool(request: Request) -> ConnectionPool:
     pool: ConnectionPool = request.app.state.pool
     return pool
 
@@ -145,7 +148,7 @@ def household_ref(
 HouseholdRef = Annotated[str, Depends(household_ref)]
 
 
-def current_actor(request: Request) -> str:
+async def current_actor(request: Request) -> str:
     """Who is making the request, for the audit log: the signed-in user (the router's role
     check has already authenticated the request)."""
     p = getattr(request.state, "principal", None)
@@ -166,7 +169,7 @@ def audited_conn(conn: Conn, actor: Actor) -> psycopg.Connection[tuple[object, .
 AuditedConn = Annotated[psycopg.Connection[tuple[object, ...]], Depends(audited_conn)]
 
 
-def app_settings(request: Request) -> Settings:
+async def app_settings(request: Request) -> Settings:
     s: Settings = request.app.state.settings
     return s
 

@@ -12,6 +12,9 @@
   temporary file — when it has no credential (no ``Authorization`` header, no session
   cookie) or one that is unknown, expired or revoked (looked up through the admission queue;
   the lookup is kept for the route's own check).
+- A sign-in from an address this process has found throttled is answered 429 before anything
+  of it is read: a flood from one address costs a few microseconds a request, not a form
+  parse and a trip through the app, so it does not slow everybody else on the event loop.
 
 The credential check is a pure ASGI middleware, so that nothing of the body is touched
 before it.
@@ -57,10 +60,12 @@ class RequestGuard:
         app: ASGIApp,
         session_cookie: str,
         check: Callable[[Scope, str], Awaitable[Refusal | None]],
+        early: Callable[[Scope], Refusal | None],
     ) -> None:
         self.app = app
         self.cookie = session_cookie.encode()
         self.check = check  # None for a valid token, else why not (api/auth.py: check_token)
+        self.early = early  # a sign-in refused before it is read (api/signin.py: early_refusal)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,7 +86,12 @@ class RequestGuard:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         has_body = (declared not in (None, b"0")) or b"transfer-encoding" in headers
-        if has_body and path not in ANONYMOUS_BODY_PATHS:
+        if path in ANONYMOUS_BODY_PATHS and scope["method"] == "POST":
+            refusal = self.early(scope)
+            if refusal is not None:
+                await _answer(send_with_headers, *refusal)
+                return
+        elif has_body:
             token = self._credential(headers)
             if token is None:
                 await _answer(

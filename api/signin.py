@@ -12,9 +12,10 @@
 - **The client address** is the TCP peer's, or the one a configured proxy forwarded
   (``api_trusted_proxies``, api/server.py): nobody else chooses the address counted.
 - **Hashing off the pool and off the threads**: the database is used through the admission
-  queue (api/deps.py) for short statements only; argon2 runs after, at most ``HASHING`` at a
-  time, and a sign-in waits for its turn on the event loop, holding neither a connection nor a
-  worker thread, so that a flood of sign-ins never starves other requests.
+  queue (api/deps.py) for short statements only; argon2 runs after, one check at a time (one
+  core at most), and a sign-in waits for its turn on the event loop, holding neither a
+  connection nor a worker thread; past ``HASH_QUEUE_MAX`` waiting, 503. A flood of sign-ins
+  slows sign-ins, not the people already signed in.
 - **Login CSRF**: a sign-in POST that a browser sends from another site (its ``Origin`` is not
   this site) is refused; the page's form also carries a token bound to a cookie of its own.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,13 +33,16 @@ from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from api import queries as q
-from api.deps import with_connection
+from api.deps import busy, with_connection
+from api.security import Refusal, Scope
 from core import auth
 from core.auth import Role
 
 ACCOUNT_FAILURES = 10  # per username per minute
 ADDRESS_FAILURES = 30  # per client address per minute
-HASHING = 2  # argon2 checks at a time in this process
+HASHING = 1  # argon2 checks at a time in this process: one core at most (core/auth.py)
+HASH_QUEUE_MAX = 50  # sign-ins waiting for their check; more are answered 503 at once
+BLOCKED_KEYS_MAX = 10_000  # throttled keys remembered in memory before expired ones are pruned
 
 Conn = psycopg.Connection[Any]
 
@@ -59,42 +64,59 @@ def _keys(request: Request, username: str) -> tuple[str, str]:
 Stored = tuple[int, str] | None  # a user's id and password hash (core/auth.py)
 
 
-def _attempt(conn: Conn, username: str, user_key: str, addr_key: str) -> tuple[int, Stored] | float:
+def _attempt(
+    conn: Conn, username: str, user_key: str, addr_key: str
+) -> tuple[int, Stored] | dict[str, float]:
     """Record an attempt (committed at once): (its id, the user's stored hash) when it may be
-    checked, else the seconds until it could be, with the attempt taken back."""
+    checked, else the keys over their limit with the seconds until they are not, the attempt
+    taken back."""
     conn.execute(q.SIGN_IN_FORGET_OLD)
     [(attempt,)] = conn.execute(q.SIGN_IN_ATTEMPT, (user_key, addr_key)).fetchall()
     conn.commit()  # counted by every other attempt from now on
     [(by_user, by_addr, user_left, addr_left)] = conn.execute(
         q.SIGN_IN_WINDOW, {"user": user_key, "addr": addr_key}
     ).fetchall()
-    waits = []
+    over = {}
     if int(str(by_user)) > ACCOUNT_FAILURES:
-        waits.append(float(str(user_left or 1)))
+        over[user_key] = max(1.0, float(str(user_left or 1)))
     if int(str(by_addr)) > ADDRESS_FAILURES:
-        waits.append(float(str(addr_left or 1)))
-    if waits:
+        over[addr_key] = max(1.0, float(str(addr_left or 1)))
+    if over:
         conn.execute(q.SIGN_IN_TAKE_BACK, (attempt,))
-        return max(1.0, *waits)
+        return over
     return int(str(attempt)), auth.password_hash_of(conn, username)
+
+
+def _throttled(wait: float) -> HTTPException:
+    return HTTPException(
+        429,
+        "too many failed sign-ins: wait a minute and try again",
+        {"Retry-After": str(math.ceil(wait))},
+    )
 
 
 async def sign_in(request: Request, username: str, password: str) -> tuple[int, Role] | None:
     """The user's id and role when the password is right (None when not); 429 when throttled,
-    503 when the database is too busy to ask."""
+    503 when the database is too busy to ask.
+
+    A key the database has found over its limit is remembered in this process until its window
+    frees up, and further attempts with it are refused without asking the database again: a
+    flood of refused sign-ins costs neither connections nor commits."""
     user_key, addr_key = _keys(request, username)
+    blocked: dict[str, float] = request.app.state.sign_in_blocked
+    now = time.monotonic()
+    waits = [blocked[k] - now for k in (user_key, addr_key) if blocked.get(k, 0) > now]
+    if waits:
+        raise _throttled(max(waits))
     allowed = await with_connection(request, lambda c: _attempt(c, username, user_key, addr_key))
-    if not isinstance(allowed, tuple):
-        raise HTTPException(
-            429,
-            "too many failed sign-ins: wait a minute and try again",
-            {"Retry-After": str(math.ceil(allowed))},
-        )
+    if isinstance(allowed, dict):
+        if len(blocked) > BLOCKED_KEYS_MAX:
+            for k in [k for k, until in blocked.items() if until <= now]:
+                del blocked[k]
+        blocked.update({k: now + wait for k, wait in allowed.items()})
+        raise _throttled(max(allowed.values()))
     attempt, stored = allowed
-    hashing: asyncio.Semaphore = request.app.state.hashing
-    async with hashing:
-        request.app.state.password_checks.inc()
-        user_id = await run_in_threadpool(auth.verify_password, stored, password)
+    user_id = await _check(request, stored, password)
     if user_id is None:
         return None  # the attempt stays counted for the minute
 
@@ -105,6 +127,43 @@ async def sign_in(request: Request, username: str, password: str) -> tuple[int, 
     return user_id, await with_connection(request, succeeded)
 
 
+async def _check(request: Request, stored: Stored, password: str) -> int | None:
+    """``auth.verify_password`` when a hashing slot is free, waited for on the event loop; 503
+    at once when ``HASH_QUEUE_MAX`` sign-ins already wait (a flood: signed-in people keep the
+    other core)."""
+    state = request.app.state
+    hashing: asyncio.Semaphore = state.hashing
+    if hashing.locked() and state.hash_waiting >= HASH_QUEUE_MAX:
+        raise busy()
+    state.hash_waiting += 1
+    try:
+        await hashing.acquire()
+    finally:
+        state.hash_waiting -= 1
+    try:
+        state.password_checks.inc()
+        return await run_in_threadpool(auth.verify_password, stored, password)
+    finally:
+        hashing.release()
+
+
+def early_refusal(scope: Scope) -> Refusal | None:
+    """For RequestGuard, before a sign-in is read: 429 when its address is one this process
+    found throttled (the username is in the body, not read yet: ``sign_in`` checks it). The
+    API's sign-ins only: the page's form answers a person with itself and the reason."""
+    if not scope["path"].startswith("/api/"):
+        return None
+    client = scope.get("client")
+    address = client[0] if client else "unknown"
+    blocked: dict[str, float] = scope["app"].state.sign_in_blocked
+    wait = blocked.get(f"addr:{address}", 0) - time.monotonic()
+    if wait <= 0:
+        return None
+    detail = "too many failed sign-ins: wait a minute and try again"
+    return 429, detail, [(b"retry-after", str(math.ceil(wait)).encode())]
+
+
 def forget_failures(conn: Conn) -> None:
-    """Clear every counter (tests; an operator after a lock-out)."""
+    """Clear every counter (tests; an operator after a lock-out). API processes still refuse
+    the keys they found throttled until those windows would have freed up."""
     conn.execute(q.SIGN_IN_FORGET_ALL)

@@ -32,6 +32,7 @@ def bids_db(db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     data stays; councils officers added are removed; the append-only audit log is kept)."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("TRUNCATE " + ", ".join(BID_TABLES) + " CASCADE")
+        conn.execute("TRUNCATE sign_in_attempts")  # no test's failed sign-ins lock another
         conn.execute("DELETE FROM councils WHERE source = 'officer'")
         yield conn
 

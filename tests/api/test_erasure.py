@@ -139,10 +139,11 @@ def test_the_api_is_served_without_an_access_log(monkeypatch: pytest.MonkeyPatch
 
     from wastepilot.commands.api import api_cmd
 
-    seen: dict[str, object] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
+    seen: list[uvicorn.Config] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, **_: seen.append(server.config))
     api_cmd()
-    assert seen["access_log"] is False
+    [config] = seen
+    assert config.access_log is False
 
 
 def test_erasing_a_household_leaves_reports_naming_another_alone(

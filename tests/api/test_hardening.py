@@ -10,7 +10,7 @@ import socket
 import threading
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,15 +36,6 @@ from tests.helpers import bearer, wait_for, workshop_body
 
 pytestmark = pytest.mark.services
 Conn = psycopg.Connection[tuple[object, ...]]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sign_in_counters(db_url: str) -> Iterator[None]:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        signin.forget_failures(conn)
-    yield
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        signin.forget_failures(conn)
 
 
 # --- sheets ---------------------------------------------------------------------------------
@@ -267,7 +258,8 @@ def test_sign_in_floods_do_not_stop_signed_in_users(
     assert {code for code, _ in during} == {200}
     slowest = max(seconds for _, seconds in during)
     assert slowest <= patience([s for _, s in quiet]), f"a read took {slowest:.1f} s"
-    assert set(flood) <= {401, 429, 503}, sorted(set(flood))
+    # the flood is answered (a flooder may find its connection closed after a 429: 0)
+    assert set(flood) <= {0, 401, 429, 503}, sorted(set(flood))
 
 
 def password_checks(base: str) -> float:

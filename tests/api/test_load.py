@@ -6,6 +6,7 @@ closed); how much slower the reads got is bench/api.py's figure."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -110,7 +111,7 @@ def test_idle_connections_and_a_sign_in_flood_do_not_shut_people_out(
     assert {code for code, _ in during} == {200}
     slowest = max(seconds for _, seconds in during)
     assert slowest <= patience([s for _, s in quiet]), f"a read took {slowest:.1f} s"
-    assert set(flood) <= {401, 429, 503}, sorted(set(flood))
+    assert set(flood) <= {0, 401, 429, 503}, sorted(set(flood))  # 0: closed after a 429
 
 
 def test_a_connection_that_sends_no_request_is_closed_after_the_head_deadline(
@@ -135,8 +136,11 @@ def test_a_connection_that_sends_no_request_is_closed_after_the_head_deadline(
 
 def _sockets(pid: int) -> int:
     """Open sockets of a process."""
-    fds = Path(f"/proc/{pid}/fd")
-    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+    n = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed while counted
+            n += os.readlink(fd).startswith("socket:")
+    return n
 
 
 def _closed_by_server(s: socket.socket) -> bool:
