@@ -135,6 +135,22 @@ def _counts(answers: list[attacks.Answer], kind: str) -> dict[int, int]:
     return counts
 
 
+def reads_during_flood(
+    base: str, listing: str, headers: dict[str, str], clients: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The reads' figures while ``clients`` flood the sign-in from another process."""
+    flood = multiprocessing.get_context("spawn").Process(
+        target=_flood, args=(base, clients, args.flood_seconds)
+    )
+    flood.start()
+    time.sleep(1)  # the flood under way
+    during: list[tuple[int, float]] = []
+    while flood.is_alive() and len(during) < 10_000:
+        during += attacks.timed_gets(listing, headers, 20)
+    flood.join()
+    return figures(during)
+
+
 def _flood(base: str, clients: int, seconds: float) -> None:
     with attacks.sign_in_flood(base, clients):
         time.sleep(seconds)
@@ -192,30 +208,12 @@ def main() -> None:
         }
         log(f"sheet bombs      {results['sheet_bombs']}")
 
-        flood = multiprocessing.get_context("spawn").Process(
-            target=_flood, args=(base, 16, args.flood_seconds)
-        )
-        flood.start()
-        time.sleep(1)  # the flood under way
-        during = []
-        while flood.is_alive() and len(during) < 10_000:
-            during += attacks.timed_gets(listing, headers, 20)
-        flood.join()
-        results["sign_in_flood"] = figures(during)
+        results["sign_in_flood"] = reads_during_flood(base, listing, headers, 16, args)
         log(f"sign-in flood    {results['sign_in_flood']}")
 
         attacks.open_files_needed(args.idle + 500)
-        flood = multiprocessing.get_context("spawn").Process(
-            target=_flood, args=(base, 80, args.flood_seconds)
-        )
         with attacks.idle_connections(base, args.idle):
-            flood.start()
-            time.sleep(1)
-            during = []
-            while flood.is_alive() and len(during) < 10_000:
-                during += attacks.timed_gets(listing, headers, 20)
-            flood.join()
-        results["idle_and_flood"] = figures(during)
+            results["idle_and_flood"] = reads_during_flood(base, listing, headers, 80, args)
         log(f"idle + flood     {results['idle_and_flood']}")
 
         results["signed_in_load"] = load(url, base, token, args.load_seconds)
