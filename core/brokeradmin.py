@@ -282,6 +282,16 @@ class BrokerAdmin:
         )
         return not answer.get("error")
 
+    def clear_retained(self, topic: str) -> None:
+        """Delete the message the broker retains on ``topic`` (an empty retained message)."""
+        info = self._client.publish(topic, b"", qos=1, retain=True)
+        try:
+            info.wait_for_publish(self.timeout)
+        except (RuntimeError, ValueError) as exc:  # paho: not connected, or queue full
+            raise BrokerAdminError(f"could not send to the broker: {exc}") from exc
+        if not info.is_published():
+            raise BrokerAdminError(f"the broker did not acknowledge clearing {topic!r}")
+
     def usernames(self) -> list[str]:
         """Every login the broker knows."""
         answer = self.one({"command": "listClients", "verbose": False, "count": -1})

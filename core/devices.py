@@ -22,6 +22,7 @@ from core import queries as q
 from core.brokeradmin import BrokerAdmin, device_command
 from core.errors import BrokerAdminError, RegistryError
 from core.registry import Device, Household, add_devices, add_households
+from core.topics import readings_topic, status_topic
 
 NEW_DEVICE_ID_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,63}$"
 _NEW_DEVICE_ID = re.compile(NEW_DEVICE_ID_PATTERN)
@@ -65,6 +66,10 @@ def register(
     taken = [str(r[0]) for r in conn.execute(q.EXISTING_DEVICES, (ids,))]
     if taken:
         raise RegistryError(f"device {taken[0]!r} is registered already")
+    erased = [str(r[0]) for r in conn.execute(q.ERASED_DEVICES, (ids,))]
+    if erased:
+        # ingest drops everything an erased device id sends (its tombstone)
+        raise RegistryError(f"device {erased[0]!r} belonged to an erased household: use a new id")
     refs = sorted({d.household_ref for d in devices})
     cohorts = dict.fromkeys(refs, cohort) if isinstance(cohort, str) else dict(cohort)
     add_households(conn, [Household(ref, cohort=cohorts.get(ref, "default")) for ref in refs])
@@ -166,16 +171,23 @@ class HouseholdErasure:
     dead_letters: int
 
 
-def erase_household(conn: Conn, ref: str, broker_url: str | None) -> HouseholdErasure:
+def erase_household(
+    conn: Conn, ref: str, broker_url: str | None, *, prefix: str
+) -> HouseholdErasure:
     """Erase a household that leaves the pilot and withdraws its data, and commit: its devices'
     broker logins, raw readings, status, dead letters (with their payloads), per-device and
     per-household rollups and anomalies, the devices and the household go; weekly reports
     already written name it no more. What stays: the pilot's and cohorts' totals over past
     periods as they were computed (they hold no household), and the audit log's record that the
-    devices were registered and deleted (by device id; the household is redacted from it)."""
+    devices were registered and deleted (by device id; the household is redacted from it).
+
+    The devices are tombstoned first (``erased_devices``): ingest drops whatever of theirs
+    still comes — queued on the broker, in a batch under way, or sent later — and their
+    retained messages under ``prefix`` are cleared on the broker."""
     ids = [str(r[0]) for r in conn.execute(q.HOUSEHOLD_DEVICES, (ref,))]
     if not ids and conn.execute(q.HOUSEHOLD_EXISTS_CORE, (ref,)).fetchone() is None:
         raise RegistryError(f"no household {ref!r} is registered")
+    conn.execute(q.ERASE_TOMBSTONES, (ids,))  # ingest stores nothing of them from now on
     readings = conn.execute(q.ERASE_READINGS, (ids,)).rowcount
     dead = conn.execute(q.ERASE_DEAD_LETTERS, {"ids": ids}).rowcount
     for statement in q.ERASE_DEVICE_DATA:
@@ -187,6 +199,12 @@ def erase_household(conn: Conn, ref: str, broker_url: str | None) -> HouseholdEr
             with BrokerAdmin(broker_url) as broker:
                 for device_id in ids:
                     broker.remove(device_id)  # False when it had no login: fine
+                    # what the broker would still hand a new subscriber: retained messages
+                    for topic in (
+                        readings_topic(prefix, device_id),
+                        status_topic(prefix, device_id),
+                    ):
+                        broker.clear_retained(topic)
         except BrokerAdminError:
             conn.rollback()
             raise

@@ -113,7 +113,12 @@ VALUES (coalesce(nullif(current_setting('wastepilot.actor', true), ''), session_
 # --- erasing a household (core/devices.py) ---------------------------------------------------
 HOUSEHOLD_DEVICES: LiteralString = "SELECT id FROM devices WHERE household_ref = %s ORDER BY id"
 HOUSEHOLD_EXISTS_CORE: LiteralString = "SELECT 1 FROM households WHERE ref = %s"
+# first: waits for ingest's batches under way (migrations/015_erased_devices.sql)
+ERASE_TOMBSTONES: LiteralString = (
+    "INSERT INTO erased_devices (device_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING"
+)
 ERASE_READINGS: LiteralString = "DELETE FROM readings WHERE device_id = ANY(%s)"
+ERASED_DEVICES: LiteralString = "SELECT device_id FROM erased_devices WHERE device_id = ANY(%s)"
 # also those on a malformed topic naming the device (their device_id is unknown)
 ERASE_DEAD_LETTERS: LiteralString = (
     "DELETE FROM dead_letters WHERE device_id = ANY(%(ids)s) OR EXISTS "

@@ -51,6 +51,8 @@ class Reason(StrEnum):
     BAD_TOPIC = "bad_topic"
     STORAGE_ERROR = "storage_error"  # valid by the contract, but the database refused it
     TOO_MANY_DEAD_LETTERS = "too_many_dead_letters"  # a device's excess in a minute, counted
+    # a message of an erased household's device: dropped, payload and all; only counted
+    ERASED_DEVICE = "erased_device"
 
 
 def _iso_ts(value: Any) -> datetime:

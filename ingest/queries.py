@@ -92,3 +92,8 @@ UPDATE dead_letters SET replayed_at = now() WHERE id = ANY(%s) AND replayed_at I
 """
 
 PING: LiteralString = "SELECT 1"
+
+# migrations/015_erased_devices.sql: SHARE lets batches run side by side, and makes an
+# erasure's insert wait for the batches under way (and the batches after it wait for it)
+LOCK_TOMBSTONES: LiteralString = "LOCK TABLE erased_devices IN SHARE MODE"
+ERASED_AMONG: LiteralString = "SELECT device_id FROM erased_devices WHERE device_id = ANY(%s)"

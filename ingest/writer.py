@@ -180,6 +180,7 @@ class Writer:
         statuses = [s for v in batch for s in v.statuses]
         inserted = duplicates = stored_statuses = 0
         with conn.transaction():
+            rows, statuses, dead, erased = self._drop_erased(conn, rows, statuses, dead)
             ids = {r[1] for r in rows} | {s.status.device_id for s in statuses}
             devices = self._device_states(conn, sorted(ids))
             if any(devices.get(i) is None or devices[i].decommissioned_at for i in ids):
@@ -212,10 +213,41 @@ class Writer:
             if after is not None:
                 after(conn)
         result = _result_of(dead)
+        if erased:
+            left_out[Reason.ERASED_DEVICE.value] = erased
         for reason, n in left_out.items():  # counted in the metrics all the same
             result.reasons[reason] = result.reasons.get(reason, 0) + n
         result.inserted, result.duplicates, result.statuses = inserted, duplicates, stored_statuses
         return result
+
+    @staticmethod
+    def _drop_erased(
+        conn: psycopg.Connection[tuple[object, ...]],
+        rows: list[ReadingRow],
+        statuses: list[StatusUpdate],
+        dead: list[DeadLetter],
+    ) -> tuple[list[ReadingRow], list[StatusUpdate], list[DeadLetter], int]:
+        """The batch without anything of an erased household's devices (tombstones, taken in
+        SHARE mode for the rest of the transaction), and how much was dropped. A dead letter
+        counts as the device's when its topic names it, registered or not."""
+        conn.execute(queries.LOCK_TOMBSTONES)
+        named = {r[1] for r in rows} | {s.status.device_id for s in statuses}
+        for d in dead:
+            named.update(d.reject.topic.split("/"))
+            if d.reject.device_id:
+                named.add(d.reject.device_id)
+        erased = {str(r[0]) for r in conn.execute(queries.ERASED_AMONG, (sorted(named),))}
+        if not erased:
+            return rows, statuses, dead, 0
+        before = len(rows) + len(statuses) + len(dead)
+        rows = [r for r in rows if r[1] not in erased]
+        statuses = [s for s in statuses if s.status.device_id not in erased]
+        dead = [
+            d
+            for d in dead
+            if d.reject.device_id not in erased and erased.isdisjoint(d.reject.topic.split("/"))
+        ]
+        return rows, statuses, dead, before - len(rows) - len(statuses) - len(dead)
 
     @staticmethod
     def _store_status(

@@ -268,7 +268,9 @@ def erase_household(ref: Ref, conn: AuditedConn, settings: AppSettings) -> House
     deleted, and weekly reports no longer name it. The pilot's and cohorts' past totals stay
     as computed. Irreversible."""
     try:
-        done = devices.erase_household(conn, ref, settings.broker_admin_url())
+        done = devices.erase_household(
+            conn, ref, settings.broker_admin_url(), prefix=settings.topic_prefix
+        )
     except RegistryError as exc:
         raise HTTPException(404, str(exc)) from exc
     except BrokerAdminError as exc:

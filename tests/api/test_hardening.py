@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import socket
 import threading
 import uuid
@@ -149,9 +150,23 @@ def raw_request(base: str, head: str) -> bytes:
     that waited for the body would never answer: the read times out and the test fails."""
     host, port = urlsplit(base).hostname, urlsplit(base).port
     assert host and port
+    answer = b""
     with socket.create_connection((host, port), timeout=30) as s:
         s.sendall(head.encode())
-        return s.recv(65536)
+        # the head and the body of the answer may come in separate segments: read both
+        while b"\r\n\r\n" not in answer:
+            chunk = s.recv(65536)
+            if not chunk:
+                return answer
+            answer += chunk
+        head_part, _, body = answer.partition(b"\r\n\r\n")
+        length = re.search(rb"(?im)^content-length: *(\d+)", head_part)
+        while length and len(body) < int(length.group(1)):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return head_part + b"\r\n\r\n" + body
 
 
 def test_an_anonymous_body_is_refused_before_it_is_read(served: str) -> None:

@@ -107,7 +107,7 @@ def test_idle_connections_and_a_sign_in_flood_do_not_shut_people_out(
         sockets = _sockets(pid)
         assert sockets <= DEFAULTS.api_max_connections + 100, sockets
         # the idle ones are closed by the server by their head deadline (10 s by default)
-        wait_for(lambda: all(_closed_by_server(s) for s in idle[-100:]), 60, "idle closed")
+        wait_for(lambda: all(_closed_by_server(s) for s in idle[-100:]), 120, "idle closed")
     assert {code for code, _ in during} == {200}
     slowest = max(seconds for _, seconds in during)
     assert slowest <= patience([s for _, s in quiet]), f"a read took {slowest:.1f} s"
@@ -127,7 +127,7 @@ def test_a_connection_that_sends_no_request_is_closed_after_the_head_deadline(
     ):
         slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # a head begun, never finished
         for s in (silent, slow):
-            s.settimeout(DEFAULTS.api_head_timeout_s * 3)
+            s.settimeout(DEFAULTS.api_head_timeout_s * 10)  # closed at 10 s; a hang fails
             assert s.recv(1) == b"", "the connection is still open"
     # a person's kept-alive connection is answered, then closed when idle (uvicorn's 5 s)
     with httpx2.Client() as c:

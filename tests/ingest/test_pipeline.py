@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,13 +22,6 @@ def count(db: Conn, query: str, *args: Any) -> int:
     row = db.execute(query.encode(), args or None).fetchone()
     assert row is not None
     return int(row[0])  # type: ignore[call-overload]
-
-
-@pytest.fixture
-def publisher(mqtt_test_url: str) -> Any:
-    pub = Publisher(mqtt_test_url, f"test-pub-{uuid.uuid4().hex[:8]}")
-    yield pub
-    pub.close()
 
 
 def test_readings_are_stored_with_their_values(

@@ -56,7 +56,7 @@ def households_erase(
     s = get_settings()
     with connect(s.db_url()) as conn:
         set_actor(conn, "wastepilot households erase")
-        done = erase_household(conn, ref, s.broker_admin_url())
+        done = erase_household(conn, ref, s.broker_admin_url(), prefix=s.topic_prefix)
     console.print(
         f"household {done.household} erased: {done.devices} devices, {done.readings} readings, "
         f"{done.dead_letters} dead letters"
