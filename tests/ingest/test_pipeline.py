@@ -71,11 +71,26 @@ def test_resent_and_redelivered_readings_are_stored_once(
         readings_topic(prefix, "FWD-000001"), dumps([reading(seq=7, at=at), reading(seq=8, at=at)])
     )
     publisher.wait()
-    wait_for(lambda: metric_value(w.metrics.received) == 4, what="4 messages")
-    wait_for(lambda: metric_value(w.metrics.duplicates) == 3, what="3 duplicates counted")
+
+    def counted() -> dict[str, float]:
+        return {
+            "received": metric_value(w.metrics.received),
+            "written": metric_value(w.metrics.written),
+            "duplicates": metric_value(w.metrics.duplicates),
+        }
+
+    # five readings in four messages; a busy machine may make the broker deliver some again
+    # (a reconnect before their ack), which only adds duplicates
+    wait_for(
+        lambda: counted()["written"] + counted()["duplicates"] >= 5,
+        what="the five readings written or counted as duplicates",
+        state=counted,
+    )
     assert count(db, "SELECT count(*) FROM readings") == 2
     assert count(db, "SELECT count(*) FROM readings WHERE seq = 7") == 1
-    assert metric_value(w.metrics.written) == 2
+    assert counted()["written"] == 2
+    assert counted()["duplicates"] >= 3
+    assert counted()["received"] >= 4
 
 
 def test_bad_input_is_dead_lettered_with_its_reason(
