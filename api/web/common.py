@@ -47,7 +47,7 @@ def need(request: Request, conn: Conn, role: str) -> auth.Principal:
         if p.role not in (role, "admin"):
             raise HTTPException(403, f"this page is for the {role} role") from exc
         raise HTTPException(
-            403, "this session may only read: sign in again to change records"
+            403, "This session may only read records: sign in again to change them."
         ) from exc
     set_actor(conn, p.username)
     return p
