@@ -164,6 +164,13 @@ class Settings(BaseSettings):
     ingest_max_energy_wh: float = Field(200.0, gt=0, description="Upper bound of energy_wh")
     ingest_max_water_l: float = Field(200.0, gt=0, description="Upper bound of water_l")
     ingest_max_peak_a: float = Field(40.0, gt=0, description="Upper bound of peak_a")
+    ingest_device_readings_per_min: int = Field(
+        6000,
+        ge=1,
+        description="New readings one device may store a minute (by arrival); the excess is "
+        "refused and counted in one dead letter per batch (reason rate_limited). A flood guard "
+        "sized so that a queue drained after an ingest outage is not refused",
+    )
     ingest_dead_letter_max_bytes: int = Field(
         16 * 1024, ge=64, description="Raw payload kept in a dead-letter row, at most"
     )

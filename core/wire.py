@@ -53,6 +53,10 @@ class Reason(StrEnum):
     TOO_MANY_DEAD_LETTERS = "too_many_dead_letters"  # a device's excess in a minute, counted
     # a message of an erased household's device: dropped, payload and all; only counted
     ERASED_DEVICE = "erased_device"
+    # a device's new readings over its rate (a setting): refused, one summary row per batch
+    RATE_LIMITED = "rate_limited"
+    # a seq the device already used with another ts (a device's counter is its idempotency key)
+    SEQ_REUSED = "seq_reused"
 
 
 def _iso_ts(value: Any) -> datetime:

@@ -112,6 +112,7 @@ class _WriterLoop:
             prefix=spec.limits.prefix,
             dead_letter_max_bytes=spec.dead_letter_max_bytes,
             dead_letters_per_min=spec.dead_letters_per_min,
+            readings_per_min=spec.limits.readings_per_min,
         )
         self.queue: queue.SimpleQueue[Validated | Stop | object] = queue.SimpleQueue()
         self.abandon = threading.Event()

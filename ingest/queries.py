@@ -31,8 +31,8 @@ STAGING_TYPES = [
 
 # Idempotent: the unique key (device_id, seq, ts) turns a re-sent or redelivered reading into a
 # conflict that is skipped, never an overwrite. One statement (one round trip) also moves each
-# device's last seen/last seq, locking device_status rows in device order so that two workers
-# never deadlock. Returns the number of readings newly stored.
+# device's last seen/last seq and sets its rate window (computed by ingest/edge.py under the
+# row lock BATCH_STATE took, passed as arrays). Returns the number of readings newly stored.
 INSERT_FROM_STAGING: LiteralString = """
 WITH stored AS (
     INSERT INTO readings (ts, device_id, seq, kind, run_s, energy_wh, water_l, peak_a, fault,
@@ -42,12 +42,18 @@ WITH stored AS (
     ON CONFLICT (device_id, seq, ts) DO NOTHING
     RETURNING 1
 ), seen AS (
-    INSERT INTO device_status (device_id, last_seen, last_seq, updated_at)
-    SELECT device_id, max(ts), max(seq), now() FROM readings_staging
-    GROUP BY device_id ORDER BY device_id
+    INSERT INTO device_status (device_id, last_seen, last_seq, updated_at, rate_minute, rate_count)
+    SELECT g.device_id, g.last_seen, g.last_seq, now(), w.minute, coalesce(w.n, 0)
+    FROM (SELECT device_id, max(ts) AS last_seen, max(seq) AS last_seq
+          FROM readings_staging GROUP BY device_id) AS g
+    LEFT JOIN unnest(%(ids)s::text[], %(minutes)s::timestamptz[], %(counts)s::int[])
+        AS w (device_id, minute, n) ON w.device_id = g.device_id
+    ORDER BY g.device_id
     ON CONFLICT (device_id) DO UPDATE SET
         last_seen = GREATEST(device_status.last_seen, EXCLUDED.last_seen),
         last_seq = GREATEST(device_status.last_seq, EXCLUDED.last_seq),
+        rate_minute = EXCLUDED.rate_minute,
+        rate_count = EXCLUDED.rate_count,
         updated_at = now()
 )
 SELECT count(*) FROM stored
@@ -66,8 +72,39 @@ ON CONFLICT (device_id) DO UPDATE SET
 WHERE device_status.status_at IS NULL OR EXCLUDED.status_at >= device_status.status_at
 """
 
-DEVICES_BY_ID: LiteralString = """
-SELECT id, decommissioned_at FROM devices WHERE id = ANY(%s)
+# Everything a batch needs to know of the devices it names, in one round trip, read fresh for
+# every batch (a decommissioning or an erasure counts from the next batch): registered and when
+# decommissioned, erased (migrations/015), and from device_status the last stored seq and the
+# rate window, those rows locked until the batch commits (in device order, as the insert locks
+# them: two workers never deadlock), so two batches of one device count against one window.
+BATCH_STATE: LiteralString = """
+WITH locked AS MATERIALIZED (
+    SELECT device_id, last_seq, rate_minute, rate_count FROM device_status
+    WHERE device_id = ANY(%(ids)s) ORDER BY device_id FOR UPDATE
+)
+SELECT n.id, d.id IS NOT NULL, d.decommissioned_at, e.device_id IS NOT NULL,
+       l.last_seq, l.rate_minute, coalesce(l.rate_count, 0)
+FROM unnest(%(ids)s::text[]) AS n (id)
+LEFT JOIN devices AS d ON d.id = n.id
+LEFT JOIN erased_devices AS e ON e.device_id = n.id
+LEFT JOIN locked AS l ON l.device_id = n.id
+"""
+
+# Of the suspects (a seq at or below the device's last stored one), the rows stored already with
+# the same key: one probe of the unique index each.
+STORED_AMONG: LiteralString = """
+SELECT x.i FROM unnest(%s::int[], %s::text[], %s::int8[], %s::timestamptz[]) AS x (i, d, s, t)
+WHERE EXISTS (SELECT 1 FROM readings AS r WHERE r.device_id = x.d AND r.ts = x.t AND r.seq = x.s)
+"""
+
+# Of admitted new suspects, those whose seq is stored with another ts, and that ts. The unique
+# index is (device_id, ts, seq), so this scans the device's entries in each chunk: asked only for
+# out-of-order rows within the rate limit (bench/ingest.py measures it).
+SEQ_STORED_ELSEWHERE: LiteralString = """
+SELECT x.i, min(r.ts)
+FROM unnest(%s::int[], %s::text[], %s::int8[], %s::timestamptz[]) AS x (i, d, s, t)
+JOIN readings AS r ON r.device_id = x.d AND r.seq = x.s AND r.ts <> x.t
+GROUP BY x.i
 """
 
 COPY_DEAD_LETTERS: LiteralString = """
@@ -96,4 +133,3 @@ PING: LiteralString = "SELECT 1"
 # migrations/015_erased_devices.sql: SHARE lets batches run side by side, and makes an
 # erasure's insert wait for the batches under way (and the batches after it wait for it)
 LOCK_TOMBSTONES: LiteralString = "LOCK TABLE erased_devices IN SHARE MODE"
-ERASED_AMONG: LiteralString = "SELECT device_id FROM erased_devices WHERE device_id = ANY(%s)"

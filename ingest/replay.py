@@ -61,6 +61,7 @@ def replay_dead_letters(
         prefix=limits.prefix,
         dead_letter_max_bytes=dead_letter_max_bytes,
         dead_letters_per_min=10**9,
+        readings_per_min=limits.readings_per_min,
     )
     try:
         res = writer.write(batch, after=mark)

@@ -41,6 +41,7 @@ class Limits:
     max_energy_wh: float
     max_water_l: float
     max_peak_a: float
+    readings_per_min: int = 6000  # new readings a device may store a minute (ingest/edge.py)
 
     @classmethod
     def from_settings(cls, s: Settings, prefix: str | None = None) -> Limits:
@@ -54,6 +55,7 @@ class Limits:
             max_energy_wh=s.ingest_max_energy_wh,
             max_water_l=s.ingest_max_water_l,
             max_peak_a=s.ingest_max_peak_a,
+            readings_per_min=s.ingest_device_readings_per_min,
         )
 
 
@@ -196,9 +198,13 @@ def check_message(topic: str, payload: bytes, lim: Limits, now: datetime | None 
 
 @dataclass(frozen=True, slots=True)
 class DeviceState:
-    """What ingest needs to know of a registered device."""
+    """What ingest needs to know of a registered device: its registry entry, and from
+    ``device_status`` the last stored seq and its rate window (ingest/edge.py)."""
 
     decommissioned_at: datetime | None
+    last_seq: int | None = None
+    rate_minute: datetime | None = None
+    rate_count: int = 0
 
 
 def reading_bytes(r: Row) -> bytes:

@@ -8,18 +8,15 @@ idempotent, so a retry after an unknown commit outcome never doubles a reading.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from typing import Any, LiteralString
 
 import psycopg
-from psycopg.rows import class_row
 
 from core.errors import DatabaseUnavailable
 from core.topics import readings_topic
 from core.wire import Reason
-from ingest import queries
+from ingest import edge, queries
 from ingest.deadletters import DeadLetterBudget
 from ingest.protocol import (
     READING_FIELDS,
@@ -34,12 +31,6 @@ from ingest.validate import DeviceState, Reject, Row, check_registry, reading_by
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class _DeviceRow:
-    id: str
-    decommissioned_at: datetime | None
-
-
 class Writer:
     """Stores batches; one instance per ingest worker thread."""
 
@@ -50,14 +41,14 @@ class Writer:
         prefix: str,
         dead_letter_max_bytes: int,
         dead_letters_per_min: int = 100,
-        registry_ttl_s: float = 5.0,
+        readings_per_min: int = 6000,
     ) -> None:
         self._url = url
         self._prefix = prefix
         self._budget = DeadLetterBudget(dead_letters_per_min)
         self._max_dl = dead_letter_max_bytes
-        self._registry_ttl = registry_ttl_s
-        self._registry: dict[str, tuple[DeviceState, float]] = {}
+        self._per_min = readings_per_min
+        self._windows: dict[str, edge.Window] = {}
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
@@ -72,23 +63,6 @@ class Writer:
                 raise DatabaseUnavailable(str(exc).strip()) from exc
             self._conn = conn
         return self._conn
-
-    def _device_states(
-        self, conn: psycopg.Connection[tuple[object, ...]], ids: list[str]
-    ) -> dict[str, DeviceState]:
-        """Registry entries of ``ids``; known devices are remembered for ``registry_ttl_s``
-        (a query per batch saved), unknown ones are asked for every time."""
-        now = time.monotonic()
-        cache = self._registry
-        stale = [i for i in ids if i not in cache or now - cache[i][1] > self._registry_ttl]
-        if stale:
-            with conn.cursor(row_factory=class_row(_DeviceRow)) as cur:
-                for dev in cur.execute(queries.DEVICES_BY_ID, (stale,)):
-                    cache[dev.id] = (DeviceState(dev.decommissioned_at), now)
-            for i in stale:
-                if i in cache and cache[i][1] != now:
-                    del cache[i]  # no longer registered
-        return {i: cache[i][0] for i in ids if i in cache}
 
     def close(self) -> None:
         if self._conn is not None:
@@ -180,27 +154,33 @@ class Writer:
         statuses = [s for v in batch for s in v.statuses]
         inserted = duplicates = stored_statuses = 0
         with conn.transaction():
-            rows, statuses, dead, erased = self._drop_erased(conn, rows, statuses, dead)
-            ids = {r[1] for r in rows} | {s.status.device_id for s in statuses}
-            devices = self._device_states(conn, sorted(ids))
-            if any(devices.get(i) is None or devices[i].decommissioned_at for i in ids):
-                good: list[ReadingRow] = []
-                for row in rows:
-                    verdict = check_registry(row[1], row[0], devices)
-                    if verdict is None:
-                        good.append(row)
-                    else:
-                        reject = self._reject(row, *verdict)
-                        dead.append(DeadLetter(row[-1], reject))
-                rows = good
+            conn.execute(queries.LOCK_TOMBSTONES)
+            devices, erased_ids = self._batch_state(conn, rows, statuses, dead)
+            rows, statuses, dead, erased = _drop_erased(erased_ids, rows, statuses, dead)
+            good: list[ReadingRow] = []
+            for row in rows:
+                verdict = check_registry(row[1], row[0], devices)
+                if verdict is None:
+                    good.append(row)
+                else:
+                    dead.append(DeadLetter(row[-1], self._reject(row, *verdict)))
+            rows, refused = self._device_edge(conn, good, devices, dead)
             if rows:
+                windows = self._windows
                 with conn.cursor() as cur:
                     with cur.copy(queries.COPY_STAGING) as copy:
                         copy.set_types(queries.STAGING_TYPES)
                         write = copy.write_row
                         for row in rows:
                             write(row)
-                    got = cur.execute(queries.INSERT_FROM_STAGING).fetchone()
+                    got = cur.execute(
+                        queries.INSERT_FROM_STAGING,
+                        {
+                            "ids": list(windows),
+                            "minutes": [w.minute for w in windows.values()],
+                            "counts": [w.count for w in windows.values()],
+                        },
+                    ).fetchone()
                     inserted = int(got[0]) if got else 0  # type: ignore[call-overload]
                     duplicates = len(rows) - inserted
             for st in statuses:
@@ -215,39 +195,102 @@ class Writer:
         result = _result_of(dead)
         if erased:
             left_out[Reason.ERASED_DEVICE.value] = erased
+        if refused:  # the metric counts refused readings, not their summary rows
+            kept = result.reasons.get(Reason.RATE_LIMITED.value, 0)
+            left_out[Reason.RATE_LIMITED.value] = left_out.get(Reason.RATE_LIMITED.value, 0)
+            left_out[Reason.RATE_LIMITED.value] += refused - kept
         for reason, n in left_out.items():  # counted in the metrics all the same
             result.reasons[reason] = result.reasons.get(reason, 0) + n
         result.inserted, result.duplicates, result.statuses = inserted, duplicates, stored_statuses
         return result
 
     @staticmethod
-    def _drop_erased(
+    def _batch_state(
         conn: psycopg.Connection[tuple[object, ...]],
         rows: list[ReadingRow],
         statuses: list[StatusUpdate],
         dead: list[DeadLetter],
-    ) -> tuple[list[ReadingRow], list[StatusUpdate], list[DeadLetter], int]:
-        """The batch without anything of an erased household's devices (tombstones, taken in
-        SHARE mode for the rest of the transaction), and how much was dropped. A dead letter
-        counts as the device's when its topic names it, registered or not."""
-        conn.execute(queries.LOCK_TOMBSTONES)
+    ) -> tuple[dict[str, DeviceState], set[str]]:
+        """The registered devices the batch names (with their seq and rate state, locked) and
+        the erased ones. A dead letter names a device by its topic, registered or not."""
         named = {r[1] for r in rows} | {s.status.device_id for s in statuses}
         for d in dead:
             named.update(d.reject.topic.split("/"))
             if d.reject.device_id:
                 named.add(d.reject.device_id)
-        erased = {str(r[0]) for r in conn.execute(queries.ERASED_AMONG, (sorted(named),))}
-        if not erased:
-            return rows, statuses, dead, 0
-        before = len(rows) + len(statuses) + len(dead)
-        rows = [r for r in rows if r[1] not in erased]
-        statuses = [s for s in statuses if s.status.device_id not in erased]
-        dead = [
-            d
-            for d in dead
-            if d.reject.device_id not in erased and erased.isdisjoint(d.reject.topic.split("/"))
-        ]
-        return rows, statuses, dead, before - len(rows) - len(statuses) - len(dead)
+        devices: dict[str, DeviceState] = {}
+        erased: set[str] = set()
+        got = conn.execute(queries.BATCH_STATE, {"ids": sorted(named)})
+        for dev, registered, until, is_erased, last_seq, minute, count in got:
+            if is_erased:
+                erased.add(str(dev))
+            elif registered:
+                devices[str(dev)] = DeviceState(until, last_seq, minute, count)  # type: ignore[arg-type]
+        return devices, erased
+
+    def _device_edge(
+        self,
+        conn: psycopg.Connection[tuple[object, ...]],
+        rows: list[ReadingRow],
+        devices: dict[str, DeviceState],
+        dead: list[DeadLetter],
+    ) -> tuple[list[ReadingRow], int]:
+        """The rows to stage after the device edge's rules (ingest/edge.py), with dead letters
+        for a reused seq (one each, payload kept) and for readings over the rate (one summary
+        row per device, no payload). Returns the rows and how many readings the rate refused."""
+        self._windows = {}
+        if not rows:
+            return rows, 0
+        maybe = edge.suspects(rows, devices)
+        stored = {int(r[0]) for r in self._among(conn, queries.STORED_AMONG, rows, maybe)}
+        p = edge.plan(rows, devices, stored, self._per_min)
+        reused = list(p.reused)
+        elsewhere = dict(self._among(conn, queries.SEQ_STORED_ELSEWHERE, rows, p.probe))
+        if elsewhere:
+            reused += elsewhere.items()
+            p.stage = [i for i in p.stage if i not in elsewhere]
+            for i in elsewhere:  # not stored after all: the window counts stored readings
+                w = p.windows[rows[i][1]]
+                p.windows[rows[i][1]] = edge.Window(w.minute, w.count - 1)
+        for i, kept_ts in reused:
+            row = rows[i]
+            detail = (
+                f"seq {row[2]} of {row[1]} was already used by a reading stamped "
+                f"{kept_ts.isoformat()}; this one is stamped {row[0].isoformat()}"
+            )
+            dead.append(DeadLetter(row[-1], self._reject(row, Reason.SEQ_REUSED, detail)))
+        refused = 0
+        for device, over in p.refused.items():
+            refused += len(over)
+            first, last = rows[over[0]], rows[over[-1]]
+            detail = (
+                f"{len(over)} readings of {device} refused: over its limit of {self._per_min} "
+                f"new readings a minute (seq {first[2]} to {last[2]}, stamped "
+                f"{first[0].isoformat()} to {last[0].isoformat()})"
+            )
+            topic = readings_topic(self._prefix, device)
+            summary = Reject(topic, device, Reason.RATE_LIMITED, detail, b"")
+            dead.append(DeadLetter(first[-1], summary))
+        self._windows = p.windows
+        return [rows[i] for i in p.stage], refused
+
+    @staticmethod
+    def _among(
+        conn: psycopg.Connection[tuple[object, ...]],
+        query: LiteralString,
+        rows: list[ReadingRow],
+        which: list[int],
+    ) -> list[tuple[Any, ...]]:
+        """``query`` over the rows ``which`` (index, device, seq, ts); nothing asked if none."""
+        if not which:
+            return []
+        args = (
+            which,
+            [rows[i][1] for i in which],
+            [rows[i][2] for i in which],
+            [rows[i][0] for i in which],
+        )
+        return conn.execute(query, args).fetchall()
 
     @staticmethod
     def _store_status(
@@ -295,6 +338,28 @@ class Writer:
                         len(rej.payload) > self._max_dl,
                     )
                 )
+
+
+def _drop_erased(
+    erased: set[str],
+    rows: list[ReadingRow],
+    statuses: list[StatusUpdate],
+    dead: list[DeadLetter],
+) -> tuple[list[ReadingRow], list[StatusUpdate], list[DeadLetter], int]:
+    """The batch without anything of an erased household's devices (their tombstones are held
+    in SHARE mode for the rest of the transaction), and how much was dropped. A dead letter
+    counts as the device's when its topic names it, registered or not."""
+    if not erased:
+        return rows, statuses, dead, 0
+    before = len(rows) + len(statuses) + len(dead)
+    rows = [r for r in rows if r[1] not in erased]
+    statuses = [s for s in statuses if s.status.device_id not in erased]
+    dead = [
+        d
+        for d in dead
+        if d.reject.device_id not in erased and erased.isdisjoint(d.reject.topic.split("/"))
+    ]
+    return rows, statuses, dead, before - len(rows) - len(statuses) - len(dead)
 
 
 def _result_of(dead: list[DeadLetter]) -> BatchResult:
