@@ -486,7 +486,8 @@ STORE_WEEKLY_REPORT: LiteralString = (
     "excluded.csv, created_at = now() RETURNING id"
 )
 OLDEST_READING: LiteralString = "SELECT min(ts) FROM readings"
-DROP_READING_CHUNKS: LiteralString = "SELECT drop_chunks('readings', older_than => %s::timestamptz)"
+# drop_chunks needs the hypertable's owner: migrations/017's function runs as the owner
+DROP_READING_CHUNKS: LiteralString = "SELECT drop_reading_chunks(%s::timestamptz)"
 ANALYZE_AFFECTED_DAYS: LiteralString = "ANALYZE affected_days"
 DELETE_AFFECTED_PROFILE: LiteralString = (
     "DELETE FROM usage_profile_daily WHERE day IN (SELECT day FROM affected_days)"

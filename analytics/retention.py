@@ -27,9 +27,10 @@ def drop_raw(conn: psycopg.Connection[Any], retention_days: int) -> int:
     # they arrived): aggregate them now, so the rollups keep the period
     rebuild(conn, oldest, cutoff)
     with conn.transaction():
-        dropped = conn.execute(q.DROP_READING_CHUNKS, (cutoff,)).fetchall()
-    log.info("retention: dropped %d chunks of readings older than %s", len(dropped), cutoff)
-    return len(dropped)
+        got = conn.execute(q.DROP_READING_CHUNKS, (cutoff,)).fetchone()
+    dropped = int(got[0]) if got else 0
+    log.info("retention: dropped %d chunks of readings older than %s", dropped, cutoff)
+    return dropped
 
 
 def drop_dead_letters(conn: psycopg.Connection[Any], retention_days: int) -> int:

@@ -116,18 +116,29 @@ async def sign_in(request: Request, username: str, password: str) -> tuple[int, 
         blocked.update({k: now + wait for k, wait in allowed.items()})
         raise _throttled(max(allowed.values()))
     attempt, stored = allowed
-    user_id = await _check(request, stored, password)
-    if user_id is None:
+    checked = await _check(request, stored, password)
+    if checked is None:
         return None  # the attempt stays counted for the minute
+    user_id, upgraded = checked
 
     def succeeded(conn: Conn) -> Role:
         conn.execute(q.SIGN_IN_TAKE_BACK, (attempt,))
+        if upgraded is not None and stored is not None:  # older argon2 parameters: rehashed
+            auth.store_upgraded_hash(conn, user_id, stored[1], upgraded)
         return auth.role_of(conn, user_id)
 
     return user_id, await with_connection(request, succeeded)
 
 
-async def _check(request: Request, stored: Stored, password: str) -> int | None:
+def _verify(stored: Stored, password: str) -> tuple[int, str | None] | None:
+    """The user's id, and a new hash when theirs has older parameters; None: wrong."""
+    user_id = auth.verify_password(stored, password)
+    if user_id is None or stored is None:
+        return None
+    return user_id, auth.upgraded_hash(stored, password)
+
+
+async def _check(request: Request, stored: Stored, password: str) -> tuple[int, str | None] | None:
     """``auth.verify_password`` when a hashing slot is free, waited for on the event loop; 503
     at once when ``HASH_QUEUE_MAX`` sign-ins already wait (a flood: signed-in people keep the
     other core)."""
@@ -142,7 +153,7 @@ async def _check(request: Request, stored: Stored, password: str) -> int | None:
         state.hash_waiting -= 1
     try:
         state.password_checks.inc()
-        return await run_in_threadpool(auth.verify_password, stored, password)
+        return await run_in_threadpool(_verify, stored, password)
     finally:
         hashing.release()
 

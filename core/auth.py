@@ -98,6 +98,22 @@ def verify_password(stored: tuple[int, str] | None, password: str) -> int | None
     return stored[0]
 
 
+def upgraded_hash(stored: tuple[int, str], password: str) -> str | None:
+    """A fresh hash of a password just verified against ``stored`` when that hash was made with
+    other (older) parameters than today's, else None. CPU work, as verify_password."""
+    try:
+        if not _hasher.check_needs_rehash(stored[1]):
+            return None
+    except InvalidHashError:
+        return None
+    return _hasher.hash(password)
+
+
+def store_upgraded_hash(conn: psycopg.Connection[Any], user_id: int, old: str, new: str) -> None:
+    """Replace the user's hash, unless it changed meanwhile (a new password wins)."""
+    conn.execute(q.UPGRADE_PASSWORD_HASH, (new, user_id, old))
+
+
 def check_password(conn: psycopg.Connection[Any], username: str, password: str) -> int | None:
     """The user's id when the password is right and the account active, else None."""
     return verify_password(password_hash_of(conn, username), password)

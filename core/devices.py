@@ -171,6 +171,18 @@ class HouseholdErasure:
     dead_letters: int
 
 
+def _forget_on_broker(broker_url: str | None, ids: list[str], prefix: str) -> None:
+    """Remove the devices' logins (disconnecting them) and clear their retained messages."""
+    if broker_url is None or not ids:
+        return
+    with BrokerAdmin(broker_url) as broker:
+        for device_id in ids:
+            broker.remove(device_id)  # False when it had no login: fine
+            # what the broker would still hand a new subscriber: retained messages
+            for topic in (readings_topic(prefix, device_id), status_topic(prefix, device_id)):
+                broker.clear_retained(topic)
+
+
 def erase_household(
     conn: Conn, ref: str, broker_url: str | None, *, prefix: str
 ) -> HouseholdErasure:
@@ -181,12 +193,22 @@ def erase_household(
     periods as they were computed (they hold no household), and the audit log's record that the
     devices were registered and deleted (by device id; the household is redacted from it).
 
-    The devices are tombstoned first (``erased_devices``): ingest drops whatever of theirs
-    still comes — queued on the broker, in a batch under way, or sent later — and their
-    retained messages under ``prefix`` are cleared on the broker."""
+    The broker comes first, before the database is touched: the devices' logins go (which
+    disconnects them) and their retained messages under ``prefix`` are cleared. Only then are
+    the devices tombstoned (``erased_devices``), so ingest waits for the erasure's transaction
+    only as long as the database work takes, never for the broker; from then on ingest drops
+    whatever of theirs still comes (queued on the broker, in a batch under way). If the broker
+    cannot be reached nothing is erased and the call can simply be repeated; if the database
+    fails after the broker, repeating it finishes the erasure (a login already gone is fine)."""
     ids = [str(r[0]) for r in conn.execute(q.HOUSEHOLD_DEVICES, (ref,))]
     if not ids and conn.execute(q.HOUSEHOLD_EXISTS_CORE, (ref,)).fetchone() is None:
         raise RegistryError(f"no household {ref!r} is registered")
+    conn.rollback()  # no snapshot or lock held while the broker is asked
+    _forget_on_broker(broker_url, ids, prefix)
+    # a device registered to the household meanwhile is forgotten on the broker too
+    now = [str(r[0]) for r in conn.execute(q.HOUSEHOLD_DEVICES, (ref,))]
+    _forget_on_broker(broker_url, [i for i in now if i not in ids], prefix)
+    ids = now
     conn.execute(q.ERASE_TOMBSTONES, (ids,))  # ingest stores nothing of them from now on
     readings = conn.execute(q.ERASE_READINGS, (ids,)).rowcount
     dead = conn.execute(q.ERASE_DEAD_LETTERS, {"ids": ids}).rowcount
@@ -194,19 +216,5 @@ def erase_household(
         conn.execute(statement, (ids,))
     for statement in q.ERASE_HOUSEHOLD_DATA:
         conn.execute(statement, {"ref": ref, "erased": "[erased household]"})
-    if broker_url is not None and ids:
-        try:
-            with BrokerAdmin(broker_url) as broker:
-                for device_id in ids:
-                    broker.remove(device_id)  # False when it had no login: fine
-                    # what the broker would still hand a new subscriber: retained messages
-                    for topic in (
-                        readings_topic(prefix, device_id),
-                        status_topic(prefix, device_id),
-                    ):
-                        broker.clear_retained(topic)
-        except BrokerAdminError:
-            conn.rollback()
-            raise
     conn.commit()
     return HouseholdErasure(ref, len(ids), readings, dead)

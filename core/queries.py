@@ -145,3 +145,8 @@ ERASE_HOUSEHOLD_DATA: tuple[LiteralString, ...] = (
     "DELETE FROM devices WHERE household_ref = %(ref)s",
     "DELETE FROM households WHERE ref = %(ref)s",
 )
+
+# an old-parameter hash replaced after a successful sign-in; only if still the one verified
+UPGRADE_PASSWORD_HASH: LiteralString = (
+    "UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s"
+)

@@ -33,6 +33,7 @@ class LocalServices(BaseModel):
     URL per identity (role)."""
 
     database_url: str | None = None  # None: the database is not a local one
+    database_owner_url: str | None = None  # the schema owner's, for migrations only
     mqtt: dict[str, str] = Field(default_factory=dict)
 
 
@@ -91,7 +92,14 @@ class Settings(BaseSettings):
 
     # --- services -----------------------------------------------------------------------
     database_url: str | None = Field(
-        None, description="PostgreSQL URL; unset = the local cluster of `services up`"
+        None,
+        description="PostgreSQL URL of the services (API, ingest, scheduler, CLI): a role with "
+        "only DML rights (member of wastepilot_app); unset = the local cluster of `services up`",
+    )
+    database_owner_url: str | None = Field(
+        None,
+        description="PostgreSQL URL of the schema's owner, used by `wastepilot migrate` only; "
+        "unset = the local cluster's owner, or DATABASE_URL when only that is set",
     )
     mqtt_url: str | None = Field(
         None, description="MQTT URL mqtt://user:password@host:port; unset = local broker identity"
@@ -315,6 +323,17 @@ class Settings(BaseSettings):
         url = self._local().database_url
         if url is None:
             raise ConfigError("WASTEPILOT_DATABASE_URL is not set and no local database runs")
+        return url
+
+    def db_owner_url(self) -> str:
+        """The URL migrations run as: the schema's owner (docs/security.md, least privilege)."""
+        if self.database_owner_url:
+            return self.database_owner_url
+        if self.database_url:
+            return self.database_url
+        url = self._local().database_owner_url
+        if url is None:
+            raise ConfigError("no local database runs: run `wastepilot services up`")
         return url
 
     def mqtt_url_for(self, role: Role) -> str:

@@ -255,12 +255,19 @@ def serious_violations(page: Any) -> list[dict[str, Any]]:
 
 def run_env(db_url: str, mqtt_url: str, prefix: str, api_port: int, **extra: str) -> dict[str, str]:
     """The environment of a `wastepilot run` under test: the test database and this test's
-    topics (the developer's data is left alone), free ports, a short broker session."""
+    topics (the developer's data is left alone), free ports, a short broker session. The
+    services sign in as ``db_url``'s role; `run`'s migrations as the owner of that database."""
     import os
+    from urllib.parse import urlsplit
 
+    from core.settings import Settings
+    from wastepilot.prepare import database_url
+
+    owner = database_url(Settings().db_owner_url(), urlsplit(db_url).path.lstrip("/"))
     return {
         **os.environ,
         "WASTEPILOT_DATABASE_URL": db_url,
+        "WASTEPILOT_DATABASE_OWNER_URL": owner,
         "WASTEPILOT_MQTT_URL": mqtt_url,
         "WASTEPILOT_TOPIC_PREFIX": prefix,
         "WASTEPILOT_API_PORT": str(api_port),

@@ -67,3 +67,32 @@ def test_compose_database_keeps_personal_data_out_of_its_log() -> None:
     given = dict(a.split("=", 1) for a in command[2::2])
     assert command[0] == "postgres" and set(command[1::2]) == {"-c"}
     assert given == SERVER_PRIVACY_SETTINGS
+
+
+def test_compose_services_sign_in_as_the_row_rights_role_and_only_migrate_as_the_owner() -> None:
+    """Least privilege (issue 26): every long-running service's database URL names the role the
+    init script creates as a member of the group migration 017 grants row rights to; only the
+    one-shot `migrate` gets the owner's URL."""
+    from wastepilot.localservices.state import APP_GROUP, SERVICE_ROLE
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    owner = services["timescaledb"]["environment"]["POSTGRES_USER"]
+    script = "deploy/timescaledb/service-role.sh"
+    assert any(script in v for v in services["timescaledb"]["volumes"])
+    init = (ROOT / script).read_text()
+    assert f"CREATE ROLE {SERVICE_ROLE} LOGIN NOSUPERUSER" in init
+    assert f"GRANT {APP_GROUP} TO {SERVICE_ROLE}" in init
+    grants = (ROOT / "migrations/017_least_privilege.sql").read_text()
+    assert f"ON ALL TABLES IN SCHEMA public TO {APP_GROUP}" in grants
+    users = {}
+    for name, svc in services.items():
+        env = svc.get("environment") or {}
+        if "WASTEPILOT_DATABASE_URL" in env:
+            users[name] = re.match(r"postgresql://([^:]+):", env["WASTEPILOT_DATABASE_URL"])[1]  # type: ignore[index]
+        has_owner = "WASTEPILOT_DATABASE_OWNER_URL" in env
+        assert has_owner == (name == "migrate"), name
+    assert {"api", "ingest-1", "ingest-2", "scheduler", "migrate"} <= set(users)
+    assert set(users.values()) == {SERVICE_ROLE}
+    owner_url = services["migrate"]["environment"]["WASTEPILOT_DATABASE_OWNER_URL"]
+    assert owner_url.startswith(f"postgresql://{owner}:")

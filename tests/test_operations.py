@@ -142,6 +142,7 @@ def compose_like(
     db_parts = urlsplit(db_url)
     values = {
         "POSTGRES_PASSWORD": db_parts.password or "",
+        "DB_SERVICE_PASSWORD": db_parts.password or "",
         "MQTT_INGEST_PASSWORD": secrets_[localstate.MQTT_USERS["ingest"]],
         "MQTT_ADMIN_PASSWORD": secrets_[localstate.MQTT_USERS["admin"]],
         "MQTT_SIMULATOR_PASSWORD": secrets_[localstate.MQTT_USERS["simulator"]],

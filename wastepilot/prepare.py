@@ -19,7 +19,7 @@ def prepare_database(s: Settings) -> list[str]:
 
     done = [
         f"applied {m.version:03d}_{m.name}"
-        for m in migrate(s.db_url(), s.migrations_dir or MIGRATIONS_DIR)
+        for m in migrate(s.db_owner_url(), s.migrations_dir or MIGRATIONS_DIR)
     ]
     with connect(s.db_url()) as conn:
         added = load_reference_councils(conn)

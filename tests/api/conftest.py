@@ -27,10 +27,11 @@ BID_TABLES = (
 
 
 @pytest.fixture
-def bids_db(db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    """An autocommit connection with the bid-support records emptied (the council reference
-    data stays; councils officers added are removed; the append-only audit log is kept)."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
+def bids_db(owner_db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection as the owner (the test's own set-up and checks) with the
+    bid-support records emptied (the council reference data stays; councils officers added
+    are removed; the append-only audit log is kept)."""
+    with psycopg.connect(owner_db_url, autocommit=True) as conn:
         conn.execute("TRUNCATE " + ", ".join(BID_TABLES) + " CASCADE")
         conn.execute("TRUNCATE sign_in_attempts")  # no test's failed sign-ins lock another
         conn.execute("DELETE FROM councils WHERE source = 'officer'")

@@ -31,10 +31,10 @@ schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi()).exclud
 
 
 @pytest.fixture(scope="module")
-def base_url(db_url: str) -> Iterator[str]:
+def base_url(db_url: str, owner_db_url: str) -> Iterator[str]:
     import uvicorn
 
-    with psycopg.connect(db_url) as conn:
+    with psycopg.connect(owner_db_url) as conn:
         conn.execute(
             "TRUNCATE registrations, workshop_resources, workshops, guidance_resources, bids, "
             "fund_rounds CASCADE"

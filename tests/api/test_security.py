@@ -337,3 +337,29 @@ def api_actor(db: Conn, workshop_id: int) -> str:
     ).fetchone()
     assert row is not None
     return str(row[0])
+
+
+def test_a_hash_with_older_parameters_is_upgraded_at_the_next_sign_in(
+    db: Conn, bids_db: Conn, app_client: TestClient
+) -> None:
+    """A password hashed before today's argon2id parameters (here: t=1, m=8 MiB) is re-hashed
+    with today's when its owner signs in successfully; a wrong password changes nothing."""
+    from argon2 import PasswordHasher
+
+    name, password = f"old-{uuid.uuid4().hex[:8]}", "a long enough password"
+    user_id = auth.add_user(db, name, "officer", password)
+    old = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(password)
+    db.execute("UPDATE users SET password_hash = %s WHERE id = %s", (old, user_id))
+
+    def stored() -> str:
+        row = db.execute("SELECT password_hash FROM users WHERE id = %s", (user_id,)).fetchone()
+        return str(row[0]) if row else ""
+
+    wrong = app_client.post("/api/v1/auth/session", data={"username": name, "password": "nope" * 4})
+    assert wrong.status_code == 401 and stored() == old
+    ok = app_client.post("/api/v1/auth/session", data={"username": name, "password": password})
+    assert ok.status_code == 200
+    new = stored()
+    assert new != old and "$m=19456,t=2,p=1$" in new
+    again = app_client.post("/api/v1/auth/session", data={"username": name, "password": password})
+    assert again.status_code == 200 and stored() == new  # current parameters: left alone

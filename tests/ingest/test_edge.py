@@ -89,9 +89,7 @@ rows_strategy = st.lists(
 def test_plan_never_stages_more_new_than_the_rate_nor_one_seq_twice(
     spec: list[tuple[str, int, int, int]], per_min: int, last: int
 ) -> None:
-    rows = [
-        row(d, s, T0 + timedelta(minutes=t), AT + timedelta(minutes=a)) for d, s, t, a in spec
-    ]
+    rows = [row(d, s, T0 + timedelta(minutes=t), AT + timedelta(minutes=a)) for d, s, t, a in spec]
     states = {d: DeviceState(None, last_seq=last) for d in "ABC"}
     p = plan(rows, states, set(), per_min)
     staged = [rows[i] for i in p.stage]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -60,11 +62,12 @@ def test_status_json_gives_working_urls(settings: Settings) -> None:
     st = json.loads(out.stdout)
     assert st["database"]["running"] and st["mqtt"]["running"]
     assert st["database"]["timescaledb_installed"]
-    with psycopg.connect(st["database"]["url"]) as conn:
+    with psycopg.connect(st["database"]["url"]) as conn:  # the services' role
         row = conn.execute(
             "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
         ).fetchone()
         assert row is not None
+    with psycopg.connect(st["database"]["owner_url"]) as conn:  # the owner (migrations)
         preload = conn.execute("SHOW shared_preload_libraries").fetchone()
         assert preload is not None and "timescaledb" in str(preload[0])
     assert set(st["mqtt"]["identities"]) == {"ingest", "simulator", "admin", "test"}
@@ -84,9 +87,41 @@ def test_migrated_database_runs_timescaledb(db_url: str) -> None:
 def test_local_broker_runs_the_deploy_tuning(settings: Settings) -> None:
     conf = localstate.paths_for(settings).mqtt_conf.read_text()
     deploy = (Path(localstate.DEPLOY_DIR) / "mosquitto/mosquitto.conf").read_text()
-    for key in ("max_queued_messages", "max_inflight_messages", "persistence", "allow_anonymous"):
+    keys = ("max_queued_messages", "max_inflight_messages", "persistence", "allow_anonymous",
+            "max_connections")  # fmt: skip
+    for key in keys:
         line = next(ln for ln in deploy.splitlines() if ln.startswith(key + " "))
         assert line in conf.splitlines()
+
+
+def test_every_listener_limits_its_connections_below_the_brokers_file_limit(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Each listener (the TLS one too) has the same max_connections, and the running broker
+    may open more files than all listeners together (a connection is a file)."""
+    paths = localstate.paths_for(settings)
+    tls = Settings(mqtt_tls_port=8883, mqtt_tls_cert_file=tmp_path / "c.pem",
+                   mqtt_tls_key_file=tmp_path / "k.pem")  # fmt: skip
+    for text in (paths.mqtt_conf.read_text(), broker.render_mosquitto_conf(tls, paths)):
+        blocks = re.split(r"^listener ", text, flags=re.M)[1:]
+        assert blocks
+        limits = [re.search(r"^max_connections (\d+)$", b, flags=re.M) for b in blocks]
+        assert all(limits), text
+        total = sum(int(m.group(1)) for m in limits if m)
+    pid = int(paths.mqtt_pid.read_text().strip())
+    soft = next(ln for ln in Path(f"/proc/{pid}/limits").read_text().splitlines()
+                if ln.startswith("Max open files")).split()[3]  # fmt: skip
+    assert total < int(soft), (total, soft)
+
+
+def test_a_connection_that_never_sends_connect_is_closed_by_the_broker(settings: Settings) -> None:
+    """An idle TCP socket on the broker costs it a file for at most ~30 s (Mosquitto's built-in
+    deadline for a new connection); the test waits up to 90 s."""
+    sock = socket.create_connection(("127.0.0.1", settings.mqtt_port), timeout=90)
+    try:
+        assert sock.recv(1) == b""  # closed by the broker, not by the time-out
+    finally:
+        sock.close()
 
 
 def test_run_revives_a_local_broker_that_died(settings: Settings) -> None:

@@ -67,11 +67,20 @@ def render_mosquitto_conf(settings: Settings, paths: Paths) -> str:
         text += (
             "\n# TLS listener (same identities and rights as the plain one)\n"
             f"listener {settings.mqtt_tls_port} 127.0.0.1\n"
+            f"max_connections {_max_connections(text)}\n"
             f"certfile {paths.mqtt / 'tls' / 'cert.pem'}\n"
             f"keyfile {paths.mqtt / 'tls' / 'key.pem'}\n"
             "tls_version tlsv1.2\n"
         )
     return text
+
+
+def _max_connections(conf: str) -> int:
+    """The plain listener's connection limit: every listener gets the same."""
+    m = re.search(r"^max_connections (\d+)$", conf, flags=re.M)
+    if m is None:
+        raise ServiceError("deploy/mosquitto/mosquitto.conf has no max_connections line")
+    return int(m.group(1))
 
 
 def mqtt_pid(paths: Paths) -> int | None:

@@ -13,7 +13,16 @@ from core.errors import ServiceError
 from core.settings import Settings
 from wastepilot.localservices import install
 from wastepilot.localservices import queries as q
-from wastepilot.localservices.state import DB_NAME, DB_ROLE, Paths, as_user, chown_tree, port_open
+from wastepilot.localservices.state import (
+    APP_GROUP,
+    DB_NAME,
+    DB_ROLE,
+    SERVICE_ROLE,
+    Paths,
+    as_user,
+    chown_tree,
+    port_open,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +60,11 @@ def pg_running(paths: Paths, major: int) -> bool:
     return proc.returncode == 0
 
 
-def pg_up(settings: Settings, paths: Paths, major: int, password: str) -> str:
-    """Initialise (once) and start the private cluster; returns the app's database URL."""
+def pg_up(
+    settings: Settings, paths: Paths, major: int, password: str, service_password: str
+) -> tuple[str, str]:
+    """Initialise (once) and start the private cluster; returns the database URLs of the
+    schema's owner (migrations) and of the services' role."""
     paths.pg.mkdir(parents=True, exist_ok=True)
     paths.pg_socket.mkdir(parents=True, exist_ok=True)
     if not (paths.pg_data / "PG_VERSION").exists():
@@ -96,8 +108,12 @@ def pg_up(settings: Settings, paths: Paths, major: int, password: str) -> str:
             )
         log.info("starting PostgreSQL on 127.0.0.1:%s", settings.pg_port)
         pg_ctl(paths, major, "start")
-    _ensure_role_and_db(settings, paths, password)
-    return f"postgresql://{DB_ROLE}:{password}@127.0.0.1:{settings.pg_port}/{DB_NAME}"
+    _ensure_role_and_db(settings, paths, password, service_password)
+    at = f"127.0.0.1:{settings.pg_port}/{DB_NAME}"
+    return (
+        f"postgresql://{DB_ROLE}:{password}@{at}",
+        f"postgresql://{SERVICE_ROLE}:{service_password}@{at}",
+    )
 
 
 def pg_ctl(paths: Paths, major: int, action: str) -> None:
@@ -115,14 +131,28 @@ def superuser_conninfo(settings: Settings, paths: Paths, dbname: str = "postgres
     return f"host={paths.pg_socket} port={settings.pg_port} user=postgres dbname={dbname}"
 
 
-def _ensure_role_and_db(settings: Settings, paths: Paths, password: str) -> None:
+def _ensure_role_and_db(
+    settings: Settings, paths: Paths, password: str, service_password: str
+) -> None:
     with psycopg.connect(superuser_conninfo(settings, paths), autocommit=True) as conn:
-        exists = conn.execute(q.ROLE_EXISTS, (DB_ROLE,)).fetchone()
-        # Local development only: the app role may create the extension and test databases.
-        verb = "ALTER" if exists else "CREATE"
+        # Local development only: the owner may create the extension and test databases.
+        for role, rights, secret in (
+            (DB_ROLE, "LOGIN SUPERUSER", password),
+            (APP_GROUP, "NOLOGIN", None),
+            (SERVICE_ROLE, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE", service_password),
+        ):
+            exists = conn.execute(q.ROLE_EXISTS, (role,)).fetchone()
+            conn.execute(
+                sql.SQL("{} ROLE {} {} PASSWORD {}").format(
+                    sql.SQL("ALTER" if exists else "CREATE"),
+                    sql.Identifier(role),
+                    sql.SQL(rights),
+                    sql.Literal(secret),
+                )
+            )
         conn.execute(
-            sql.SQL("{} ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
-                sql.SQL(verb), sql.Identifier(DB_ROLE), sql.Literal(password)
+            sql.SQL("GRANT {} TO {}").format(
+                sql.Identifier(APP_GROUP), sql.Identifier(SERVICE_ROLE)
             )
         )
         if not conn.execute(q.DATABASE_EXISTS, (DB_NAME,)).fetchone():

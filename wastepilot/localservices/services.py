@@ -33,7 +33,9 @@ def up(settings: Settings) -> dict[str, Any]:
     data["secrets"] = passwords
     if settings.database_url is None:
         major = install.ensure_postgres(apt)
-        data["database_url"] = pg_up(settings, paths, major, passwords["db"])
+        data["database_owner_url"], data["database_url"] = pg_up(
+            settings, paths, major, passwords["db"], passwords["db_service"]
+        )
         data["pg_major"] = major
     if settings.mqtt_url is None:
         install.ensure_mosquitto(apt)
@@ -67,7 +69,8 @@ def status(settings: Settings) -> dict[str, Any]:
     else:
         db = {
             "managed": True,
-            "url": data.get("database_url"),
+            "url": data.get("database_url"),  # the services' role
+            "owner_url": data.get("database_owner_url"),  # migrations
             "running": bool(majors) and pg_running(paths, majors[0]),
             "port": settings.pg_port,
             "data_dir": str(paths.pg_data),

@@ -25,7 +25,11 @@ from core.settings import LOCAL_SERVICES_KEY, Settings, register_source
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 DB_NAME = "wastepilot"
-DB_ROLE = "wastepilot"
+DB_ROLE = "wastepilot"  # the schema's owner: migrations (and, locally, test databases)
+# the services' login: no superuser, no DDL, only the DML rights of the group role
+# wastepilot_app that migrations/017_least_privilege.sql grants (docs/security.md)
+SERVICE_ROLE = "wastepilot_service"
+APP_GROUP = "wastepilot_app"
 # Local broker identities: role in the code -> MQTT username.
 # the broker's service identities, by role
 MQTT_USERS = SERVICE_USERS
@@ -147,7 +151,11 @@ class LocalServicesSource(PydanticBaseSettingsSource):
             data = json.loads(path.read_text())
         except FileNotFoundError:
             return {}
-        local = {"database_url": data.get("database_url"), "mqtt": data.get("mqtt") or {}}
+        local = {
+            "database_url": data.get("database_url"),
+            "database_owner_url": data.get("database_owner_url"),
+            "mqtt": data.get("mqtt") or {},
+        }
         return {LOCAL_SERVICES_KEY: local}
 
 
@@ -179,7 +187,7 @@ def local_secrets(paths: Paths) -> dict[str, str]:
     """Generated passwords of the local identities, made once and kept in the state folder."""
     data = load_identities(paths)
     secret: dict[str, str] = dict(data.get("secrets", {}))
-    for key in ["db", *MQTT_USERS.values()]:
+    for key in ["db", "db_service", *MQTT_USERS.values()]:
         secret.setdefault(key, secrets.token_urlsafe(18))
     return secret
 
