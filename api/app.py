@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_waiting = 0
         app.state.hashing = asyncio.Semaphore(signin.HASHING)
         app.state.hash_waiting = 0
+        app.state.hashers = signin.hashing_executor()
         app.state.sign_in_blocked = {}  # api/signin.py: keys found throttled, until when
         app.state.sheet_readers = anyio.CapacityLimiter(sheetbudget.PARALLEL)
         app.state.settings = s
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             pool.close()
+            app.state.hashers.shutdown(wait=False)
 
     app = FastAPI(
         title="wastepilot API",

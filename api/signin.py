@@ -14,7 +14,9 @@
 - **Hashing off the pool and off the threads**: the database is used through the admission
   queue (api/deps.py) for short statements only; argon2 runs after, one check at a time (one
   core at most), and a sign-in waits for its turn on the event loop, holding neither a
-  connection nor a worker thread; past ``HASH_QUEUE_MAX`` waiting, 503. A flood of sign-ins
+  connection nor a worker thread; past ``HASH_QUEUE_MAX`` waiting, 503. The check runs on a
+  thread of its own at the lowest CPU priority (``HASH_NICE``): when the machine is busy, the
+  event loop, PostgreSQL and the signed-in people's requests come first. A flood of sign-ins
   slows sign-ins, not the people already signed in.
 - **Login CSRF**: a sign-in POST that a browser sends from another site (its ``Origin`` is not
   this site) is refused; the page's form also carries a token bound to a cookie of its own.
@@ -24,13 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 from fastapi import HTTPException, Request
-from starlette.concurrency import run_in_threadpool
 
 from api import queries as q
 from api.deps import busy, with_connection
@@ -42,9 +46,21 @@ ACCOUNT_FAILURES = 10  # per username per minute
 ADDRESS_FAILURES = 30  # per client address per minute
 HASHING = 1  # argon2 checks at a time in this process: one core at most (core/auth.py)
 HASH_QUEUE_MAX = 50  # sign-ins waiting for their check; more are answered 503 at once
+HASH_NICE = 19  # the hashing thread's niceness (Linux: a thread's own; 19 = lowest priority)
 BLOCKED_KEYS_MAX = 10_000  # throttled keys remembered in memory before expired ones are pruned
 
 Conn = psycopg.Connection[Any]
+
+
+def _lowest_priority() -> None:
+    """Run this (hashing) thread at HASH_NICE: Linux schedules threads as tasks of their own,
+    and lowering one's own priority needs no privilege."""
+    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+
+
+def hashing_executor() -> ThreadPoolExecutor:
+    """The threads argon2 checks run on (one per HASHING slot), at the lowest priority."""
+    return ThreadPoolExecutor(HASHING, thread_name_prefix="argon2", initializer=_lowest_priority)
 
 
 def check_origin(request: Request) -> None:
@@ -153,7 +169,8 @@ async def _check(request: Request, stored: Stored, password: str) -> tuple[int, 
         state.hash_waiting -= 1
     try:
         state.password_checks.inc()
-        return await run_in_threadpool(_verify, stored, password)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(state.hashers, _verify, stored, password)
     finally:
         hashing.release()
 

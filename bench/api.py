@@ -165,7 +165,7 @@ def main() -> None:
     ap.add_argument("--load-seconds", type=float, default=60)
     args = ap.parse_args()
 
-    url = common.fresh_database(common.settings().db_url(), DB)
+    url = common.fresh_database(common.settings().db_owner_url(), DB)
     prepare_database(Settings(database_url=url))
     with connect(url) as conn:
         auth.add_user(conn, "bench-officer", "officer", PASSWORD)

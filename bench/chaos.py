@@ -7,6 +7,8 @@ configuration), against the local services of `wastepilot services up`. A fault 
 5-20 s (random, seeded), cycling through the kinds so that a run of 8 faults has two of each.
 
     .venv/bin/python bench/chaos.py --readings 200000 --rate 1500
+    .venv/bin/python bench/chaos.py --tls   # publishing over TLS, renewals of the broker's
+                                            # certificate among the faults
 
 prints one line per fault and the totals: published, acknowledged (PUBACK with success),
 stored once, lost (acknowledged and not stored), doubled (stored twice), and PUBACK 0x10
@@ -43,10 +45,13 @@ from core.settings import Settings
 from core.topics import readings_topic
 from core.wire import format_ts
 from simulator.publisher import Delivery, MqttSink
-from wastepilot.localservices import broker, install, postgres
+from wastepilot.localservices import broker, certs, install, postgres
 from wastepilot.localservices import state as localstate
 
 FAULTS = ("broker-sigterm", "broker-kill-9", "postgres-kill-9", "worker-kill-9")
+# with the publisher on the broker's TLS listener (--tls): its certificate renewed from the local
+# CA and taken by a SIGHUP (wastepilot/localservices/broker.py), devices staying connected
+RENEWAL = "broker-cert-renewal"
 
 
 @dataclass
@@ -66,6 +71,7 @@ class ChaosResult:
     lost: int = 0
     doubled: int = 0
     no_subscribers: int = 0
+    disconnects: int = 0  # the publisher's lost connections
     faults: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -73,7 +79,7 @@ class ChaosResult:
         return (
             f"published {self.published}, acknowledged {self.acknowledged}, stored once "
             f"{self.stored_once}, lost {self.lost}, doubled {self.doubled}, "
-            f"0x10 answers {self.no_subscribers}"
+            f"0x10 answers {self.no_subscribers}, publisher disconnects {self.disconnects}"
         )
 
 
@@ -204,7 +210,13 @@ def run_chaos(
         k += 1
         f = Fault(kind, time.monotonic() - t0, len(sent), sink.no_subscribers)
         started = time.monotonic()
-        if kind.startswith("broker"):
+        if kind == RENEWAL:
+            tls = broker.tls_files(settings, paths)
+            if tls is None or tls[2] is None:
+                raise SystemExit("a renewal needs the local broker's TLS listener and local CA")
+            certs.issue_server(tls[0].parent, ["localhost", "127.0.0.1"])
+            broker.mqtt_up(settings, paths, localstate.local_secrets(paths))  # copies, SIGHUP
+        elif kind.startswith("broker"):
             pid = broker.mqtt_pid(paths)
             if pid is not None:
                 os.kill(pid, signal.SIGTERM if kind == "broker-sigterm" else signal.SIGKILL)
@@ -251,6 +263,7 @@ def run_chaos(
         lost=len(acked - keys),
         doubled=rows - len(keys),
         no_subscribers=sink.no_subscribers,
+        disconnects=sink.disconnects,
         seconds=time.monotonic() - t0,
     )
     bounds = [f.seq_from for f in done] + [len(sent)]
@@ -273,12 +286,29 @@ def run_chaos(
     return res
 
 
+def tls_url(s: Settings) -> str:
+    """The test identity on the local broker's TLS listener, pinning the local CA."""
+    from core.mqtturl import MqttAddress, parse_mqtt_url
+
+    tls = broker.tls_files(s, localstate.paths_for(s))
+    if tls is None or tls[2] is None:
+        raise SystemExit("--tls needs the local broker's TLS listener (WASTEPILOT_MQTT_TLS_PORT)")
+    plain = parse_mqtt_url(s.mqtt_url_for("test"))
+    return MqttAddress(
+        "localhost", s.mqtt_tls_port, plain.username, plain.password, True, str(tls[2])
+    ).url()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--readings", type=int, default=200_000)
     ap.add_argument("--rate", type=float, default=1500.0, help="readings per second")
     ap.add_argument("--gap", type=float, nargs=2, default=(5.0, 20.0), help="seconds between")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--tls", action="store_true",
+        help="publish over the broker's TLS listener, and renew its certificate as a fault too",
+    )  # fmt: skip
     args = ap.parse_args()
     from core.migrate import migrate
     from wastepilot.localservices.state import TEST_TOPIC_ROOT
@@ -287,9 +317,10 @@ def main() -> None:
     db_url = bench_database(s)
     migrate(db_url)
     prefix = f"{TEST_TOPIC_ROOT}/chaos-{uuid.uuid4().hex[:6]}/v1"
+    url = tls_url(s) if args.tls else s.mqtt_url_for("test")
     res = run_chaos(
-        s, db_url, s.mqtt_url_for("test"), prefix, readings=args.readings, rate=args.rate,
-        gap_s=tuple(args.gap), seed=args.seed,
+        s, db_url, url, prefix, readings=args.readings, rate=args.rate,
+        gap_s=tuple(args.gap), seed=args.seed, faults=(*FAULTS, RENEWAL) if args.tls else FAULTS,
     )  # fmt: skip
     print(f"{'fault':<16} {'at':>7} {'published':>9} {'acked':>9} {'stored':>9} {'lost':>5} "
           f"{'0x10':>5}")  # fmt: skip
@@ -302,7 +333,7 @@ def main() -> None:
 
 def bench_database(s: Settings) -> str:
     """A fresh database of the chaos run's own on the local cluster."""
-    return fresh_database(s.db_url(), "wastepilot_chaos", migrated=False)
+    return fresh_database(s.db_owner_url(), "wastepilot_chaos", migrated=False)
 
 
 if __name__ == "__main__":

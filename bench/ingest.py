@@ -435,7 +435,7 @@ def main() -> None:
 
     s = common.settings()
     mqtt_url = s.mqtt_url_for("test")
-    db_url = fresh_db(s.db_url(), "wastepilot_bench")
+    db_url = fresh_db(s.db_owner_url(), "wastepilot_bench")
     run = uuid.uuid4().hex[:8]
     prefix = lambda part: f"wastepilot-test/bench-{run}-{part}/v1"  # noqa: E731
 

@@ -42,7 +42,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=10)
     args = ap.parse_args()
-    url = common.settings().db_url().rsplit("/", 1)[0] + "/" + DB
+    url = common.settings().db_owner_url().rsplit("/", 1)[0] + "/" + DB
     migrate(url)  # the bench database may predate the newest migrations
     with psycopg.connect(url) as conn:
         n = conn.execute("SELECT count(*) FROM households").fetchone()

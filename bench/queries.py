@@ -132,7 +132,7 @@ def main() -> None:
     ap.add_argument("--raw-repeats", type=int, default=5, help="timed runs from raw readings")
     args = ap.parse_args()
 
-    url = database(common.settings().db_url())
+    url = database(common.settings().db_owner_url())
     log(f"== one simulated period: {args.households} households, {args.days} days")
     first, last = load(url, args.households, args.days, args.seed, args.reload)
     t_first = datetime.combine(first, dtime(), LONDON)

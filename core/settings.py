@@ -113,12 +113,15 @@ class Settings(BaseSettings):
     pg_port: int = Field(55432, description="Port of the local private PostgreSQL cluster")
     mqtt_port: int = Field(51883, description="Port of the local private Mosquitto broker")
     mqtt_tls_port: int = Field(
-        0,
+        51884,
         ge=0,
-        description="Port of the local broker's TLS listener (0 = none; needs the two files)",
+        description="Port of the local broker's TLS listener, the one devices (and the local "
+        "simulator) use, as in compose (0 = none)",
     )
     mqtt_tls_cert_file: Path | None = Field(
-        None, description="Certificate (PEM, with its chain) of the local broker's TLS listener"
+        None,
+        description="Certificate (PEM, with its chain) of the local broker's TLS listener; unset "
+        "= one for localhost from a local CA in the state folder (tls/ca.pem)",
     )
     mqtt_tls_key_file: Path | None = Field(
         None, description="Private key (PEM) of the local broker's TLS listener"

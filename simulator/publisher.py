@@ -100,6 +100,7 @@ class MqttSink:
         self.confirmed = 0
         self.no_subscribers = 0  # 0x10 answers (each re-sent)
         self.waits = 0
+        self.disconnects = 0  # connections lost (paho reconnects and resends)
         self._connected = threading.Event()
         self._refused: str | None = None
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
@@ -127,6 +128,7 @@ class MqttSink:
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
         if rc.value != 0:
+            self.disconnects += 1
             log.warning("publisher disconnected (%s); paho reconnects and resends", rc)
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:

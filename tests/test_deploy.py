@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -96,3 +97,35 @@ def test_compose_services_sign_in_as_the_row_rights_role_and_only_migrate_as_the
     assert set(users.values()) == {SERVICE_ROLE}
     owner_url = services["migrate"]["environment"]["WASTEPILOT_DATABASE_OWNER_URL"]
     assert owner_url.startswith(f"postgresql://{owner}:")
+
+
+def test_compose_publishes_only_https_the_http_redirect_and_the_devices_tls_port() -> None:
+    """TLS at every edge (issue 27): the host sees 80 (redirects), 443 (the proxy) and 8883
+    (the broker's TLS listener), nothing else; the API and Grafana are reached only through the
+    proxy, which forwards to the compose services' own names and ports; the broker's 8883 is a
+    TLS listener and its plain 1883 is not published."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    published = {}
+    for name, svc in compose["services"].items():
+        for entry in svc.get("ports", []):
+            host, _, container = str(entry).rpartition(":")
+            published[int(host.rsplit(":", 1)[-1])] = (name, int(container))
+    assert published == {80: ("proxy", 80), 443: ("proxy", 443), 8883: ("mosquitto", 8883)}
+    caddy = (ROOT / "deploy/caddy/Caddyfile").read_text()
+    assert "{$PROXY_API:api:8080}" in caddy and "{$PROXY_GRAFANA:grafana:3000}" in caddy
+    assert compose["services"]["api"]["command"] == ["api"]
+    # the API believes forwarded addresses from the proxy, and only from it
+    proxy_ip = compose["services"]["proxy"]["networks"]["default"]["ipv4_address"]
+    assert compose["services"]["api"]["environment"]["WASTEPILOT_API_TRUSTED_PROXIES"] == proxy_ip
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+
+    assert ipaddress.ip_address(proxy_ip) in ipaddress.ip_network(subnet)
+    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
+    blocks = {b.split("\n", 1)[0].strip(): b for b in re.split(r"^listener ", conf, flags=re.M)[1:]}
+    assert set(blocks) == {"1883", "8883"}
+    assert "certfile /mosquitto/certs/broker.pem" in blocks["8883"]
+    assert "keyfile /mosquitto/certs/broker-key.pem" in blocks["8883"]
+    assert "tls_version tlsv1.2" in blocks["8883"]
+    assert "certfile" not in blocks["1883"].split("\nplugin", 1)[0]
+    mounts = compose["services"]["mosquitto"]["volumes"]
+    assert "./deploy/certs:/mosquitto/certs:ro" in mounts

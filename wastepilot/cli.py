@@ -15,6 +15,7 @@ from core.settings import get_settings
 from wastepilot.commands import api, ingest, run, scheduler
 from wastepilot.commands.bids import bids_app
 from wastepilot.commands.broker import broker_app
+from wastepilot.commands.certs import certs_app
 from wastepilot.commands.devices import devices_app
 from wastepilot.commands.households import households_app
 from wastepilot.commands.people import tokens_app, users_app
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(services_app, name="services")
 app.add_typer(broker_app, name="broker")
+app.add_typer(certs_app, name="certs")
 app.add_typer(households_app, name="households")
 app.add_typer(devices_app, name="devices")
 app.add_typer(bids_app, name="bids")

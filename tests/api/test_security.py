@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -363,3 +364,23 @@ def test_a_hash_with_older_parameters_is_upgraded_at_the_next_sign_in(
     assert new != old and "$m=19456,t=2,p=1$" in new
     again = app_client.post("/api/v1/auth/session", data={"username": name, "password": password})
     assert again.status_code == 200 and stored() == new  # current parameters: left alone
+
+
+def test_passwords_are_checked_on_a_thread_at_the_lowest_cpu_priority(
+    db: Conn, bids_db: Conn, app_client: TestClient
+) -> None:
+    """A flood of sign-ins competes for the CPU below everything else: argon2 runs on its own
+    thread at niceness 19 (read from /proc), not on the shared worker threads."""
+    import threading
+
+    name = f"nice-{uuid.uuid4().hex[:8]}"
+    auth.add_user(db, name, "officer", "a long enough password")
+    r = app_client.post("/api/v1/auth/session", data={"username": name, "password": "wrong" * 4})
+    assert r.status_code == 401  # a check ran
+    hashers = [t for t in threading.enumerate() if t.name.startswith("argon2")]
+    assert len(hashers) == 1
+    stat = Path(f"/proc/self/task/{hashers[0].native_id}/stat").read_text()
+    nice = int(stat.rsplit(")", 1)[1].split()[16])  # field 19 of proc(5), after "comm)"
+    assert nice == 19
+    mine = Path(f"/proc/self/task/{threading.get_native_id()}/stat").read_text()
+    assert int(mine.rsplit(")", 1)[1].split()[16]) == 0  # the rest of the process is not

@@ -8,15 +8,24 @@ import socket
 import ssl
 import subprocess
 import threading
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
+import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from core import devices
+from core.brokeradmin import BrokerAdmin
 from core.mqtturl import parse_mqtt_url
+from core.registry import Device
 from core.settings import Settings
-from tests.helpers import free_port
+from core.topics import readings_topic
+from ingest.validate import Limits
+from tests.helpers import dumps, free_port, reading, wait_for
 from wastepilot.localservices import broker
 from wastepilot.localservices import state as localstate
 
@@ -73,3 +82,104 @@ def test_tls_listener_serves_the_same_users_over_tls(tmp_path: Path) -> None:
             ctx.wrap_socket(raw, server_hostname="127.0.0.1")
     finally:
         broker.mqtt_down(paths)
+
+
+# --- the local broker's own TLS listener, in its default configuration ------------------------
+
+
+def tls_context(ca: Path, **over: Any) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    for k, v in over.items():
+        setattr(ctx, k, v)
+    return ctx
+
+
+def tls_1_1_client(ca: Path) -> ssl.SSLContext:
+    """A client that offers TLS 1.0-1.1 and nothing newer (Python warns that they are
+    deprecated: that is the point)."""
+    import warnings
+
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return ctx
+
+
+@pytest.fixture
+def local_tls(settings: Settings) -> tuple[int, Path]:
+    tls = broker.tls_files(settings, localstate.paths_for(settings))
+    if settings.mqtt_url or tls is None or tls[2] is None:
+        pytest.skip("the local broker with its local CA")
+    return settings.mqtt_tls_port, tls[2]
+
+
+def test_a_device_publishes_over_tls_and_its_reading_is_stored(
+    db: Any, db_url: str, settings: Settings, local_tls: tuple[int, Path],
+    start_worker: Callable[..., Any],
+) -> None:  # fmt: skip
+    """The default local set-up: a device login, over the TLS listener, pinning the local CA
+    and checking the host name; ingest (on the internal plain listener) stores the reading."""
+    port, ca = local_tls
+    admin = settings.broker_admin_url()
+    assert admin is not None
+    dev = f"T-{uuid.uuid4().hex[:8].upper()}"
+    with psycopg.connect(db_url) as conn:
+        [login] = devices.register(conn, [Device(dev, f"HH-{dev}")], admin)
+    start_worker(  # as the ingest identity: only it may read the pilot's own topics
+        mqtt_url=settings.mqtt_url_for("ingest"),
+        limits=Limits.from_settings(Settings(), prefix=settings.topic_prefix),
+    )
+    try:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=dev, protocol=mqtt.MQTTv5)
+        c.username_pw_set(dev, login.password)
+        c.tls_set_context(tls_context(ca))
+        c.connect("localhost", port)
+        c.loop_start()
+        info = c.publish(readings_topic(settings.topic_prefix, dev), dumps(reading(dev, 1)), qos=1)
+        info.wait_for_publish(10)
+        wait_for(lambda: db.execute("SELECT count(*) FROM readings WHERE device_id = %s",
+                                    (dev,)).fetchone() == (1,), 30, "the reading stored")  # fmt: skip
+        c.disconnect()
+        c.loop_stop()
+    finally:
+        with BrokerAdmin(admin) as b:
+            b.remove(dev)
+
+
+def test_the_tls_listener_refuses_another_ca_plaintext_and_tls_1_1(
+    settings: Settings, local_tls: tuple[int, Path], tmp_path: Path
+) -> None:
+    port, ca = local_tls
+    # a client trusting another CA refuses the broker's certificate
+    other, _ = self_signed(tmp_path)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        tls_context(other).wrap_socket(raw, server_hostname="localhost")
+    # plaintext MQTT on the TLS port: no CONNACK, the connection is closed
+    connect = bytes.fromhex("101000044d5154540502003c000000037878")  # CONNECT, MQTT 5, "xx"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(connect)
+        try:
+            answer = raw.recv(16)
+        except ConnectionResetError:
+            answer = b""
+        assert not answer.startswith(b"\x20"), answer  # 0x20 would be a CONNACK
+    # TLS 1.1 (a client willing to use it and nothing newer) is refused in the handshake
+    old = tls_1_1_client(ca)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        pytest.raises(ssl.SSLError),
+    ):
+        old.wrap_socket(raw, server_hostname="localhost")
+    # and 1.2 is the lowest it takes
+    ok = tls_context(ca, maximum_version=ssl.TLSVersion.TLSv1_2)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ok.wrap_socket(raw, server_hostname="localhost") as s,
+    ):
+        assert s.version() == "TLSv1.2"

@@ -17,7 +17,7 @@ from core.brokeradmin import SERVICE_USERS, BrokerAdmin, initial_config, roles
 from core.errors import ServiceError
 from core.mqtturl import MqttAddress
 from core.settings import Settings
-from wastepilot.localservices import install
+from wastepilot.localservices import certs, install
 from wastepilot.localservices.state import (
     DEPLOY_DIR,
     TEST_TOPIC_ROOT,
@@ -44,8 +44,23 @@ def render_mosquitto_conf(settings: Settings, paths: Paths) -> str:
     text = (DEPLOY_DIR / "mosquitto/mosquitto.conf").read_text()
     dynsec = install.mosquitto_plugin("mosquitto_dynamic_security.so")
     sqlite = install.mosquitto_plugin("mosquitto_persist_sqlite.so")
+    if settings.mqtt_tls_port:
+        tls_dir = paths.mqtt / "tls"  # copies the broker can read (wastepilot/.../broker.py)
+        tls_lines = {
+            r"^listener 8883$": f"listener {settings.mqtt_tls_port} 127.0.0.1",
+            r"^certfile .*$": f"certfile {tls_dir / 'cert.pem'}",
+            r"^keyfile .*$": f"keyfile {tls_dir / 'key.pem'}",
+        }
+        for pattern, line in tls_lines.items():
+            text, n = re.subn(pattern, line, text, flags=re.M)
+            if n != 1:
+                raise ServiceError(
+                    f"deploy/mosquitto/mosquitto.conf has no single {pattern!r} line"
+                )
+    else:  # no TLS listener: the block goes, from its listener line to the end of the block
+        text = re.sub(r"^listener 8883$.*?(?=^\s*$|^#|\Z)", "", text, flags=re.M | re.S)
     replace = {
-        r"^listener .*$": f"listener {settings.mqtt_port} 127.0.0.1",
+        r"^listener 1883$": f"listener {settings.mqtt_port} 127.0.0.1",
         r"^plugin /usr/lib/mosquitto_dynamic_security\.so$": f"plugin {dynsec}",
         r"^plugin_opt_config_file .*$": f"plugin_opt_config_file {dynsec_file(paths)}",
         r"^plugin /usr/lib/mosquitto_persist_sqlite\.so$": f"plugin {sqlite}",
@@ -57,30 +72,7 @@ def render_mosquitto_conf(settings: Settings, paths: Paths) -> str:
         if n != 1:
             raise ServiceError(f"deploy/mosquitto/mosquitto.conf has no single {pattern!r} line")
     text += f"pid_file {paths.mqtt_pid}\n"
-    if settings.mqtt_tls_port:
-        if not (settings.mqtt_tls_cert_file and settings.mqtt_tls_key_file):
-            raise ServiceError(
-                "WASTEPILOT_MQTT_TLS_PORT needs WASTEPILOT_MQTT_TLS_CERT_FILE and "
-                "WASTEPILOT_MQTT_TLS_KEY_FILE"
-            )
-        # (the broker reads copies in its own folder: the originals may not be readable to it)
-        text += (
-            "\n# TLS listener (same identities and rights as the plain one)\n"
-            f"listener {settings.mqtt_tls_port} 127.0.0.1\n"
-            f"max_connections {_max_connections(text)}\n"
-            f"certfile {paths.mqtt / 'tls' / 'cert.pem'}\n"
-            f"keyfile {paths.mqtt / 'tls' / 'key.pem'}\n"
-            "tls_version tlsv1.2\n"
-        )
     return text
-
-
-def _max_connections(conf: str) -> int:
-    """The plain listener's connection limit: every listener gets the same."""
-    m = re.search(r"^max_connections (\d+)$", conf, flags=re.M)
-    if m is None:
-        raise ServiceError("deploy/mosquitto/mosquitto.conf has no max_connections line")
-    return int(m.group(1))
 
 
 def mqtt_pid(paths: Paths) -> int | None:
@@ -108,23 +100,38 @@ def mqtt_pid(paths: Paths) -> int | None:
     return pid
 
 
+def tls_files(settings: Settings, paths: Paths) -> tuple[Path, Path, Path | None] | None:
+    """The TLS listener's certificate and key, and the CA clients pin (None: a public CA's or
+    the operator's, not known here); None without a TLS port. Without the operator's files, a
+    local CA under the state folder issues one for localhost and 127.0.0.1, renewed when it
+    has less than 30 days left (wastepilot/localservices/certs.py)."""
+    if not settings.mqtt_tls_port:
+        return None
+    if settings.mqtt_tls_cert_file and settings.mqtt_tls_key_file:
+        return settings.mqtt_tls_cert_file, settings.mqtt_tls_key_file, None
+    folder = paths.state / "tls"
+    cert, key = folder / "broker.pem", folder / "broker-key.pem"
+    if not (cert.exists() and key.exists()) or certs.expires_within(cert, days=30):
+        certs.issue_server(folder, ["localhost", "127.0.0.1"])
+    return cert, key, folder / certs.CA_CERT
+
+
 def mqtt_up(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None:
     """Configure and start the private broker, then bring its roles and service identities up to
-    date (only when they changed: the broker keeps them, and every device's login, itself)."""
+    date (only when they changed: the broker keeps them, and every device's login, itself). A
+    new TLS certificate alone is taken by a reload (SIGHUP), not a restart: no connection is
+    dropped."""
     (paths.mqtt / "data").mkdir(parents=True, exist_ok=True)
     tls_changed = False
-    if settings.mqtt_tls_port and settings.mqtt_tls_cert_file and settings.mqtt_tls_key_file:
+    tls = tls_files(settings, paths)
+    if tls is not None:
         (paths.mqtt / "tls").mkdir(exist_ok=True)
-        for src, name in (
-            (settings.mqtt_tls_cert_file, "cert.pem"),
-            (settings.mqtt_tls_key_file, "key.pem"),
-        ):
+        for src, name in ((tls[1], "key.pem"), (tls[0], "cert.pem")):
             tls_changed = (
                 write_if_changed(paths.mqtt / "tls" / name, src.read_text()) or tls_changed
             )
             (paths.mqtt / "tls" / name).chmod(0o600)
     conf_changed = write_if_changed(paths.mqtt_conf, render_mosquitto_conf(settings, paths))
-    conf_changed = conf_changed or tls_changed
     if not dynsec_file(paths).exists():
         config = initial_config(passwords[SERVICE_USERS["admin"]], settings.topic_prefix)
         dynsec_file(paths).write_text(json.dumps(config, indent=2))
@@ -137,6 +144,9 @@ def mqtt_up(settings: Settings, paths: Paths, passwords: dict[str, str]) -> None
         log.info("broker configuration changed: restarting Mosquitto")
         mqtt_down(paths)
         pid = None
+    elif pid is not None and tls_changed:
+        log.info("broker certificate changed: reloading Mosquitto")
+        os.kill(pid, signal.SIGHUP)
     if pid is None:
         # a broker killed a moment ago may hold its port a little longer
         if port_open("127.0.0.1", settings.mqtt_port) and not _wait_closed(settings.mqtt_port):

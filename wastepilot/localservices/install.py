@@ -284,3 +284,20 @@ def ensure_chromium(apt: Apt) -> Path:
     if not CHROMIUM.exists():
         raise ServiceError("chromium was installed but /usr/bin/chromium is missing")
     return CHROMIUM
+
+
+CADDY = Path("/usr/bin/caddy")
+
+
+def ensure_caddy(apt: Apt) -> Path:
+    """Debian's Caddy (2.6.2 on Debian 12, the version compose pins), the reverse proxy the
+    local tests put in front of the API with compose's own Caddyfile. Debian's package starts
+    a system-wide Caddy on port 80 where systemd runs; that one is stopped and disabled: only
+    the proxies this project starts itself are wanted."""
+    if not CADDY.exists():
+        apt.install(["caddy"])
+        if Path("/run/systemd/system").exists():
+            run([*_sudo(), "systemctl", "disable", "--now", "caddy"])
+    if not CADDY.exists():
+        raise ServiceError("caddy was installed but /usr/bin/caddy is missing")
+    return CADDY

@@ -12,7 +12,7 @@ from typing import Any
 from core.mqtturl import MqttAddress
 from core.settings import Settings
 from wastepilot.localservices import install
-from wastepilot.localservices.broker import mqtt_down, mqtt_pid, mqtt_up
+from wastepilot.localservices.broker import mqtt_down, mqtt_pid, mqtt_up, tls_files
 from wastepilot.localservices.postgres import pg_ctl, pg_running, pg_up
 from wastepilot.localservices.state import (
     MQTT_USERS,
@@ -44,6 +44,13 @@ def up(settings: Settings) -> dict[str, Any]:
             role: MqttAddress("127.0.0.1", settings.mqtt_port, user, passwords[user], False).url()
             for role, user in MQTT_USERS.items()
         }
+        tls = tls_files(settings, paths)
+        if tls is not None:  # the simulator publishes as devices do: over TLS, pinning the CA
+            user = MQTT_USERS["simulator"]
+            ca = str(tls[2]) if tls[2] else None
+            data["mqtt"]["simulator"] = MqttAddress(
+                "127.0.0.1", settings.mqtt_tls_port, user, passwords[user], True, ca
+            ).url()
     data["paths"] = {"pg": str(paths.pg), "mosquitto": str(paths.mqtt)}
     save_identities(paths, data)
     return status(settings)
