@@ -44,21 +44,6 @@ def render_mosquitto_conf(settings: Settings, paths: Paths) -> str:
     text = (DEPLOY_DIR / "mosquitto/mosquitto.conf").read_text()
     dynsec = install.mosquitto_plugin("mosquitto_dynamic_security.so")
     sqlite = install.mosquitto_plugin("mosquitto_persist_sqlite.so")
-    if settings.mqtt_tls_port:
-        tls_dir = paths.mqtt / "tls"  # copies the broker can read (wastepilot/.../broker.py)
-        tls_lines = {
-            r"^listener 8883$": f"listener {settings.mqtt_tls_port} 127.0.0.1",
-            r"^certfile .*$": f"certfile {tls_dir / 'cert.pem'}",
-            r"^keyfile .*$": f"keyfile {tls_dir / 'key.pem'}",
-        }
-        for pattern, line in tls_lines.items():
-            text, n = re.subn(pattern, line, text, flags=re.M)
-            if n != 1:
-                raise ServiceError(
-                    f"deploy/mosquitto/mosquitto.conf has no single {pattern!r} line"
-                )
-    else:  # no TLS listener: the block goes, from its listener line to the end of the block
-        text = re.sub(r"^listener 8883$.*?(?=^\s*$|^#|\Z)", "", text, flags=re.M | re.S)
     replace = {
         r"^listener 1883$": f"listener {settings.mqtt_port} 127.0.0.1",
         r"^plugin /usr/lib/mosquitto_dynamic_security\.so$": f"plugin {dynsec}",
@@ -67,6 +52,15 @@ def render_mosquitto_conf(settings: Settings, paths: Paths) -> str:
         r"^persistence_location .*$": f"persistence_location {paths.mqtt / 'data'}/",
         r"^log_dest .*$": f"log_dest file {paths.mqtt_log}",
     }
+    if settings.mqtt_tls_port:
+        tls_dir = paths.mqtt / "tls"  # copies the broker can read (mqtt_up)
+        replace |= {
+            r"^listener 8883$": f"listener {settings.mqtt_tls_port} 127.0.0.1",
+            r"^certfile .*$": f"certfile {tls_dir / 'cert.pem'}",
+            r"^keyfile .*$": f"keyfile {tls_dir / 'key.pem'}",
+        }
+    else:  # no TLS listener: the block goes, from its listener line to the end of the block
+        text = re.sub(r"^listener 8883$.*?(?=^\s*$|^#|\Z)", "", text, flags=re.M | re.S)
     for pattern, line in replace.items():
         text, n = re.subn(pattern, line, text, flags=re.M)
         if n != 1:
