@@ -22,6 +22,7 @@ before it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -37,6 +38,11 @@ MiB = 1024 * 1024
 DEFAULT_BODY_LIMIT = 1 * MiB  # JSON and forms
 SHEET_BODY_LIMIT = 5 * MiB  # attendance sheets (the API and the page share it)
 # where a body may come without a credential: signing in
+# A sign-in refused before it is read (throttled address, full queue of password checks) is
+# answered after this pause: it costs the server a sleeping coroutine, and a client that signs
+# in over and over (a flood) slows to one attempt a second per connection instead of looping
+# as fast as refusals come back.
+EARLY_REFUSAL_DELAY_S = 1.0
 ANONYMOUS_BODY_PATHS = frozenset(("/api/v1/auth/token", "/api/v1/auth/session", "/sign-in"))
 
 CSP = (
@@ -89,6 +95,7 @@ class RequestGuard:
         if path in ANONYMOUS_BODY_PATHS and scope["method"] == "POST":
             refusal = self.early(scope)
             if refusal is not None:
+                await asyncio.sleep(EARLY_REFUSAL_DELAY_S)
                 await _answer(send_with_headers, *refusal)
                 return
         elif has_body:

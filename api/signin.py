@@ -37,7 +37,7 @@ import psycopg
 from fastapi import HTTPException, Request
 
 from api import queries as q
-from api.deps import busy, with_connection
+from api.deps import RETRY_AFTER_S, busy, with_connection
 from api.security import Refusal, Scope
 from core import auth
 from core.auth import Role
@@ -124,6 +124,8 @@ async def sign_in(request: Request, username: str, password: str) -> tuple[int, 
     waits = [blocked[k] - now for k in (user_key, addr_key) if blocked.get(k, 0) > now]
     if waits:
         raise _throttled(max(waits))
+    if hashing_full(request.app.state):  # nothing counted or asked: no password is checked
+        raise busy()
     allowed = await with_connection(request, lambda c: _attempt(c, username, user_key, addr_key))
     if isinstance(allowed, dict):
         if len(blocked) > BLOCKED_KEYS_MAX:
@@ -160,7 +162,7 @@ async def _check(request: Request, stored: Stored, password: str) -> tuple[int, 
     other core)."""
     state = request.app.state
     hashing: asyncio.Semaphore = state.hashing
-    if hashing.locked() and state.hash_waiting >= HASH_QUEUE_MAX:
+    if hashing_full(state):
         raise busy()
     state.hash_waiting += 1
     try:
@@ -175,12 +177,23 @@ async def _check(request: Request, stored: Stored, password: str) -> tuple[int, 
         hashing.release()
 
 
+def hashing_full(state: Any) -> bool:
+    """Whether ``HASH_QUEUE_MAX`` sign-ins already wait for a password check."""
+    hashing: asyncio.Semaphore = state.hashing
+    return hashing.locked() and state.hash_waiting >= HASH_QUEUE_MAX
+
+
 def early_refusal(scope: Scope) -> Refusal | None:
-    """For RequestGuard, before a sign-in is read: 429 when its address is one this process
-    found throttled (the username is in the body, not read yet: ``sign_in`` checks it). The
-    API's sign-ins only: the page's form answers a person with itself and the reason."""
+    """For RequestGuard, before a sign-in is read: 503 when the password checks' queue is
+    full, and 429 when its address is one this process found throttled (the username is in
+    the body, not read yet: ``sign_in`` checks it). Either way the sign-in costs neither its
+    body nor the database: under a flood most are refused here. The API's sign-ins only: the
+    page's form answers a person with itself and the reason."""
     if not scope["path"].startswith("/api/"):
         return None
+    if hashing_full(scope["app"].state):
+        detail = "the service is busy: try again in a few seconds"
+        return 503, detail, [(b"retry-after", str(RETRY_AFTER_S).encode())]
     client = scope.get("client")
     address = client[0] if client else "unknown"
     blocked: dict[str, float] = scope["app"].state.sign_in_blocked

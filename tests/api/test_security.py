@@ -384,3 +384,38 @@ def test_passwords_are_checked_on_a_thread_at_the_lowest_cpu_priority(
     assert nice == 19
     mine = Path(f"/proc/self/task/{threading.get_native_id()}/stat").read_text()
     assert int(mine.rsplit(")", 1)[1].split()[16]) == 0  # the rest of the process is not
+
+
+def test_a_sign_in_while_the_password_checks_queue_is_full_costs_nothing(
+    db: Conn, bids_db: Conn, app_client: TestClient
+) -> None:
+    """With HASH_QUEUE_MAX sign-ins already waiting for a check, another is answered 503 with
+    Retry-After before its body is read: no attempt is written, no password checked."""
+    import asyncio
+
+    from api import signin
+
+    state = app_client.app.state  # type: ignore[attr-defined]
+    real = state.hashing
+    state.hashing, state.hash_waiting = asyncio.Semaphore(0), signin.HASH_QUEUE_MAX
+
+    def checks() -> float:  # the counter's total, as /metrics reports it
+        return sum(
+            m.value for f in state.password_checks.collect() for m in f.samples
+            if m.name.endswith("_total")
+        )  # fmt: skip
+
+    before = checks()
+    try:
+        r = app_client.post(
+            "/api/v1/auth/session", data={"username": "someone", "password": "x" * 12}
+        )
+    finally:
+        state.hashing, state.hash_waiting = real, 0
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert "busy" in r.json()["detail"]
+    assert db.execute("SELECT count(*) FROM sign_in_attempts").fetchone() == (0,)
+    assert checks() == before
+    # and with the queue free again, a sign-in is checked as before
+    ok = app_client.post("/api/v1/auth/session", data={"username": "someone", "password": "x" * 12})
+    assert ok.status_code == 401
