@@ -33,7 +33,9 @@ Number = int | float | Decimal
 
 def missing(x: object) -> bool:
     """None, NaN or infinity: a figure nobody can read."""
-    return x is None or (isinstance(x, float | Decimal) and not math.isfinite(x))
+    if isinstance(x, Decimal):  # (math.isfinite goes through a float: 1e309 would be inf)
+        return not x.is_finite()
+    return x is None or (isinstance(x, float) and not math.isfinite(x))
 
 
 def _pattern(places: int) -> str:
@@ -66,8 +68,8 @@ def percent(x: Number | None, places: int = 1) -> str:
     """A share (0.9781) as a percentage: "97.8%"."""
     if x is None or missing(x):
         return NO_DATA
-    if abs(float(x)) >= 1e13:
-        return number(x * 100, places) + "%"
+    if abs(float(x)) >= 1e13:  # (as a Decimal: 1e307 times 100 is beyond a float)
+        return number(Decimal(str(x)) * 100, places) + "%"
     return format_percent(x, format=_pattern(places) + "%", locale=LOCALE)
 
 
