@@ -203,7 +203,8 @@ def erase_household(
     ids = [str(r[0]) for r in conn.execute(q.HOUSEHOLD_DEVICES, (ref,))]
     if not ids and conn.execute(q.HOUSEHOLD_EXISTS_CORE, (ref,)).fetchone() is None:
         raise RegistryError(f"no household {ref!r} is registered")
-    conn.rollback()  # no snapshot or lock held while the broker is asked
+    # (the transaction stays open, holding no lock that ingest waits for: the caller's audit
+    # actor, set for this transaction, must name whoever erased)
     _forget_on_broker(broker_url, ids, prefix)
     # a device registered to the household meanwhile is forgotten on the broker too
     now = [str(r[0]) for r in conn.execute(q.HOUSEHOLD_DEVICES, (ref,))]

@@ -168,5 +168,12 @@ def test_erasing_a_household_leaves_reports_naming_another_alone(
         ).fetchone() or ("", "")
         assert html == f"<td>[erased household]</td><td>{longer}</td>"
         assert csv == f"[erased household],1\n{longer},2\n"
+        # the audit log names the admin who erased, not the services' database role
+        actor = db.execute(
+            "SELECT actor FROM audit_log WHERE table_name = 'devices' AND row_key = %s "
+            "AND action = 'delete'",
+            (f"ERB-{u.upper()}",),
+        ).fetchone()
+        assert actor == ("test-admin",)
     finally:
         db.execute("DELETE FROM weekly_reports WHERE period_start = '1999-01-04'")
