@@ -192,8 +192,8 @@ def early_refusal(scope: Scope) -> Refusal | None:
     if not scope["path"].startswith("/api/"):
         return None
     if hashing_full(scope["app"].state):
-        detail = "the service is busy: try again in a few seconds"
-        return 503, detail, [(b"retry-after", str(RETRY_AFTER_S).encode())]
+        refused = busy()
+        return 503, refused.detail, [(b"retry-after", str(RETRY_AFTER_S).encode())]
     client = scope.get("client")
     address = client[0] if client else "unknown"
     blocked: dict[str, float] = scope["app"].state.sign_in_blocked

@@ -78,10 +78,14 @@ async def sign_in(
     try:
         found = await signin.sign_in(request, username, password) if username and password else None
     except HTTPException as exc:
-        if exc.status_code != 429:
+        if exc.status_code not in (429, 503):
             raise
-        error = "Too many failed sign-ins: wait a minute, then try again"
-        throttled = _form(request, 429, next=next, username=username, error=error)
+        error = (
+            "Too many failed sign-ins: wait a minute, then try again"
+            if exc.status_code == 429
+            else "Signing in is busy just now: try again in a few seconds"
+        )
+        throttled = _form(request, exc.status_code, next=next, username=username, error=error)
         throttled.headers.update(exc.headers or {})
         return throttled
     if found is None:

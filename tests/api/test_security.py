@@ -419,3 +419,32 @@ def test_a_sign_in_while_the_password_checks_queue_is_full_costs_nothing(
     # and with the queue free again, a sign-in is checked as before
     ok = app_client.post("/api/v1/auth/session", data={"username": "someone", "password": "x" * 12})
     assert ok.status_code == 401
+
+
+def test_the_sign_in_page_says_when_signing_in_is_busy(
+    db: Conn, bids_db: Conn, app_client: TestClient
+) -> None:
+    """The page's form, while the queue of password checks is full: the form again, 503 with
+    Retry-After and a sentence a person can act on (not an error page), no attempt written."""
+    import asyncio
+
+    from api import signin
+
+    page = app_client.get("/sign-in")
+    assert page.status_code == 200
+    token = app_client.cookies.get("wp_signin")
+    assert token
+    state = app_client.app.state  # type: ignore[attr-defined]
+    real = state.hashing
+    state.hashing, state.hash_waiting = asyncio.Semaphore(0), signin.HASH_QUEUE_MAX
+    try:
+        r = app_client.post(
+            "/sign-in",
+            data={"username": "someone", "password": "x" * 12, "form_token": token},
+        )
+    finally:
+        state.hashing, state.hash_waiting = real, 0
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert "Signing in is busy just now: try again in a few seconds" in r.text
+    assert 'name="password"' in r.text  # the form, to try again
+    assert db.execute("SELECT count(*) FROM sign_in_attempts").fetchone() == (0,)
