@@ -15,8 +15,8 @@ and uvicorn does not have (docs/security.md, "Under load and attack").
   default uvicorn believes ``X-Forwarded-For`` from 127.0.0.1, so any local client could choose
   the address the sign-in throttle counts.
 
-uvicorn's protocol class is private: it is subclassed here only, and a test pins the uvicorn
-versions this was written for.
+uvicorn's protocol class is private: it is subclassed here only, pyproject.toml allows only the
+uvicorn minors this was checked against, and a test holds the two together.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from core.settings import Settings
 
-WRITTEN_FOR_UVICORN = ("0.54",)  # minor versions whose H11Protocol this was checked against
+WRITTEN_FOR_UVICORN = ("0.54", "0.55")  # minor versions whose H11Protocol this was checked against
 
 
 def _waiting(state: Any) -> OrderedDict[GuardedH11Protocol, asyncio.TimerHandle]:

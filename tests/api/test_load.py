@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import tomllib
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ import httpx2
 import psycopg
 import pytest
 import uvicorn
+from packaging.requirements import Requirement
 
 from api.server import WRITTEN_FOR_UVICORN
 from bench.attacks import (
@@ -38,9 +40,19 @@ DEFAULTS = Settings()
 
 
 def test_the_server_guard_was_written_for_this_uvicorn() -> None:
-    """api/server.py subclasses uvicorn's private h11 protocol: a new uvicorn needs a look."""
+    """api/server.py subclasses uvicorn's private h11 protocol: a new uvicorn needs a look, so
+    the installed one is a checked minor and pyproject.toml's range lets in no other (a release
+    must not fail the test command on a clean install)."""
     minor = ".".join(uvicorn.__version__.split(".")[:2])
     assert minor in WRITTEN_FOR_UVICORN, uvicorn.__version__
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    [pin] = [Requirement(d) for d in project["project"]["dependencies"] if d.startswith("uvicorn")]
+    checked = sorted(tuple(int(part) for part in m.split(".")) for m in WRITTEN_FOR_UVICORN)
+    (major, low), (_, high) = checked[0], checked[-1]
+    allowed = {
+        f"{major}.{m}" for m in range(low - 5, high + 6) if pin.specifier.contains(f"{major}.{m}.0")
+    }
+    assert allowed == set(WRITTEN_FOR_UVICORN), pin
 
 
 def test_two_hundred_people_and_a_burst_of_sign_ins_get_answers(
