@@ -9,6 +9,7 @@ configuration), against the local services of `wastepilot services up`. A fault 
     .venv/bin/python bench/chaos.py --readings 200000 --rate 1500
     .venv/bin/python bench/chaos.py --tls   # publishing over TLS, renewals of the broker's
                                             # certificate among the faults
+    .venv/bin/python bench/chaos.py --failover  # a synchronous standby, failovers among them
 
 prints one line per fault and the totals: published, acknowledged (PUBACK with success),
 stored once, lost (acknowledged and not stored), doubled (stored twice), and PUBACK 0x10
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -49,6 +52,10 @@ from wastepilot.localservices import broker, certs, install, postgres
 from wastepilot.localservices import state as localstate
 
 FAULTS = ("broker-sigterm", "broker-kill-9", "postgres-kill-9", "worker-kill-9")
+# with a synchronous standby (--failover): the primary PostgreSQL killed (-9) and its data directory
+# deleted, the standby promoted (`wastepilot services promote`), then rebuilt from it as the new
+# standby (`wastepilot services up`) while readings flow; ingest is not restarted
+FAILOVER = "postgres-failover"
 # with the publisher on the broker's TLS listener (--tls): its certificate renewed from the local
 # CA and taken by a SIGHUP (wastepilot/localservices/broker.py), devices staying connected
 RENEWAL = "broker-cert-renewal"
@@ -61,6 +68,7 @@ class Fault:
     seq_from: int  # first reading index published at or after the fault
     no_subscribers_before: int
     recovered_s: float = 0.0
+    first_commit_s: float | None = None  # failover: from the kill to the new primary's first
 
 
 @dataclass
@@ -163,11 +171,15 @@ def run_chaos(
     seed: int = 1,
     logdir: Path | None = None,
     out: Any = print,
+    db_settings: Settings | None = None,
 ) -> ChaosResult:
     """Publish ``readings`` single readings at ``rate``/s through two ingest workers while
     faults of ``faults`` come every ``gap_s`` seconds; wait until the acknowledged ones are
-    stored (or 180 s), and count."""
+    stored (or 180 s), and count. The database faults hit the local cluster(s) of
+    ``db_settings`` (default ``settings``: the local services')."""
     paths = localstate.paths_for(settings)
+    db_settings = db_settings or settings
+    db_paths = localstate.paths_for(db_settings)
     major = install.installed_pg_majors()[0]
     rnd = random.Random(seed)
     ids = [f"CH-{i:05d}" for i in range(devices)]
@@ -224,16 +236,19 @@ def run_chaos(
             time.sleep(rnd.uniform(0.5, 2.0))  # publishers and ingest find it gone
             broker.mqtt_up(settings, paths, localstate.local_secrets(paths))
         elif kind == "postgres-kill-9":
-            pid = int((paths.pg_data / "postmaster.pid").read_text().split()[0])
+            primary, _ = postgres.primary_and_standby(db_settings, db_paths)
+            pid = int((primary.data / "postmaster.pid").read_text().split()[0])
             os.kill(pid, signal.SIGKILL)
             time.sleep(rnd.uniform(0.5, 2.0))
-            _wait(lambda: not postgres.pg_running(paths, major), 30)
+            _wait(lambda node=primary: not postgres.node_running(node, major), 30)
             for _ in range(20):  # its children leave the shared memory shortly after
                 try:
-                    postgres.pg_ctl(paths, major, "start")
+                    postgres.node_ctl(primary, major, "start")
                     break
                 except Exception:  # noqa: BLE001  (retried: the old children may linger)
                     time.sleep(0.5)
+        elif kind == FAILOVER:
+            f.first_commit_s = fail_over(db_settings, db_url, major)
         elif kind == "worker-kill-9":
             victim = workers[k % 2]
             ingest.kill(victim)
@@ -241,6 +256,8 @@ def run_chaos(
             ingest.start(victim)
         f.recovered_s = time.monotonic() - started
         done.append(f)
+        if f.first_commit_s is not None:
+            out(f"{f.at:7.1f}s {kind}: first commit {f.first_commit_s:.2f}s after the kill")
         out(f"{f.at:7.1f}s {kind:<16} (back after {f.recovered_s:.1f}s); published so far "
             f"{len(sent)}, 0x10 so far {sink.no_subscribers}")  # fmt: skip
     pub.join()
@@ -280,10 +297,72 @@ def run_chaos(
             "lost": sum(1 for key in window if key not in keys),
             "no_subscribers": zero_x10,
         }
+        if f.first_commit_s is not None:
+            row["first_commit_s"] = round(f.first_commit_s, 2)
         res.faults.append(row)
     if unconfirmed:
         out(f"not acknowledged by the broker (the publisher gave up): {unconfirmed}")
     return res
+
+
+def _count(info: str) -> int | None:
+    try:
+        with psycopg.connect(info, connect_timeout=3) as conn:
+            row = conn.execute("SELECT count(*) FROM readings").fetchone()
+    except psycopg.OperationalError:
+        return None
+    return int(row[0]) if row else None  # type: ignore[call-overload]
+
+
+def fail_over(settings: Settings, db_url: str, major: int) -> float:
+    """The primary's host is lost: kill -9 and its data directory deleted; the standby promoted
+    (as `wastepilot services promote`); once the services' first commit on it is seen, the lost
+    node rebuilt as the new standby (as `wastepilot services up`). Returns the seconds from the
+    kill to that first commit."""
+    paths = localstate.paths_for(settings)
+    primary, standby = postgres.primary_and_standby(settings, paths)
+    pid = int((primary.data / "postmaster.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    _wait(lambda: not postgres.node_running(primary, major), 30)
+    shutil.rmtree(primary.data)  # the disk is gone
+    dbname = urlsplit(db_url).path.lstrip("/")
+    on_standby = f"host={standby.socket} port={standby.port} user=postgres dbname={dbname}"
+    before = _count(on_standby)  # read-only until promoted: exact
+    assert before is not None, "the standby does not answer"
+    postgres.promote(settings, paths, major)
+    _wait(lambda: (_count(on_standby) or 0) > before, 120)
+    first = time.monotonic() - killed
+    secrets = localstate.local_secrets(paths)
+    postgres.pg_up(settings, paths, major, secrets["db"], secrets["db_service"], standby=True)
+    return first
+
+
+def standby_pair(state_dir: Path) -> tuple[Settings, str, str]:
+    """Two local clusters of their own — a primary and its synchronous standby, on free ports
+    under ``state_dir`` — migrated; returns (their settings, the owner's URL, the services')."""
+    from core.migrate import migrate
+
+    s = Settings(state_dir=state_dir, pg_port=free_port(), pg_standby_port=free_port())
+    paths = localstate.paths_for(s)
+    major = install.installed_pg_majors()[0]
+    secrets = localstate.local_secrets(paths)
+    localstate.save_identities(paths, {"secrets": secrets})
+    owner, service = postgres.pg_up(
+        s, paths, major, secrets["db"], secrets["db_service"], standby=True
+    )
+    migrate(owner)
+    return s, owner, service
+
+
+def stop_pair(s: Settings) -> None:
+    """Stop both clusters of ``standby_pair`` and delete their files."""
+    paths = localstate.paths_for(s)
+    major = install.installed_pg_majors()[0]
+    for node in postgres.nodes(s, paths):
+        if postgres.node_running(node, major):
+            postgres.node_ctl(node, major, "stop")
+    shutil.rmtree(paths.pg, ignore_errors=True)
 
 
 def tls_url(s: Settings) -> str:
@@ -309,19 +388,35 @@ def main() -> None:
         "--tls", action="store_true",
         help="publish over the broker's TLS listener, and renew its certificate as a fault too",
     )  # fmt: skip
+    ap.add_argument(
+        "--failover", action="store_true",
+        help="the database as a primary and a synchronous standby of the run's own; a failover "
+        "(primary killed, its data deleted, the standby promoted, the lost node rebuilt) among "
+        "the faults",
+    )  # fmt: skip
     args = ap.parse_args()
     from core.migrate import migrate
     from wastepilot.localservices.state import TEST_TOPIC_ROOT
 
     s = common.settings()
-    db_url = bench_database(s)
-    migrate(db_url)
+    pair: Settings | None = None
+    faults = (*FAULTS, RENEWAL) if args.tls else FAULTS
+    if args.failover:
+        pair, _, db_url = standby_pair(Path(tempfile.mkdtemp(prefix="wastepilot-pair-")))
+        faults = (*faults, FAILOVER)
+    else:
+        db_url = bench_database(s)
+        migrate(db_url)
     prefix = f"{TEST_TOPIC_ROOT}/chaos-{uuid.uuid4().hex[:6]}/v1"
     url = tls_url(s) if args.tls else s.mqtt_url_for("test")
-    res = run_chaos(
-        s, db_url, url, prefix, readings=args.readings, rate=args.rate,
-        gap_s=tuple(args.gap), seed=args.seed, faults=(*FAULTS, RENEWAL) if args.tls else FAULTS,
-    )  # fmt: skip
+    try:
+        res = run_chaos(
+            s, db_url, url, prefix, readings=args.readings, rate=args.rate, gap_s=tuple(args.gap),
+            seed=args.seed, faults=faults, db_settings=pair,
+        )  # fmt: skip
+    finally:
+        if pair is not None:
+            stop_pair(pair)
     print(f"{'fault':<16} {'at':>7} {'published':>9} {'acked':>9} {'stored':>9} {'lost':>5} "
           f"{'0x10':>5}")  # fmt: skip
     for f in res.faults:

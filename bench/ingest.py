@@ -18,7 +18,8 @@ ratios is reported (rates: the medians). On this shared 2-core machine the speed
 one round's figure can be an outlier either way.
 
 Run: `.venv/bin/python bench/ingest.py` (after `wastepilot services up`); `--quick` for a
-smaller run. The last line is one JSON object.
+smaller run; `--standby` for the cost of synchronous replication alone (docs/recovery.md). The
+last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -416,6 +417,79 @@ def latency(cfg: WorkerConfig, prefix: str, rate: int, seconds: float) -> tuple[
     return statistics.median(lat), lat[int(len(lat) * 0.99) - 1], len(lat)
 
 
+SYNC_MODES = {"none": None, "flush": "on", "apply": "remote_apply"}
+
+
+def set_sync(owner_url: str, name: str, mode: str) -> None:
+    """Synchronous replication on the pair's primary: none, flush (`on`) or remote_apply."""
+    commit = SYNC_MODES[mode]
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{name if commit else ''}'")
+        conn.execute(f"ALTER SYSTEM SET synchronous_commit = '{commit or 'on'}'")
+        conn.execute("SELECT pg_reload_conf()")
+    time.sleep(1.0)
+
+
+def standby_costs(s: Settings, mqtt_url: str, repeats: int, scale: float) -> dict[str, Any]:
+    """The cost of the synchronous standby, side by side in one run: a primary and its standby
+    of the run's own (bench/chaos.py standby_pair); in each round, for each mode in turn, ingest
+    drains a backlog of single-reading messages and the writer alone upserts rows; then publish
+    -> commit latency at 1,000 messages/s per mode. Ratios to no synchronous replication."""
+    import tempfile
+
+    from bench.chaos import standby_pair, stop_pair
+
+    pair, owner, _ = standby_pair(Path(tempfile.mkdtemp(prefix="wastepilot-bench-pair-")))
+    try:
+        with psycopg.connect(owner, autocommit=True) as conn:
+            add_devices(conn, [Device(d, "BENCH-HH") for d in DEVICES])
+        run = uuid.uuid4().hex[:6]
+        n, n_db = int(30_000 * scale), int(60_000 * scale)
+        rates: dict[str, list[float]] = {m: [] for m in SYNC_MODES}
+        rows: dict[str, list[float]] = {m: [] for m in SYNC_MODES}
+        for rep in range(1, repeats + 1):
+            order = list(SYNC_MODES)[rep % 3 :] + list(SYNC_MODES)[: rep % 3]
+            for mode in order:
+                set_sync(owner, pair.db_standby_name, mode)
+                pre = f"wastepilot-test/bench-sb-{run}-{mode}{rep}/v1"
+                cfg = worker_cfg(s, owner, mqtt_url, pre, f"bench-sb-{run}-{mode}-{rep}")
+                ingest_backlog(cfg, pre, single_messages(pre, n))
+                settle(owner)
+                rates[mode].append(drain(cfg, n))
+                truncate(owner)
+                settle(owner)
+                rows[mode].append(db_ceiling(owner, n_db, s.ingest_batch_size))
+                truncate(owner)
+            log(f"  round {rep}: " + ", ".join(
+                f"{m} {rates[m][-1]:,.0f}/s ingest, {rows[m][-1]:,.0f} rows/s writer"
+                for m in SYNC_MODES))  # fmt: skip
+        lat: dict[str, tuple[float, float]] = {}
+        for mode in SYNC_MODES:
+            set_sync(owner, pair.db_standby_name, mode)
+            pre = f"wastepilot-test/bench-sblat-{run}-{mode}/v1"
+            cfg = worker_cfg(s, owner, mqtt_url, pre, f"bench-sblat-{run}-{mode}")
+            p50, p99, _ = latency(cfg, pre, 1000, 10 * scale)
+            truncate(owner)
+            lat[mode] = (p50, p99)
+            log(f"  {mode}: publish -> commit p50 {p50:.1f} ms, p99 {p99:.1f} ms at 1,000/s")
+    finally:
+        stop_pair(pair)
+    med = statistics.median
+    out: dict[str, Any] = {}
+    for mode in SYNC_MODES:
+        ratio = [a / b for a, b in zip(rates[mode], rates["none"], strict=True)]
+        wratio = [a / b for a, b in zip(rows[mode], rows["none"], strict=True)]
+        out[mode] = {
+            "ingest_per_s": round(med(rates[mode])),
+            "writer_rows_per_s": round(med(rows[mode])),
+            "ingest_vs_none": round(med(ratio), 3),
+            "writer_vs_none": round(med(wratio), 3),
+            "p50_ms": round(lat[mode][0], 1),
+            "p99_ms": round(lat[mode][1], 1),
+        }
+    return out
+
+
 def in_turn(steps: tuple[str, str], round_no: int) -> tuple[str, str]:
     """The ceiling first in odd rounds, ingest first in even ones: neither always runs right
     after the backlogs were published or right after the other's drain."""
@@ -426,8 +500,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller run (about a third)")
     ap.add_argument("--repeats", type=int, default=7, help="rounds of the throughput figures")
+    ap.add_argument(
+        "--standby", action="store_true",
+        help="only the cost of the synchronous standby: none / flush / remote_apply side by side",
+    )  # fmt: skip
     args = ap.parse_args()
     scale = 1 / 3 if args.quick else 1.0
+    if args.standby:
+        s = common.settings()
+        log("== the synchronous standby's cost (a primary and a standby of the run's own)")
+        res = standby_costs(s, s.mqtt_url_for("test"), min(args.repeats, 5), scale)
+        for mode, r in res.items():
+            log(
+                f"  {mode:<6} ingest {r['ingest_per_s']:,}/s ({r['ingest_vs_none']:.2f} of none), "
+                f"writer {r['writer_rows_per_s']:,} rows/s ({r['writer_vs_none']:.2f}), "
+                f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms"
+            )
+        print(json.dumps(res))
+        return
     n_single = int(60_000 * scale)
     n_arrays = int(1_500 * scale)
     n_naive = int(6_000 * scale)

@@ -87,6 +87,9 @@ def roles(prefix: str, *, test_root: str | None = None) -> dict[str, list[Acl]]:
                 )
             ),
             *_readwrite(f"{prefix}/ingest/#"),
+            # the broker's store counts: what it holds that is not stored yet (ingest/exposure.py)
+            Acl("subscribeLiteral", "$SYS/broker/store/messages/count"),
+            Acl("subscribeLiteral", "$SYS/broker/retained messages/count"),
         ],
         # the simulator publishes for any device
         "simulator": [

@@ -111,6 +111,45 @@ class Settings(BaseSettings):
         "MQTT_URL is unset too, else devices cannot be given logins here",
     )
     pg_port: int = Field(55432, description="Port of the local private PostgreSQL cluster")
+    pg_standby: bool = Field(
+        False,
+        description="`services up` also runs a streaming standby of the local cluster whose "
+        "confirmation every commit waits for (synchronous replication), and the services' URL "
+        "names both (docs/recovery.md)",
+    )
+    pg_standby_port: int = Field(55433, description="Port of the local cluster's standby")
+    db_standby_name: str = Field(
+        "wastepilot_standby",
+        description="application_name the synchronous standby streams as (the local one, and "
+        "the one `wastepilot db guard` watches)",
+    )
+    db_standby_grace_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long commits may wait for a lost standby before `wastepilot db guard` "
+        "switches synchronous replication off (and alerts); on again when it streams",
+    )
+    db_guard_metrics_port: int = Field(
+        9104, ge=0, description="Port of `wastepilot db guard`'s /metrics and /readyz (0 = none)"
+    )
+    pg_backups: bool = Field(
+        False,
+        description="`services up` turns on WAL archiving to the backup repository (pgBackRest) "
+        "and the scheduler backs the local database and broker up (docs/recovery.md)",
+    )
+    backup_dir: Path | None = Field(
+        None,
+        description="Backup repository of the local services (put it on another disk); unset = "
+        "backup/ beside the local clusters",
+    )
+    backup_retention_full: int = Field(
+        2, ge=1, description="Full backups kept (with the WAL and later backups they need)"
+    )
+    pg_synchronous_commit: Literal["on", "remote_apply"] = Field(
+        "on",
+        description="What a commit waits for from the standby: on = its disk has the commit "
+        "(flush), remote_apply = its queries see it",
+    )
     mqtt_port: int = Field(51883, description="Port of the local private Mosquitto broker")
     mqtt_tls_port: int = Field(
         51884,

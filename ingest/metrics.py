@@ -56,6 +56,12 @@ class IngestMetrics:
         self.retries = Counter(
             f"{ns}_write_retries", "Batch writes retried after a database error", registry=r
         )
+        self.unstored = Gauge(
+            "wastepilot_broker_unstored_messages",
+            "Messages the broker holds for ingest (acknowledged to devices, not yet stored): "
+            "they are on the broker's disk only (ingest/exposure.py)",
+            registry=r,
+        )
         self.stalls = Counter(
             f"{ns}_stalls_recovered", "Silent broker stalls noticed by the watchdog", registry=r
         )

@@ -67,7 +67,7 @@ def test_compose_database_keeps_personal_data_out_of_its_log() -> None:
     command = compose["services"]["timescaledb"]["command"]
     given = dict(a.split("=", 1) for a in command[2::2])
     assert command[0] == "postgres" and set(command[1::2]) == {"-c"}
-    assert given == SERVER_PRIVACY_SETTINGS
+    assert {k: given.get(k) for k in SERVER_PRIVACY_SETTINGS} == SERVER_PRIVACY_SETTINGS
 
 
 def test_compose_services_sign_in_as_the_row_rights_role_and_only_migrate_as_the_owner() -> None:
@@ -92,7 +92,8 @@ def test_compose_services_sign_in_as_the_row_rights_role_and_only_migrate_as_the
         if "WASTEPILOT_DATABASE_URL" in env:
             users[name] = re.match(r"postgresql://([^:]+):", env["WASTEPILOT_DATABASE_URL"])[1]  # type: ignore[index]
         has_owner = "WASTEPILOT_DATABASE_OWNER_URL" in env
-        assert has_owner == (name == "migrate"), name
+        # migrations, and the guard that switches synchronous replication (ALTER SYSTEM)
+        assert has_owner == (name in ("migrate", "db-guard")), name
     assert {"api", "ingest-1", "ingest-2", "scheduler", "migrate"} <= set(users)
     assert set(users.values()) == {SERVICE_ROLE}
     owner_url = services["migrate"]["environment"]["WASTEPILOT_DATABASE_OWNER_URL"]
@@ -129,3 +130,47 @@ def test_compose_publishes_only_https_the_http_redirect_and_the_devices_tls_port
     assert "certfile" not in blocks["1883"].split("\nplugin", 1)[0]
     mounts = compose["services"]["mosquitto"]["volumes"]
     assert "./deploy/certs:/mosquitto/certs:ro" in mounts
+
+
+def test_compose_runs_a_synchronous_standby_the_guard_and_backups_as_the_code_expects() -> None:
+    """A lost disk loses nothing (issue 28): every service reaches the database through both
+    nodes, taking the writable one; the primary makes commits wait for the standby the guard
+    watches (by the application_name the standby streams as); WAL goes to the stanza the local
+    backups use; the backup service copies the broker's files the local backups copy."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from wastepilot.localservices import backup
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name, svc in services.items():
+        env = svc.get("environment") or {}
+        for key in ("WASTEPILOT_DATABASE_URL", "WASTEPILOT_DATABASE_OWNER_URL"):
+            if key in env:
+                where = env[key].rsplit("@", 1)[1]  # (the password holds a compose ${...:?...})
+                hosts, _, rest = where.partition("/")
+                assert hosts.split(",") == ["timescaledb:5432", "timescaledb-standby:5432"], name
+                assert parse_qs(urlsplit("/" + rest).query) == {
+                    "target_session_attrs": ["read-write"]
+                }, name
+    name = Settings().db_standby_name
+    assert f"application_name={name}" in (ROOT / "deploy/timescaledb/standby.sh").read_text()
+    init = (ROOT / "deploy/timescaledb/replication.sh").read_text()
+    assert f"synchronous_standby_names = 'ANY 1 ({name})'" in init
+    assert any("replication.sh" in v for v in services["timescaledb"]["volumes"])
+    assert services["timescaledb-standby"]["entrypoint"] == ["standby.sh"]
+    assert services["db-guard"]["command"] == ["db", "guard"]
+    command = services["timescaledb"]["command"]
+    given = dict(a.split("=", 1) for a in command[2::2])
+    assert given["archive_mode"] == "on"
+    assert f"--stanza={backup.STANZA} archive-push %p" in given["archive_command"]
+    conf = (ROOT / "deploy/timescaledb/pgbackrest.conf").read_text()
+    assert f"[{backup.STANZA}]" in conf
+    loop = (ROOT / "deploy/timescaledb/backup-loop.sh").read_text()
+    assert f"/mosquitto/data/{backup.STORE}" in loop and "dynamic-security.json" in loop
+    volumes = services["backup"]["volumes"]
+    assert "mqttdata:/mosquitto/data:ro" in volumes and "pgbackup:/var/lib/pgbackrest" in volumes
+    assert "pgbackup:/var/lib/pgbackrest" in services["timescaledb"]["volumes"]
+    dockerfile = (ROOT / "deploy/timescaledb/Dockerfile").read_text()
+    base = re.search(r"^FROM (\S+)", dockerfile, flags=re.M)
+    assert base and re.search(r":\d+\.\d+", base[1]), "the database image's base is not pinned"

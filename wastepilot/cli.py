@@ -13,9 +13,11 @@ from core.errors import WastepilotError
 from core.logs import setup_logging
 from core.settings import get_settings
 from wastepilot.commands import api, ingest, run, scheduler
+from wastepilot.commands.backup import backup_app
 from wastepilot.commands.bids import bids_app
 from wastepilot.commands.broker import broker_app
 from wastepilot.commands.certs import certs_app
+from wastepilot.commands.db import db_app
 from wastepilot.commands.devices import devices_app
 from wastepilot.commands.households import households_app
 from wastepilot.commands.people import tokens_app, users_app
@@ -32,6 +34,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(services_app, name="services")
+app.add_typer(backup_app, name="backup")
+app.add_typer(db_app, name="db")
 app.add_typer(broker_app, name="broker")
 app.add_typer(certs_app, name="certs")
 app.add_typer(households_app, name="households")

@@ -39,6 +39,10 @@ def ingest_cmd(
         health.start()
     for w in pool:
         w.start()
+    from ingest.exposure import StoreWatch
+
+    watch = StoreWatch(s.mqtt_url_for("ingest"), f"{cfgs[0].client_id}-store", metrics.unstored)
+    watch.start()
     console.print(
         f"ingest: {workers} worker(s) on group {s.ingest_group!r}; "
         f"metrics on :{s.ingest_metrics_port}/metrics"
@@ -47,6 +51,7 @@ def ingest_cmd(
         while not stop.wait(0.5):
             pass
     finally:
+        watch.stop()
         for w in pool:
             w.stop()
         if health:

@@ -198,6 +198,8 @@ def run_cmd(
         console.print("stopped")
         return
     procs["scheduler"] = subprocess.Popen([*exe, "scheduler"], env=_child_env(s))
+    if services.status(s)["database"].get("standby"):  # degrade deliberately if it is lost
+        procs["db guard"] = subprocess.Popen([*exe, "db", "guard"], env=_child_env(s))
     time.sleep(1.0)
     live = [*exe, "simulate", *fleet, "--backfill-days", "0"]
     procs["simulator"] = subprocess.Popen(live, env=_child_env(s))

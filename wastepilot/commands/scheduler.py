@@ -20,6 +20,7 @@ from core.db import connect
 from core.jobs import JobFn, Outcome, run_job
 from core.logs import setup_logging
 from core.settings import Settings, get_settings
+from wastepilot.localservices import backup
 
 log = logging.getLogger(__name__)
 console = Console()
@@ -65,6 +66,14 @@ def run_once(name: str, s: Settings, metrics: SchedulerMetrics | None = None) ->
     return out
 
 
+def _backup_job(kind: str) -> JobFn:
+    def job(_conn: psycopg.Connection[tuple[object, ...]], s: Settings) -> int:
+        backup.back_up(s, kind)
+        return 0
+
+    return job
+
+
 def _database_ready(s: Settings) -> tuple[bool, str]:
     try:
         with psycopg.connect(s.db_url(), connect_timeout=2) as conn:
@@ -81,7 +90,8 @@ def scheduler(
 ) -> None:
     """Run the scheduled jobs: rollup refresh (every WASTEPILOT_ROLLUP_INTERVAL_S), device health
     (15 min), retention and attendee retention (daily, 03:30 UK time), weekly report (Mondays
-    06:00). Safe to run twice: a job already running elsewhere is skipped and recorded."""
+    06:00); with the local services' backups on, an incremental backup hourly and a full one on
+    Sundays (01:15). Safe to run twice: a job already running elsewhere is skipped and recorded."""
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
@@ -115,6 +125,11 @@ def scheduler(
         "attendee_retention": CronTrigger(hour=3, minute=45),
         "weekly_report": CronTrigger(day_of_week="mon", hour=6),
     }
+    if backup.configured(s):  # the local services' backups (`services up --backups`)
+        JOBS["backup_full"] = _backup_job("full")
+        JOBS["backup_incr"] = _backup_job("incr")
+        triggers["backup_full"] = CronTrigger(day_of_week="sun", hour=1, minute=15)
+        triggers["backup_incr"] = CronTrigger(hour="0,2-23", minute=15)
     for name, trigger in triggers.items():
         sched.add_job(
             run_once,

@@ -16,9 +16,32 @@ console = Console()
 
 
 @services_app.command("up")
-def services_up() -> None:
+def services_up(
+    standby: Annotated[
+        bool | None,
+        typer.Option(
+            "--standby/--no-standby",
+            help="Run the database with a synchronous standby (remembered; default: as before)",
+        ),
+    ] = None,
+    backups: Annotated[
+        bool | None,
+        typer.Option(
+            "--backups/--no-backups",
+            help="Archive WAL to the backup repository for `wastepilot backup` (remembered)",
+        ),
+    ] = None,
+) -> None:
     """Install what is missing and start the local services (idempotent, safe to repeat)."""
-    _print_status(services.up(get_settings()))
+    _print_status(services.up(get_settings(), standby=standby, backups=backups))
+
+
+@services_app.command("promote")
+def services_promote() -> None:
+    """Fail over: stop the primary if it still runs and make the standby the primary (the
+    services' URL names both; they reconnect by themselves). `services up` then rebuilds the
+    other node as the new standby."""
+    _print_status(services.promote(get_settings()))
 
 
 @services_app.command("browser")
@@ -59,6 +82,10 @@ def _print_status(st: dict[str, Any]) -> None:
         else:
             state = "[green]running[/]" if part.get("running") else "[red]stopped[/]"
             console.print(f"{name}: {state} on 127.0.0.1:{part['port']}")
+            if part.get("standby"):
+                sb = part["standby"]
+                mark = "[green]running[/]" if sb["running"] else "[red]stopped[/]"
+                console.print(f"database standby: {mark} on 127.0.0.1:{sb['port']}")
     console.print(
         f"state folder: {st['state_dir']} (credentials: wastepilot services status --json)"
     )

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import ServiceError
 from core.mqtturl import MqttAddress
 from core.settings import Settings
-from wastepilot.localservices import install
+from wastepilot.localservices import backup, install, postgres
 from wastepilot.localservices.broker import mqtt_down, mqtt_pid, mqtt_up, tls_files
-from wastepilot.localservices.postgres import pg_ctl, pg_running, pg_up
 from wastepilot.localservices.state import (
     MQTT_USERS,
     load_identities,
@@ -24,18 +24,39 @@ from wastepilot.localservices.state import (
 )
 
 
-def up(settings: Settings) -> dict[str, Any]:
-    """Install what is missing and start what is not running. Returns the status."""
+def up(
+    settings: Settings, *, standby: bool | None = None, backups: bool | None = None
+) -> dict[str, Any]:
+    """Install what is missing and start what is not running. Returns the status. ``standby``
+    (remembered in the state folder; default: as last time, or WASTEPILOT_PG_STANDBY) runs the
+    database with a synchronous standby; ``backups`` likewise turns on WAL archiving to the
+    backup repository (docs/recovery.md)."""
     paths = paths_for(settings)
     apt = install.Apt()
     passwords = local_secrets(paths)
     data = load_identities(paths)
     data["secrets"] = passwords
+    if standby is not None:
+        data["pg_standby"] = standby
+    standby = settings.pg_standby or bool(data.get("pg_standby"))
+    if backups is not None:
+        data["pg_backups"] = backups
+    backups = settings.pg_backups or bool(data.get("pg_backups"))
     if settings.database_url is None:
         major = install.ensure_postgres(apt)
-        data["database_owner_url"], data["database_url"] = pg_up(
-            settings, paths, major, passwords["db"], passwords["db_service"]
+        if backups:
+            apt.install(["pgbackrest"])
+        data["database_owner_url"], data["database_url"] = postgres.pg_up(
+            settings,
+            paths,
+            major,
+            passwords["db"],
+            passwords["db_service"],
+            standby=standby,
+            archive=backup.archive_command(settings, paths) if backups else None,
         )
+        if backups:
+            backup.setup(settings, paths)
         data["pg_major"] = major
     if settings.mqtt_url is None:
         install.ensure_mosquitto(apt)
@@ -61,8 +82,18 @@ def down(settings: Settings) -> None:
     paths = paths_for(settings)
     mqtt_down(paths)
     majors = install.installed_pg_majors()
-    if majors and pg_running(paths, majors[0]):
-        pg_ctl(paths, majors[0], "stop")
+    for node in postgres.nodes(settings, paths) if majors else ():
+        if postgres.node_running(node, majors[0]):
+            postgres.node_ctl(node, majors[0], "stop")
+
+
+def promote(settings: Settings) -> dict[str, Any]:
+    """Fail over to the local standby (docs/recovery.md). Returns the status."""
+    majors = install.installed_pg_majors()
+    if not majors:
+        raise ServiceError("no PostgreSQL here")
+    postgres.promote(settings, paths_for(settings), majors[0])
+    return status(settings)
 
 
 def status(settings: Settings) -> dict[str, Any]:
@@ -74,13 +105,22 @@ def status(settings: Settings) -> dict[str, Any]:
     if settings.database_url:
         db = {"managed": False, "url": settings.database_url}
     else:
+        primary, standby = postgres.primary_and_standby(settings, paths)
+        running = bool(majors) and postgres.node_running(primary, majors[0])
         db = {
             "managed": True,
             "url": data.get("database_url"),  # the services' role
             "owner_url": data.get("database_owner_url"),  # migrations
-            "running": bool(majors) and pg_running(paths, majors[0]),
-            "port": settings.pg_port,
-            "data_dir": str(paths.pg_data),
+            "running": running,
+            "port": primary.port,
+            "data_dir": str(primary.data),
+            "standby": {
+                "port": standby.port,
+                "data_dir": str(standby.data),
+                "running": bool(majors) and postgres.node_running(standby, majors[0]),
+            }
+            if settings.pg_standby or data.get("pg_standby")
+            else None,
             "timescaledb_installed": bool(majors) and install.timescaledb_installed(majors[0]),
         }
     mqtt: dict[str, Any]
