@@ -25,6 +25,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,9 @@ class ChaosResult:
     doubled: int = 0
     no_subscribers: int = 0
     disconnects: int = 0  # the publisher's lost connections
+    # readings the broker held for ingest, unstored (its $SYS counts, less those before the run)
+    unstored_median: float = 0.0
+    unstored_max: float = 0.0
     faults: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -193,6 +197,7 @@ def run_chaos(
         ingest.start(w)
     time.sleep(3)  # both subscribed before the first reading
 
+    exposure = Exposure(settings, run)
     sink = MqttSink(mqtt_url, f"chaos-pub-{run}", max_pending=2_000).connect(timeout=30)
     sent: list[tuple[Delivery, tuple[str, int]]] = []
     t0 = time.monotonic()
@@ -261,6 +266,7 @@ def run_chaos(
         out(f"{f.at:7.1f}s {kind:<16} (back after {f.recovered_s:.1f}s); published so far "
             f"{len(sent)}, 0x10 so far {sink.no_subscribers}")  # fmt: skip
     pub.join()
+    published_at = time.monotonic() - t0
     unconfirmed = sink.close(timeout=300)
     acked = {key for d, key in sent if d.confirmed}
 
@@ -272,6 +278,7 @@ def run_chaos(
     time.sleep(2)  # anything still on its way, to count doubles
     got = _stored(db_url)
     ingest.stop()
+    samples = exposure.stop()
     keys, rows = got if got is not None else (set(), 0)
     res = ChaosResult(
         published=len(sent),
@@ -283,9 +290,14 @@ def run_chaos(
         disconnects=sink.disconnects,
         seconds=time.monotonic() - t0,
     )
+    during = [v for at, v in samples if at - t0 <= published_at]
+    if during:
+        res.unstored_median = statistics.median(during)
+        res.unstored_max = max(during)
     bounds = [f.seq_from for f in done] + [len(sent)]
     for i, f in enumerate(done):
         window = [key for d, key in sent[bounds[i] : bounds[i + 1]] if d.confirmed]
+        start, end = f.at, (done[i + 1].at if i + 1 < len(done) else published_at)
         zero_x10 = (done[i + 1].no_subscribers_before if i + 1 < len(done) else
                     sink.no_subscribers) - f.no_subscribers_before  # fmt: skip
         row = {
@@ -296,6 +308,7 @@ def run_chaos(
             "stored_once": sum(1 for key in window if key in keys),
             "lost": sum(1 for key in window if key not in keys),
             "no_subscribers": zero_x10,
+            "unstored_max": max((v for at, v in samples if start <= at - t0 < end), default=0.0),
         }
         if f.first_commit_s is not None:
             row["first_commit_s"] = round(f.first_commit_s, 2)
@@ -303,6 +316,43 @@ def run_chaos(
     if unconfirmed:
         out(f"not acknowledged by the broker (the publisher gave up): {unconfirmed}")
     return res
+
+
+class Exposure:
+    """Samples, twice a second, the readings the broker holds that are not stored yet (its $SYS
+    store count less retained ones, as ingest's wastepilot_broker_unstored_messages), less what
+    it held before the run (other sessions' queues on a shared broker)."""
+
+    def __init__(self, settings: Settings, run: str) -> None:
+        from prometheus_client import CollectorRegistry, Gauge
+
+        from ingest.exposure import StoreWatch
+
+        self._registry = CollectorRegistry()
+        gauge = Gauge("unstored", "held by the broker", registry=self._registry)
+        self._watch = StoreWatch(settings.mqtt_url_for("ingest"), f"chaos-store-{run}", gauge)
+        self._watch.start()
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        _wait(lambda: self._value() is not None, 10)
+        self._base = self._value() or 0.0
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _value(self) -> float | None:
+        return self._registry.get_sample_value("unstored")
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            v = self._value()
+            if v is not None:
+                self.samples.append((time.monotonic(), max(v - self._base, 0.0)))
+
+    def stop(self) -> list[tuple[float, float]]:
+        self._stop.set()
+        self._thread.join(5)
+        self._watch.stop()
+        return self.samples
 
 
 def _count(info: str) -> int | None:
@@ -417,12 +467,14 @@ def main() -> None:
     finally:
         if pair is not None:
             stop_pair(pair)
-    print(f"{'fault':<16} {'at':>7} {'published':>9} {'acked':>9} {'stored':>9} {'lost':>5} "
-          f"{'0x10':>5}")  # fmt: skip
+    print(f"{'fault':<17} {'at':>7} {'published':>9} {'acked':>9} {'stored':>9} {'lost':>5} "
+          f"{'0x10':>5} {'unstored max':>12}")  # fmt: skip
     for f in res.faults:
-        print(f"{f['fault']:<16} {f['at_s']:>6}s {f['published']:>9} {f['acknowledged']:>9} "
-              f"{f['stored_once']:>9} {f['lost']:>5} {f['no_subscribers']:>5}")  # fmt: skip
-    print(res.line() + f" in {res.seconds:.0f} s")
+        print(f"{f['fault']:<17} {f['at_s']:>6}s {f['published']:>9} {f['acknowledged']:>9} "
+              f"{f['stored_once']:>9} {f['lost']:>5} {f['no_subscribers']:>5} "
+              f"{f['unstored_max']:>12,.0f}")  # fmt: skip
+    print(res.line() + f" in {res.seconds:.0f} s; held unstored by the broker: median "
+          f"{res.unstored_median:,.0f}, max {res.unstored_max:,.0f}")  # fmt: skip
     print(json.dumps(res.__dict__))
 
 

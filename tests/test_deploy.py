@@ -29,7 +29,7 @@ def test_compose_images_are_pinned() -> None:
     for image in images:
         if image.startswith("wastepilot"):
             continue
-        assert re.search(r":\d+\.\d+", image), f"{image} is not pinned to a version"
+        assert re.search(r":v?\d+\.\d+", image), f"{image} is not pinned to a version"
 
 
 def test_compose_runs_the_local_broker_version_with_the_same_plugins() -> None:
@@ -174,3 +174,47 @@ def test_compose_runs_a_synchronous_standby_the_guard_and_backups_as_the_code_ex
     dockerfile = (ROOT / "deploy/timescaledb/Dockerfile").read_text()
     base = re.search(r"^FROM (\S+)", dockerfile, flags=re.M)
     assert base and re.search(r":\d+\.\d+", base[1]), "the database image's base is not pinned"
+
+
+def test_prometheus_scrapes_the_services_and_alerts_only_on_metrics_the_code_has() -> None:
+    """Every scrape target is a compose service on the port its settings give it; every metric
+    an alert rule names is registered somewhere in the code (a renamed metric would silence an
+    alert without anyone noticing)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    ports = {
+        "ingest-1": services["ingest-1"]["environment"]["WASTEPILOT_INGEST_METRICS_PORT"],
+        "ingest-2": services["ingest-2"]["environment"].get(
+            "WASTEPILOT_INGEST_METRICS_PORT",
+            services["ingest-1"]["environment"]["WASTEPILOT_INGEST_METRICS_PORT"],
+        ),
+        "scheduler": services["scheduler"]["environment"]["WASTEPILOT_SCHEDULER_METRICS_PORT"],
+        "db-guard": services["db-guard"]["environment"]["WASTEPILOT_DB_GUARD_METRICS_PORT"],
+        "api": str(Settings().api_port),
+    }
+    targets = [
+        t for job in prom["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
+    ]
+    assert sorted(targets) == sorted(f"{name}:{port}" for name, port in ports.items())
+    assert "/etc/prometheus:ro" in " ".join(services["prometheus"]["volumes"])
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+    from fastapi import FastAPI
+
+    from api.metrics import instrument
+    from ingest.metrics import IngestMetrics
+    from wastepilot.commands.db import GuardMetrics
+    from wastepilot.commands.scheduler import SchedulerMetrics
+
+    known = {"up"}
+    registries = [IngestMetrics().registry, SchedulerMetrics().registry, GuardMetrics().registry]
+    for registry in [*registries, instrument(FastAPI())]:
+        for family in registry.collect():
+            known |= {family.name, f"{family.name}_total"}
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    assert any("wastepilot_broker_unstored_messages" in e for e in exprs)
+    assert any("wastepilot_db_sync_replication_degraded" in e for e in exprs)
+    for expr in exprs:
+        bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)  # label matchers and ranges out
+        names = set(re.findall(r"\b[a-z_]+\b", bare)) - {"max", "min", "increase"}
+        assert names <= known, (expr, names - known)

@@ -210,3 +210,19 @@ def test_a_dropped_table_is_restored_to_the_instant_before_with_the_brokers_iden
         )
         if postgres.node_running(node, major):
             postgres.node_ctl(node, major, "stop")
+
+
+def test_a_restore_point_without_its_offset_and_an_unknown_backup_kind_are_refused() -> None:
+    """A careless operator: an instant without a zone is ambiguous (a restore must be exact),
+    and a kind pgBackRest does not know is named back, before anything is touched."""
+    for args, says in (
+        (["backup", "restore", "--to", "2026-12-02T14:05:00", "--into", "/nonexistent"], "offset"),
+        (["backup", "restore", "--to", "yesterday", "--into", "/nonexistent"], "ISO 8601"),
+        (["backup", "run", "--kind", "weekly"], "no backup kind 'weekly'"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "wastepilot", *args], capture_output=True, text=True, check=False
+        )
+        assert proc.returncode != 0, args
+        assert says in " ".join((proc.stdout + proc.stderr).split()), proc.stdout + proc.stderr
+    assert not Path("/nonexistent").exists()
