@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import shutil
@@ -345,7 +346,7 @@ class Exposure:
     def _sample(self) -> None:
         while not self._stop.wait(0.5):
             v = self._value()
-            if v is not None:
+            if v is not None and not math.isnan(v):  # (NaN while its connection is down)
                 self.samples.append((time.monotonic(), max(v - self._base, 0.0)))
 
     def stop(self) -> list[tuple[float, float]]:
@@ -381,7 +382,8 @@ def fail_over(settings: Settings, db_url: str, major: int) -> float:
     before = _count(on_standby)  # read-only until promoted: exact
     assert before is not None, "the standby does not answer"
     postgres.promote(settings, paths, major)
-    _wait(lambda: (_count(on_standby) or 0) > before, 120)
+    if not _wait(lambda: (_count(on_standby) or 0) > before, 120):
+        raise RuntimeError("no commit on the promoted standby within 120 s of the failover")
     first = time.monotonic() - killed
     secrets = localstate.local_secrets(paths)
     postgres.pg_up(settings, paths, major, secrets["db"], secrets["db_service"], standby=True)

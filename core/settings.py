@@ -120,6 +120,7 @@ class Settings(BaseSettings):
     pg_standby_port: int = Field(55433, description="Port of the local cluster's standby")
     db_standby_name: str = Field(
         "wastepilot_standby",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
         description="application_name the synchronous standby streams as (the local one, and "
         "the one `wastepilot db guard` watches)",
     )

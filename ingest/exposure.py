@@ -49,6 +49,7 @@ class StoreWatch:
             c.tls_set(ca_certs=addr.ca_file)
         c.reconnect_delay_set(min_delay=1, max_delay=30)
         c.on_connect = self._connected
+        c.on_disconnect = self._disconnected
         c.on_message = self._message
         self.client = c
 
@@ -64,6 +65,11 @@ class StoreWatch:
         self, client: mqtt.Client, _u: object, _f: object, rc: object, _p: object
     ) -> None:
         client.subscribe([(STORE_TOPIC, 0), (RETAINED_TOPIC, 0)])
+
+    def _disconnected(self, *_a: object) -> None:
+        with self._lock:  # unknown until the broker says again: never an old figure
+            self._counts.clear()
+            self._gauge.set(float("nan"))
 
     def _message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -156,13 +156,19 @@ def test_compose_runs_a_synchronous_standby_the_guard_and_backups_as_the_code_ex
     name = Settings().db_standby_name
     assert f"application_name={name}" in (ROOT / "deploy/timescaledb/standby.sh").read_text()
     init = (ROOT / "deploy/timescaledb/replication.sh").read_text()
-    assert f"synchronous_standby_names = 'ANY 1 ({name})'" in init
+    from core.replication import synchronous_names
+
+    assert f"synchronous_standby_names = '{synchronous_names(name)}'" in init
     assert any("replication.sh" in v for v in services["timescaledb"]["volumes"])
     assert services["timescaledb-standby"]["entrypoint"] == ["standby.sh"]
+    assert services["timescaledb"]["entrypoint"] == ["primary.sh"]  # fenced after a failover
+    dockerfile_copies = (ROOT / "deploy/timescaledb/Dockerfile").read_text()
+    for script in ("primary.sh", "standby.sh", "backup-loop.sh"):
+        assert script in dockerfile_copies and (ROOT / "deploy/timescaledb" / script).exists()
     assert services["db-guard"]["command"] == ["db", "guard"]
     command = services["timescaledb"]["command"]
     given = dict(a.split("=", 1) for a in command[2::2])
-    assert given["archive_mode"] == "on"
+    assert given["archive_mode"] == "on" and given["archive_timeout"] == "60"
     assert f"--stanza={backup.STANZA} archive-push %p" in given["archive_command"]
     conf = (ROOT / "deploy/timescaledb/pgbackrest.conf").read_text()
     assert f"[{backup.STANZA}]" in conf

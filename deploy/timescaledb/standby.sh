@@ -7,7 +7,11 @@ set -eu
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   mkdir -p "$PGDATA" && chown postgres:postgres "$PGDATA" && chmod 700 "$PGDATA"
   until pg_isready -h timescaledb -p 5432 -q; do sleep 1; done
-  su-exec postgres sh -c "umask 077; echo 'timescaledb:5432:replication:replicator:${DB_REPLICATION_PASSWORD}' > ~/.pgpass"
+  # .pgpass: ':' and '\' in the password escaped; the password never passes through a shell line
+  pw=$(printf '%s' "$DB_REPLICATION_PASSWORD" | sed 's/[\\:]/\\&/g')
+  home=$(getent passwd postgres | cut -d: -f6)
+  (umask 077; printf 'timescaledb:5432:replication:replicator:%s\n' "$pw" > "$home/.pgpass")
+  chown postgres:postgres "$home/.pgpass"
   su-exec postgres pg_basebackup -h timescaledb -p 5432 -U replicator -D "$PGDATA" \
     -X stream -c fast -R -d "application_name=wastepilot_standby"
 fi

@@ -118,7 +118,7 @@ def test_a_lost_primary_loses_no_acknowledged_reading_and_nobody_is_restarted(
         paths = localstate.paths_for(pair_settings)
         primary, standby = postgres.primary_and_standby(pair_settings, paths)
         assert postgres.is_standby(standby) and not postgres.is_standby(primary)
-        assert postgres.sync_state(primary, pair_settings.db_standby_name) == "sync"
+        assert postgres.synchronous(primary, pair_settings.db_standby_name)
 
         # the API and the scheduler, never restarted, work on the new primary
         assert api.poll() is None and scheduler.poll() is None
@@ -211,7 +211,7 @@ def test_a_lost_standby_holds_commits_for_the_grace_then_the_guard_lets_them_thr
             except Exception:  # noqa: BLE001
                 time.sleep(0.5)
         wait_for(
-            lambda: postgres.sync_state(primary, pair_settings.db_standby_name) == "sync",
+            lambda: postgres.synchronous(primary, pair_settings.db_standby_name),
             30,
             "synchronous again",
             state=log,

@@ -26,6 +26,7 @@ from bench.chaos import Ingest
 from bids import records, registrations
 from bids.records import load_reference_councils
 from core.brokeradmin import BrokerAdmin
+from core.errors import ServiceError
 from core.migrate import migrate
 from core.registry import Device, add_devices
 from core.settings import Settings
@@ -182,10 +183,12 @@ def test_a_dropped_table_is_restored_to_the_instant_before_with_the_brokers_iden
             rows = conn.execute("SELECT count(*) FROM readings").fetchone()
             users = {r[0] for r in conn.execute("SELECT username FROM users").fetchall()}
             people = conn.execute("SELECT person_name FROM registrations").fetchall()
+            archiving = conn.execute("SHOW archive_mode").fetchone()
         assert seqs == set(range(1, 1001)), (len(seqs), min(seqs), max(seqs))
         assert rows == (1000,)
         assert "before-t" in users and "after-t" not in users
         assert people == [("Person One",)]
+        assert archiving == ("off",)  # never a second timeline in the live repository
 
         # the broker's files of the backup: a broker started on them knows the device again
         assert "broker store and identities" in out, out
@@ -226,3 +229,23 @@ def test_a_restore_point_without_its_offset_and_an_unknown_backup_kind_are_refus
         assert proc.returncode != 0, args
         assert says in " ".join((proc.stdout + proc.stderr).split()), proc.stdout + proc.stderr
     assert not Path("/nonexistent").exists()
+
+
+def test_settings_written_into_postgresql_conf_cannot_break_out_of_their_quotes() -> None:
+    """A folder or password with a quote stays one setting; a line break is refused; the
+    standby's name (written unquoted into conninfo and replication lists) is an identifier."""
+    import pydantic
+
+    from wastepilot.localservices.postgres import _quoted
+
+    assert _quoted("/srv/o'brien backups") == "'/srv/o''brien backups'"
+    with pytest.raises(ServiceError):
+        _quoted("x'\narchive_command = 'rm -rf /'")
+    with pytest.raises(pydantic.ValidationError):
+        Settings(db_standby_name="s'\narchive_command='x'")
+    s = Settings(backup_dir=Path("/srv/o'brien backups"))
+    from wastepilot.localservices.backup import archive_command
+
+    here = Path("/srv/state")  # (not read: the backup folder is given)
+    command = archive_command(s, localstate.Paths(here, here / "pg", here / "mosquitto"))
+    assert command.startswith("pgbackrest '--config=/srv/o'\"'\"'brien backups/pgbackrest.conf'")

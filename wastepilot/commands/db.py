@@ -56,6 +56,8 @@ def guard_step(
         return None  # a standby: nothing to guard here
     row = conn.execute(r.STREAMING, ([s.db_standby_name],)).fetchone()
     streaming = int(row[0]) if row else 0  # type: ignore[call-overload]
+    row = conn.execute(r.DEGRADED).fetchone()
+    guard.degraded = bool(row and row[0])  # the server's state, whoever switched it
     action = guard.step(time.monotonic(), streaming > 0)
     if action == "degrade":
         conn.execute(r.DEGRADE)
@@ -66,7 +68,7 @@ def guard_step(
             s.db_standby_grace_s,
         )
     elif action == "restore":
-        conn.execute(r.RESTORE)
+        conn.execute(r.restore(s.db_standby_name))
         conn.execute(r.RELOAD)
         log.warning("the standby streams again: synchronous replication switched back on")
     if action is not None:
@@ -106,8 +108,6 @@ def guard_cmd() -> None:
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(s.db_owner_url(), autocommit=True, connect_timeout=3)
-                    row = conn.execute(r.DEGRADED).fetchone()
-                    guard = r.SyncGuard(s.db_standby_grace_s, degraded=bool(row and row[0]))
                 guard_step(conn, guard, s, m)
             except psycopg.OperationalError as exc:
                 log.warning("db guard: the primary does not answer (%s)", str(exc).strip()[:200])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -63,7 +64,8 @@ def configured(settings: Settings) -> bool:
 
 def archive_command(settings: Settings, paths: Paths) -> str:
     """PostgreSQL's archive_command: each finished WAL segment into the repository."""
-    return f"pgbackrest --config={repo_for(settings, paths).conf} --stanza={STANZA} archive-push %p"
+    conf = shlex.quote(f"--config={repo_for(settings, paths).conf}")
+    return f"pgbackrest {conf} --stanza={STANZA} archive-push %p"
 
 
 def _conf_text(settings: Settings, paths: Paths, repo: Repo) -> str:
@@ -109,13 +111,20 @@ def setup(settings: Settings, paths: Paths) -> Repo:
     stanza created once; idempotent."""
     install.Apt().install(["pgbackrest"])
     repo = repo_for(settings, paths)
-    for sub in ("repo", "log", "lock", "broker"):
-        (repo.root / sub).mkdir(parents=True, exist_ok=True)
+    if repo.root.is_dir() and any(repo.root.iterdir()) and not repo.conf.exists():
+        raise ServiceError(
+            f"{repo.root} has other files in it: give WASTEPILOT_BACKUP_DIR a folder of its own"
+        )
+    repo.root.mkdir(parents=True, exist_ok=True)
     repo.root.chmod(0o750)
+    shutil.chown(repo.root, "postgres", "postgres")
+    for sub in ("repo", "log", "lock", "broker"):
+        (repo.root / sub).mkdir(exist_ok=True)
+        chown_tree(repo.root / sub, "postgres")
     text = _conf_text(settings, paths, repo)
     if not repo.conf.exists() or repo.conf.read_text() != text:
         repo.conf.write_text(text)
-    chown_tree(repo.root, "postgres")
+    shutil.chown(repo.conf, "postgres", "postgres")
     pgbackrest(repo, "stanza-create")
     return repo
 
@@ -155,9 +164,18 @@ def backups(settings: Settings) -> list[dict[str, Any]]:
                     "start": datetime.fromtimestamp(b["timestamp"]["start"], UTC),
                     "stop": datetime.fromtimestamp(b["timestamp"]["stop"], UTC),
                     "broker": (repo.broker / b["label"] / STORE).exists(),
+                    "broker_taken": _taken(repo.broker / b["label"]),
                 }
             )
     return sorted(out, key=lambda b: b["stop"])
+
+
+def _taken(copy: Path) -> datetime | None:
+    """When the broker's copy was taken (after its backup finished), if there is one."""
+    try:
+        return datetime.fromisoformat((copy / "taken.txt").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def copy_broker(paths: Paths, into: Path) -> None:
@@ -222,15 +240,24 @@ def restore(settings: Settings, to: datetime, into: Path, port: int) -> tuple[st
     info = f"host={node.socket} port={node.port} user=postgres dbname=postgres"
     deadline = time.monotonic() + 300
     while True:
-        with psycopg.connect(info, autocommit=True) as conn:
-            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        try:
+            with psycopg.connect(info, autocommit=True) as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        except psycopg.OperationalError:
+            row = None
+            if not postgres.node_running(node, major):  # recovery gave up (FATAL in its log)
+                tail = node.log.read_text(errors="replace").splitlines()[-5:]
+                raise ServiceError(
+                    f"the restore could not reach {target} (is the WAL up to it archived yet? "
+                    "PostgreSQL hands a segment over within a minute): " + " | ".join(tail)
+                ) from None
         if row and not row[0]:
             break
         if time.monotonic() > deadline:
             raise ServiceError(f"the restored cluster did not reach {target}; see {node.log}")
         time.sleep(0.2)
     broker_dir: Path | None = None
-    older = [b for b in backups(settings) if b["stop"] <= to and b["broker"]]
+    older = [b for b in backups(settings) if b["broker_taken"] and b["broker_taken"] <= to]
     if older:
         broker_dir = into / "mosquitto"
         shutil.copytree(repo.broker / str(older[-1]["label"]), broker_dir)

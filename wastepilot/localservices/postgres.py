@@ -74,11 +74,12 @@ def _pg_conf(
     upstream: Node | None,
     archive: str | None = None,
 ) -> str:
+    names = replication.synchronous_names(settings.db_standby_name) if sync else ""
     lines = [
         "# Written by `wastepilot services up`; edits are overwritten.",
         "listen_addresses = '127.0.0.1'",
         f"port = {node.port}",
-        f"unix_socket_directories = '{node.socket}'",
+        f"unix_socket_directories = {_quoted(str(node.socket))}",
         "shared_preload_libraries = 'timescaledb'",
         "timescaledb.telemetry_level = off",
         "max_connections = 200",
@@ -91,18 +92,32 @@ def _pg_conf(
         # replication: a standby can be built from this node and fed by it (docs/recovery.md)
         "wal_level = replica",
         "wal_keep_size = 2GB",
-        f"synchronous_standby_names = '{settings.db_standby_name if sync else ''}'",
+        f"synchronous_standby_names = {_quoted(names)}",
         f"synchronous_commit = {settings.pg_synchronous_commit}",
         *(f"{k} = '{v}'" for k, v in SERVER_PRIVACY_SETTINGS.items()),
     ]
-    if archive is not None:  # backups: every finished WAL segment to the repository
-        lines += ["archive_mode = on", f"archive_command = '{archive}'"]
+    if archive is not None:  # backups: every finished WAL segment to the repository, and a
+        # segment finished at least every minute however quiet the database (the recovery point)
+        lines += [
+            "archive_mode = on",
+            f"archive_command = {_quoted(archive)}",
+            "archive_timeout = 60",
+        ]
     if upstream is not None:
-        lines.append(
-            f"primary_conninfo = 'host={upstream.socket} port={upstream.port} user=postgres "
-            f"application_name={settings.db_standby_name}'"
-        )
+        info = psycopg.conninfo.make_conninfo(
+            host=str(upstream.socket), port=upstream.port, user="postgres",
+            application_name=settings.db_standby_name,
+        )  # fmt: skip
+        lines.append(f"primary_conninfo = {_quoted(info)}")
     return "\n".join([*lines, ""])
+
+
+def _quoted(value: str) -> str:
+    """A string setting as postgresql.conf reads it: in single quotes, each ' doubled; no line
+    break can end the setting early."""
+    if "\n" in value or "\r" in value:
+        raise ServiceError(f"a PostgreSQL setting cannot hold a line break: {value!r}")
+    return "'" + value.replace("'", "''") + "'"
 
 
 def restored_conf(settings: Settings, node: Node, *, archive: str | None) -> str:
@@ -258,6 +273,11 @@ def pg_up(
     services' role (both nodes, the writable one chosen at connect time)."""
     paths.pg.mkdir(parents=True, exist_ok=True)
     primary, other = primary_and_standby(settings, paths)
+    if is_standby(primary):
+        raise ServiceError(
+            f"{primary.data} is remembered as the primary but is still a standby (a promotion "
+            "that stopped half-way?): run `wastepilot services promote` again"
+        )
     if not (primary.data / "PG_VERSION").exists():
         if (other.data / "PG_VERSION").exists() and not is_standby(other):
             raise ServiceError(
@@ -294,12 +314,20 @@ def pg_up(
             _pg_conf(settings, primary, sync=True, upstream=None, archive=archive),
         )
         _undo_degrade(primary)  # a guard's switch-off of an earlier loss (core/replication.py)
-        wait_until(
-            lambda: sync_state(primary, settings.db_standby_name) == "sync",
-            60,
-            "the standby to stream",
-            other.log,
-        )
+        try:
+            wait_until(
+                lambda: synchronous(primary, settings.db_standby_name),
+                60,
+                "the standby to stream",
+                other.log,
+            )
+        except ServiceError:
+            # commits must not wait for a standby that does not come: asynchronous until it does
+            _configure(
+                settings, primary, major,
+                _pg_conf(settings, primary, sync=False, upstream=None, archive=archive),
+            )  # fmt: skip
+            raise
     _ensure_role_and_db(settings, primary, password, service_password)
     hosts = f"127.0.0.1:{primary.port}"
     query = ""
@@ -334,10 +362,16 @@ def sync_state(primary: Node, name: str) -> str | None:
     return str(row[0]) if row else None
 
 
+def synchronous(primary: Node, name: str) -> bool:
+    """Whether the standby ``name`` confirms the primary's commits now (it is the one, or one of
+    the quorum, that synchronous_standby_names asks for)."""
+    return sync_state(primary, name) in ("sync", "quorum")
+
+
 def _undo_degrade(primary: Node) -> None:
     info = f"host={primary.socket} port={primary.port} user=postgres dbname=postgres"
     with psycopg.connect(info, autocommit=True) as conn:
-        conn.execute(replication.RESTORE)
+        conn.execute(replication.UNDO)
         conn.execute(replication.RELOAD)
 
 
@@ -353,8 +387,10 @@ def promote(settings: Settings, paths: Paths, major: int) -> Node:
         node_ctl(primary, major, "stop")
     if not node_running(standby, major):
         node_ctl(standby, major, "start")
-    node_ctl(standby, major, "promote")
+    # remembered first: should this stop half-way, `services up` finds the node it names still a
+    # standby and refuses (never rebuilding the node that may hold the newer commits)
     (paths.pg / "primary").write_text(standby.name + "\n")
+    node_ctl(standby, major, "promote")
     return standby
 
 
