@@ -442,8 +442,6 @@ COHORTS: LiteralString = """
 SELECT cohort, count(*)::int AS households FROM households GROUP BY 1 ORDER BY 1
 """
 
-HOUSEHOLD_EXISTS: LiteralString = "SELECT 1 FROM households WHERE ref = %s"
-
 # households, those heard from most recently first (device_status.last_seen is the device time
 # of a household's newest stored reading)
 HOUSEHOLDS: LiteralString = """

@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from html import escape
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -19,9 +18,9 @@ from analytics import queries as q
 from analytics.kpis import Kpis, pilot_kpis
 from analytics.usage import Bucket, usage_series
 from core import clock, display
+from core.clock import LONDON
 from core.settings import Settings
 
-LONDON = ZoneInfo("Europe/London")
 FIGURES = (
     ("households_enrolled", "Households enrolled"),
     ("households_active", "Households with at least one use"),

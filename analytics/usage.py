@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import class_row
 
 from analytics import queries as q
 from core import clock
+from core.clock import LONDON
 
 Scope = Literal["household", "cohort", "pilot"]
 
@@ -69,19 +69,16 @@ def rollup_range(
     return lo, hi
 
 
-_LONDON = ZoneInfo("Europe/London")
-
-
 def _midnight(d: date) -> datetime:
-    return datetime.combine(d, time(), _LONDON).astimezone(UTC)
+    return datetime.combine(d, time(), LONDON).astimezone(UTC)
 
 
 def whole_days(lo: datetime, hi: datetime) -> tuple[date | None, date | None]:
     """The UK days lying wholly inside [lo, hi), as [first, end) dates, or (None, None)."""
-    first = lo.astimezone(_LONDON).date()
+    first = lo.astimezone(LONDON).date()
     if _midnight(first) < lo:
         first += timedelta(days=1)
-    last = hi.astimezone(_LONDON).date()  # the day whose midnight is the last at or before hi
+    last = hi.astimezone(LONDON).date()  # the day whose midnight is the last at or before hi
     if _midnight(last) > hi:
         last -= timedelta(days=1)
     return (first, last) if first < last else (None, None)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api import signin
 from api.auth import SESSION_COOKIE, allow, check_token
-from api.errors import status_of
+from api.errors import USER_ERRORS, status_of
 from api.metrics import instrument
 from api.routers import admin, analytics, bids, councils, health, reports, usage, workshops
 from api.security import DEFAULT_BODY_LIMIT, RequestGuard
@@ -21,7 +21,7 @@ from api.web.assets import mount_web
 from api.web.common import error_page, signed_in, wants_page
 from bids import sheetbudget
 from core.db import open_pool
-from core.errors import BidSupportError
+from core.errors import WastepilotError
 from core.settings import Settings, get_settings
 
 
@@ -76,9 +76,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         early=signin.early_refusal,
     )
 
-    @app.exception_handler(BidSupportError)
-    def bid_support_error(request: Request, exc: BidSupportError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status_of(exc))
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        # a domain error of a kind (core/errors.py): its status by the kind, its message shown
+        assert isinstance(exc, WastepilotError)  # noqa: S101  (registered for those only)
+        status = status_of(exc) or 500
+        if wants_page(request):
+            return error_page(request, status, str(exc), await signed_in(request))
+        headers = {"Retry-After": "30"} if status == 503 else None
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+    for kind in USER_ERRORS:
+        app.add_exception_handler(kind, domain_error)
 
     @app.exception_handler(psycopg.DataError)
     async def data_error(request: Request, exc: psycopg.DataError) -> Response:

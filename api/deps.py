@@ -17,10 +17,10 @@ from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from api import queries as q
 from bids.sheetbudget import read_sheet_within_budget
 from bids.sheets import ATTENDANCE, MAX_FILE_BYTES, Layout, SheetRow
 from core import clock
+from core.registry import household_exists
 from core.settings import Settings
 from core.topics import DEVICE_ID_PATTERN
 
@@ -138,7 +138,7 @@ def household_ref(
     conn: Conn,
 ) -> str:
     """The household reference of the path, or 404 when no such household is registered."""
-    if conn.execute(q.HOUSEHOLD_EXISTS, (ref,)).fetchone() is None:
+    if not household_exists(conn, ref):
         raise HTTPException(
             status_code=404, detail=f"no household {ref!r} is registered in the pilot"
         )

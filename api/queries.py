@@ -16,7 +16,6 @@ DEVICE_HOUSEHOLD: LiteralString = "SELECT household_ref FROM devices WHERE id = 
 REVOKE_TOKEN_BY_HASH: LiteralString = (
     "UPDATE api_tokens SET revoked_at = now() WHERE token_hash = %s AND revoked_at IS NULL"
 )
-HOUSEHOLD_EXISTS: LiteralString = "SELECT 1 FROM households WHERE ref = %s"
 
 # --- the sign-in throttle (api/signin.py; migrations/014_sign_in_attempts.sql) ---------------
 

@@ -10,14 +10,17 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import errors as pgerrors
 
-from core.errors import BidSupportError, Conflict, Invalid
+from core.errors import Conflict, Invalid
 
-# constraint name -> what the officer should be told
-_CONSTRAINT_MESSAGES: dict[str, tuple[type[BidSupportError], str]] = {
+# constraint name -> (kind, what the officer should be told[, the input it is about])
+_CONSTRAINT_MESSAGES: dict[
+    str, tuple[type[Conflict | Invalid], str] | tuple[type[Conflict | Invalid], str, str]
+] = {
     "registrations_one_per_email": (
         Conflict,
         "this email address is already registered for the workshop; change that registration "
         "instead of adding another",
+        "email",
     ),
     "bids_one_per_scheme": (
         Conflict,
@@ -54,8 +57,8 @@ def translated() -> Iterator[None]:
     except psycopg.IntegrityError as exc:
         name = exc.diag.constraint_name or ""
         if name in _CONSTRAINT_MESSAGES:
-            cls, message = _CONSTRAINT_MESSAGES[name]
-            raise cls(message) from exc
+            cls, message, *about = _CONSTRAINT_MESSAGES[name]
+            raise cls(message, field=about[0] if about else None) from exc
         if isinstance(exc, pgerrors.CheckViolation) and not name:
             # raised by our triggers (capacity, cancelled workshop): their text is the message
             raise Conflict(exc.diag.message_primary or "refused by the database") from exc

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 from email_validator import EmailNotValidError, validate_email
@@ -25,10 +24,10 @@ from bids.registrations import (
     transition_problem,
 )
 from bids.sheets import SheetRow, attendance_of
+from core.clock import LONDON
 from core.errors import Conflict
 
 Conn = psycopg.Connection[Any]
-LONDON = ZoneInfo("Europe/London")
 
 
 @dataclass(slots=True)

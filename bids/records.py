@@ -29,7 +29,8 @@ Row = dict[str, Any]
 
 
 def load_reference_councils(conn: Conn) -> int:
-    """Seed the council registry from the ONS lookup; councils already there are left as they
+    """Seed the council registry from mySociety's local authority register (bids/councils.py);
+    councils already there are left as they
     are (officers may have corrected them). Returns how many were added."""
     seeds = reference_councils()
     source = f"{REFERENCE_NAME} {REFERENCE_VINTAGE}"
@@ -218,3 +219,43 @@ def council_matcher(conn: Conn) -> CouncilMatcher:
         Council(str(code), str(name), short, start, until, tuple(successors or ()))
         for code, name, short, start, until, successors in conn.execute(q.COUNCILS_FOR_MATCHING)
     )
+
+
+def reference_data(conn: Conn) -> list[Row]:
+    """Which reference data seeded the registry: source, vintage, licence, when loaded."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(q.SELECT_REFERENCE_DATA).fetchall()
+
+
+def fund_rounds(conn: Conn) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(q.SELECT_ROUNDS).fetchall()
+
+
+def add_fund_round(conn: Conn, data: Mapping[str, Any]) -> Row:
+    with translated(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(q.INSERT_ROUND, dict(data)).fetchone()
+    assert row is not None  # noqa: S101  (INSERT ... RETURNING)
+    return row
+
+
+def resources(conn: Conn) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(q.SELECT_RESOURCES).fetchall()
+
+
+def add_resource(conn: Conn, title: str, url: str, published_on: object) -> Row:
+    with translated(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(q.INSERT_RESOURCE, (title, url, published_on)).fetchone()
+    assert row is not None  # noqa: S101  (INSERT ... RETURNING)
+    return row
+
+
+def audit_trail(
+    conn: Conn, tables: list[str], table: str | None, key: str | None, limit: int
+) -> list[Row]:
+    """Changes to ``tables`` (one of them, one row's), newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            q.SELECT_AUDIT, {"tables": tables, "table": table, "key": key, "limit": limit}
+        ).fetchall()

@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from core import queries as q
-from core.errors import AuthError
+from core.errors import AuthConflict, AuthInvalid, AuthNotFound
 
 Role = Literal["analyst", "officer", "admin"]
 Scope = Literal["read", "write"]
@@ -50,19 +50,19 @@ def hash_token(token: str) -> str:
 
 def add_user(conn: psycopg.Connection[Any], username: str, role: Role, password: str) -> int:
     if not USERNAME_RE.fullmatch(username):
-        raise AuthError("usernames are 2-64 of a-z 0-9 . _ -, starting with a letter or digit")
+        raise AuthInvalid("usernames are 2-64 of a-z 0-9 . _ -, starting with a letter or digit")
     if role not in ROLES:
-        raise AuthError(f"role must be one of {', '.join(ROLES)}")
+        raise AuthInvalid(f"role must be one of {', '.join(ROLES)}")
     problem = password_problem(password, username)
     if problem is not None:
-        raise AuthError(problem)
+        raise AuthInvalid(problem)
     try:
         row = conn.execute(
             q.USER_ADD,
             (username, role, _hasher.hash(password)),
         ).fetchone()
     except psycopg.errors.UniqueViolation as exc:
-        raise AuthError(f"user {username!r} exists already") from exc
+        raise AuthConflict(f"user {username!r} exists already") from exc
     assert row is not None  # noqa: S101  (INSERT ... RETURNING)
     return int(row[0])
 
@@ -72,10 +72,10 @@ def revoke_user(conn: psycopg.Connection[Any], username: str) -> None:
     admin cannot be revoked (nobody could manage people any more)."""
     admins = [str(r[0]) for r in conn.execute(q.ACTIVE_ADMINS_LOCKED).fetchall()]
     if admins == [username]:
-        raise AuthError("the last admin cannot be revoked: make another person an admin first")
+        raise AuthConflict("the last admin cannot be revoked: make another person an admin first")
     row = conn.execute(q.USER_REVOKE, (username,)).fetchone()
     if row is None:
-        raise AuthError(f"no active user {username!r}")
+        raise AuthNotFound(f"no active user {username!r}")
     conn.execute(q.TOKENS_REVOKE_OF_USER, (row[0],))
 
 
@@ -179,10 +179,10 @@ def create_token(
 ) -> tuple[int, str]:
     """A new token for an active user: (its id, the token). The token is shown once."""
     if scope not in ("read", "write"):
-        raise AuthError("scope must be read or write")
+        raise AuthInvalid("scope must be read or write")
     user = conn.execute(q.USER_ACTIVE_ID, (username,)).fetchone()
     if user is None:
-        raise AuthError(f"no active user {username!r}")
+        raise AuthNotFound(f"no active user {username!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = conn.execute(
         q.TOKEN_ADD,
@@ -207,7 +207,7 @@ def revoke_token(conn: psycopg.Connection[Any], token_id: int) -> None:
         q.TOKEN_REVOKE,
         (token_id,),
     ).rowcount:
-        raise AuthError(f"no active token {token_id}")
+        raise AuthNotFound(f"no active token {token_id}")
 
 
 def authenticate(conn: psycopg.Connection[Any], token: str) -> Principal | None:

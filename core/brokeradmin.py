@@ -37,6 +37,13 @@ SERVICE_USERS = {"ingest": "wp-ingest", "simulator": "wp-simulator", "admin": "w
                  "test": "wp-test"}  # fmt: skip
 
 
+# The dynamic-security plugin's error texts this code expects (a field of its answers, compared
+# whole; BrokerAdminError.broker_error carries any other).
+CLIENT_EXISTS = "Client already exists"
+CLIENT_NOT_FOUND = "Client not found"
+ROLE_EXISTS = "Role already exists"
+
+
 def encode_password(password: str, salt: bytes | None = None) -> str:
     """A password as the broker stores it (``$7$iterations$salt$hash``, PBKDF2-SHA512)."""
     salt = salt if salt is not None else secrets.token_bytes(64)
@@ -236,11 +243,12 @@ class BrokerAdmin:
                     self._waiting.pop(key, None)
 
     def one(self, command: dict[str, Any], *, ok_errors: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Send one command; raise on an error other than ``ok_errors`` (substrings)."""
+        """Send one command; raise on an error the plugin answers other than ``ok_errors`` (its
+        error texts, compared whole: CLIENT_EXISTS, ...)."""
         answer = self.run([command])[0]
         err = answer.get("error")
-        if err and not any(e in str(err) for e in ok_errors):
-            raise BrokerAdminError(f"{command['command']}: {err}")
+        if err and str(err) not in ok_errors:
+            raise BrokerAdminError(f"{command['command']}: {err}", broker_error=str(err))
         return answer
 
     # --- what the product does with it -------------------------------------------------------
@@ -255,7 +263,7 @@ class BrokerAdmin:
             body = [a.as_json() for a in acls]
             answer = self.one(
                 {"command": "createRole", "rolename": name, "acls": body},
-                ok_errors=("already exists",),
+                ok_errors=(ROLE_EXISTS,),
             )
             if answer.get("error"):
                 self.one({"command": "modifyRole", "rolename": name, "acls": body})
@@ -264,7 +272,7 @@ class BrokerAdmin:
                 continue
             spec = {"username": user, "password": passwords[role],
                     "roles": [{"rolename": role, "priority": -1}]}  # fmt: skip
-            answer = self.one({"command": "createClient", **spec}, ok_errors=("already exists",))
+            answer = self.one({"command": "createClient", **spec}, ok_errors=(CLIENT_EXISTS,))
             if answer.get("error"):
                 self.one({"command": "modifyClient", **spec})
 
@@ -281,7 +289,7 @@ class BrokerAdmin:
     def remove(self, username: str) -> bool:
         """Delete a login (its live connection is dropped); False if there was none."""
         answer = self.one(
-            {"command": "deleteClient", "username": username}, ok_errors=("not found",)
+            {"command": "deleteClient", "username": username}, ok_errors=(CLIENT_NOT_FOUND,)
         )
         return not answer.get("error")
 

@@ -41,6 +41,16 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[o
     return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
 
 
+def answers(url: str, timeout: int = 2) -> tuple[bool, str]:
+    """Whether the database at ``url`` answers a trivial query (a readiness probe), and why not."""
+    try:
+        with psycopg.connect(url, connect_timeout=timeout) as conn:
+            conn.execute(q.PING)
+    except psycopg.Error as exc:
+        return False, f"database unavailable: {type(exc).__name__}"
+    return True, "ok"
+
+
 def ping(pool: ConnectionPool, timeout: float = 2.0) -> bool:
     """Whether the database answers a trivial query within ``timeout`` seconds."""
     try:

@@ -19,9 +19,9 @@ from typing import Any
 import psycopg
 
 from core import queries as q
-from core.brokeradmin import BrokerAdmin, device_command
-from core.errors import BrokerAdminError, RegistryError
-from core.registry import Device, Household, add_devices, add_households
+from core.brokeradmin import CLIENT_EXISTS, CLIENT_NOT_FOUND, BrokerAdmin, device_command
+from core.errors import BrokerAdminError, RegistryConflict, RegistryInvalid, RegistryNotFound
+from core.registry import Device, Household, add_devices, add_households, household_exists
 from core.topics import readings_topic, status_topic
 
 NEW_DEVICE_ID_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,63}$"
@@ -56,26 +56,28 @@ def register(
     broker managed elsewhere) no login is made and none is returned."""
     bad = [d.id for d in devices if not _NEW_DEVICE_ID.match(d.id)]
     if bad:
-        raise RegistryError(
+        raise RegistryInvalid(
             f"device id {bad[0]!r}: 1-64 upper-case letters, digits, - and _, starting with a "
             "letter or digit (e.g. FWD-000123)"
         )
     ids = [d.id for d in devices]
     if len(set(ids)) != len(ids):
-        raise RegistryError("a device id appears twice")
+        raise RegistryInvalid("a device id appears twice")
     taken = [str(r[0]) for r in conn.execute(q.EXISTING_DEVICES, (ids,))]
     if taken:
-        raise RegistryError(f"device {taken[0]!r} is registered already")
+        raise RegistryConflict(f"device {taken[0]!r} is registered already")
     erased = [str(r[0]) for r in conn.execute(q.ERASED_DEVICES, (ids,))]
     if erased:
         # ingest drops everything an erased device id sends (its tombstone)
-        raise RegistryError(f"device {erased[0]!r} belonged to an erased household: use a new id")
+        raise RegistryConflict(
+            f"device {erased[0]!r} belonged to an erased household: use a new id"
+        )
     refs = sorted({d.household_ref for d in devices})
     cohorts = dict.fromkeys(refs, cohort) if isinstance(cohort, str) else dict(cohort)
     add_households(conn, [Household(ref, cohort=cohorts.get(ref, "default")) for ref in refs])
     if add_devices(conn, devices) != len(devices):
         # another registration of the same id committed meanwhile
-        raise RegistryError("a device in this registration was registered at the same time")
+        raise RegistryConflict("a device in this registration was registered at the same time")
     if broker_url is None:
         conn.commit()
         return []
@@ -102,7 +104,7 @@ def _add_login(broker: BrokerAdmin, login: Login) -> None:
     try:
         broker.add_device(login.device_id, login.password)
     except BrokerAdminError as exc:
-        if "already exists" not in str(exc):
+        if exc.broker_error != CLIENT_EXISTS:
             raise
         # a login left by a registration whose transaction then failed: the database has no
         # such device (checked above), so this registration takes it over with a new password
@@ -115,7 +117,7 @@ def decommission(conn: Conn, device_id: str, broker_url: str | None) -> None:
     (stored ones stay) and its broker login goes, which drops its live connection at once. A
     broker that cannot be reached leaves the device active (try again)."""
     if conn.execute(q.DECOMMISSION_DEVICE, (device_id,)).fetchone() is None:
-        raise RegistryError(f"no active device {device_id!r}")
+        raise RegistryNotFound(f"no active device {device_id!r}")
     if broker_url is not None:
         try:
             with BrokerAdmin(broker_url) as broker:
@@ -130,13 +132,13 @@ def reissue(conn: Conn, device_id: str, broker_url: str) -> Login:
     """A new password for an active device (a lost or leaked one); its live connection is
     dropped, so only the new password works from now on."""
     if conn.execute(q.DEVICE_ACTIVE, (device_id,)).fetchone() is None:
-        raise RegistryError(f"no active device {device_id!r}")
+        raise RegistryNotFound(f"no active device {device_id!r}")
     login = Login(device_id, new_password())
     with BrokerAdmin(broker_url) as broker:
         try:
             broker.set_password(device_id, login.password)
         except BrokerAdminError as exc:
-            if "not found" not in str(exc):
+            if exc.broker_error != CLIENT_NOT_FOUND:
                 raise
             broker.add_device(device_id, login.password)  # registered before the broker kept logins
     return login
@@ -154,10 +156,10 @@ def issue_logins(broker_url: str, device_ids: Sequence[str]) -> list[Login]:
                 {"command": "setClientPassword", "username": login.device_id,
                  "password": login.password}
                 for login, answer in zip(batch, answers, strict=True)
-                if "already exists" in str(answer.get("error", ""))
+                if answer.get("error") == CLIENT_EXISTS
             ]  # fmt: skip
             failed = [a for a in [*answers, *broker.run(again)] if a.get("error")]
-            failed = [a for a in failed if "already exists" not in str(a["error"])]
+            failed = [a for a in failed if a["error"] != CLIENT_EXISTS]
             if failed:
                 raise BrokerAdminError(f"the broker refused a device login: {failed[0]}")
     return logins
@@ -201,8 +203,8 @@ def erase_household(
     cannot be reached nothing is erased and the call can simply be repeated; if the database
     fails after the broker, repeating it finishes the erasure (a login already gone is fine)."""
     ids = [str(r[0]) for r in conn.execute(q.HOUSEHOLD_DEVICES, (ref,))]
-    if not ids and conn.execute(q.HOUSEHOLD_EXISTS_CORE, (ref,)).fetchone() is None:
-        raise RegistryError(f"no household {ref!r} is registered")
+    if not ids and not household_exists(conn, ref):
+        raise RegistryNotFound(f"no household {ref!r} is registered")
     # (the transaction stays open, holding no lock that ingest waits for: the caller's audit
     # actor, set for this transaction, must name whoever erased)
     _forget_on_broker(broker_url, ids, prefix)

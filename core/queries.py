@@ -112,7 +112,7 @@ VALUES (coalesce(nullif(current_setting('wastepilot.actor', true), ''), session_
 
 # --- erasing a household (core/devices.py) ---------------------------------------------------
 HOUSEHOLD_DEVICES: LiteralString = "SELECT id FROM devices WHERE household_ref = %s ORDER BY id"
-HOUSEHOLD_EXISTS_CORE: LiteralString = "SELECT 1 FROM households WHERE ref = %s"
+HOUSEHOLD_EXISTS: LiteralString = "SELECT 1 FROM households WHERE ref = %s"
 # first: waits for ingest's batches under way (migrations/015_erased_devices.sql)
 ERASE_TOMBSTONES: LiteralString = (
     "INSERT INTO erased_devices (device_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING"

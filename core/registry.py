@@ -11,7 +11,7 @@ import psycopg
 
 from core import clock
 from core import queries as q
-from core.errors import RegistryError
+from core.errors import RegistryInvalid
 from core.topics import valid_device_id
 
 
@@ -32,6 +32,10 @@ class Device:
     installed_on: date | None = None
 
 
+def household_exists(conn: psycopg.Connection[Any], ref: str) -> bool:
+    return conn.execute(q.HOUSEHOLD_EXISTS, (ref,)).fetchone() is not None
+
+
 def add_households(
     conn: psycopg.Connection[tuple[object, ...]], households: Iterable[Household]
 ) -> int:
@@ -48,7 +52,7 @@ def add_households(
     ]
     for row in rows:
         if not valid_device_id(str(row["ref"])):
-            raise RegistryError(
+            raise RegistryInvalid(
                 f"household reference {row['ref']!r}: letters, digits, - and _ only"
             )
     return _executemany(conn, q.UPSERT_HOUSEHOLD, rows)
@@ -59,7 +63,7 @@ def add_devices(conn: psycopg.Connection[tuple[object, ...]], devices: Iterable[
     devs = list(devices)
     for d in devs:
         if not valid_device_id(d.id):
-            raise RegistryError(
+            raise RegistryInvalid(
                 f"device id {d.id!r}: 1-64 letters, digits, - and _, "
                 "starting with a letter or digit"
             )
@@ -86,5 +90,7 @@ def _executemany(
             cur.executemany(query.encode(), rows, returning=False)
             count = cur.rowcount
     except psycopg.errors.CheckViolation as exc:
-        raise RegistryError(f"refused by the registry's rules: {exc.diag.message_primary}") from exc
+        raise RegistryInvalid(
+            f"refused by the registry's rules: {exc.diag.message_primary}"
+        ) from exc
     return max(count, 0)

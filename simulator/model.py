@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from core.clock import LONDON
 from simulator.params import Params
 
-LONDON = ZoneInfo("Europe/London")
 # UK household sizes 1..5+ (ONS families and households, rounded) [S]
 OCCUPANT_WEIGHTS = (0.29, 0.35, 0.15, 0.14, 0.07)
 COHORTS = ("A", "B", "C")

@@ -24,7 +24,9 @@ def prepare_database(s: Settings) -> list[str]:
     with connect(s.db_url()) as conn:
         added = load_reference_councils(conn)
     if added:
-        done.append(f"council registry: {added} councils loaded from the ONS 2021 lookup")
+        done.append(
+            f"council registry: {added} councils loaded from mySociety's local authority register"
+        )
     return done
 
 

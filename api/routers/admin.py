@@ -14,7 +14,6 @@ from api.auth import Caller, csrf_token, end_session, start_session
 from api.deps import AppSettings, AuditedConn, Conn, with_connection
 from core import audit, auth, devices
 from core.devices import NEW_DEVICE_ID_PATTERN
-from core.errors import AuthError, BrokerAdminError, RegistryError
 from core.registry import Device
 from core.settings import Settings
 from core.topics import DEVICE_ID_PATTERN
@@ -129,32 +128,23 @@ def list_users(conn: Conn) -> list[dict[str, Any]]:
 def add_user(body: UserIn, conn: AuditedConn) -> dict[str, Any]:
     """Add a person with a role: analyst, officer or admin. The password is stored as an
     argon2 hash."""
-    try:
-        uid = auth.add_user(conn, body.username, body.role, body.password)
-    except AuthError as exc:
-        raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from exc
+    uid = auth.add_user(conn, body.username, body.role, body.password)
     return {"id": uid, "username": body.username, "role": body.role}
 
 
 @router.post("/users/{username}/revoke", summary="Revoke a person")
 def revoke_user(username: UserName, conn: AuditedConn) -> dict[str, str]:
     """The account and every token of it stop working at once."""
-    try:
-        auth.revoke_user(conn, username)
-    except AuthError as exc:
-        raise HTTPException(409 if "last admin" in str(exc) else 404, str(exc)) from exc
+    auth.revoke_user(conn, username)
     return {"username": username, "status": "revoked"}
 
 
 @router.post("/tokens", response_model=TokenOut, status_code=201, summary="Create a token")
 def create_token(body: TokenIn, conn: AuditedConn) -> TokenOut:
     """A bearer token for a user, read-only or read-write, expiring after `days`."""
-    try:
-        tid, token = auth.create_token(
-            conn, body.username, scope=body.scope, days=body.days, name=body.name
-        )
-    except AuthError as exc:
-        raise HTTPException(404, str(exc)) from exc
+    tid, token = auth.create_token(
+        conn, body.username, scope=body.scope, days=body.days, name=body.name
+    )
     return TokenOut(id=tid, token=token, scope=body.scope, days=body.days)
 
 
@@ -163,10 +153,7 @@ def revoke_token(
     token_id: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: AuditedConn
 ) -> dict[str, Any]:
     """The token stops working at once."""
-    try:
-        auth.revoke_token(conn, token_id)
-    except AuthError as exc:
-        raise HTTPException(404, str(exc)) from exc
+    auth.revoke_token(conn, token_id)
     return {"id": token_id, "status": "revoked"}
 
 
@@ -195,15 +182,9 @@ def register_device(body: DeviceIn, conn: AuditedConn, settings: AppSettings) ->
     publish only its own readings and status, and subscribe to nothing. Device ids: upper-case
     letters, digits, - and _ (e.g. FWD-000123)."""
     url = _broker(settings)
-    try:
-        [login] = devices.register(
-            conn, [Device(body.device_id, body.household, body.model)], url, cohort=body.cohort
-        )
-    except RegistryError as exc:
-        code = 409 if "registered" in str(exc) else 422
-        raise HTTPException(code, str(exc)) from exc
-    except BrokerAdminError as exc:
-        raise HTTPException(503, f"the broker did not take the login: {exc}") from exc
+    [login] = devices.register(
+        conn, [Device(body.device_id, body.household, body.model)], url, cohort=body.cohort
+    )
     return DeviceOut(
         device_id=body.device_id,
         household=body.household,
@@ -219,12 +200,7 @@ def reissue_password(device_id: DeviceId, conn: AuditedConn, settings: AppSettin
     """A new broker password for a device (shown once); its live connection is dropped, so only
     the new password works from now on."""
     url = _broker(settings)
-    try:
-        login = devices.reissue(conn, device_id, url)
-    except RegistryError as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except BrokerAdminError as exc:
-        raise HTTPException(503, f"the broker did not take the password: {exc}") from exc
+    login = devices.reissue(conn, device_id, url)
     audit.record(conn, "devices", device_id, "update", {"broker_password": "reissued"})
     row = conn.execute(admin_queries.DEVICE_HOUSEHOLD, (device_id,)).fetchone()
     return DeviceOut(
@@ -241,12 +217,7 @@ def decommission_device(
 ) -> dict[str, Any]:
     """The device's broker login is removed (its live connection is dropped at once) and ingest
     refuses its readings from now on; its stored readings stay."""
-    try:
-        devices.decommission(conn, device_id, _broker(settings))
-    except RegistryError as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except BrokerAdminError as exc:
-        raise HTTPException(503, f"the broker did not remove the login: {exc}") from exc
+    devices.decommission(conn, device_id, _broker(settings))
     return {"device_id": device_id, "status": "decommissioned"}
 
 
@@ -267,14 +238,9 @@ def erase_household(ref: Ref, conn: AuditedConn, settings: AppSettings) -> House
     readings, statuses, dead letters, rollups and anomalies, the devices and the household are
     deleted, and weekly reports no longer name it. The pilot's and cohorts' past totals stay
     as computed. Irreversible."""
-    try:
-        done = devices.erase_household(
-            conn, ref, settings.broker_admin_url(), prefix=settings.topic_prefix
-        )
-    except RegistryError as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except BrokerAdminError as exc:
-        raise HTTPException(503, f"the broker did not remove the logins: {exc}") from exc
+    done = devices.erase_household(
+        conn, ref, settings.broker_admin_url(), prefix=settings.topic_prefix
+    )
     return HouseholdErasureOut(
         household=done.household,
         devices=done.devices,

@@ -10,11 +10,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
-from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import iterate_in_threadpool
 
-from analytics import export, queries
+from analytics import export, listings
 from analytics.kpis import pilot_kpis
 from analytics.usage import Bucket, usage_series
 from api.deps import (
@@ -75,8 +74,7 @@ def usage(
 @router.get("/cohorts", summary="Cohorts and their households")
 def cohorts(conn: Conn) -> list[dict[str, Any]]:
     """The pilot's cohorts with the number of households enrolled in each."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(queries.COHORTS).fetchall()
+    return listings.cohorts(conn)
 
 
 def _kpi_period(start: date | None, end: date | None) -> tuple[date, date]:
@@ -195,10 +193,7 @@ def anomalies(
 ) -> list[dict[str, Any]]:
     """Open anomalies found by the device-health job: offline too long, jam rate, leaks,
     abnormal water per use — newest first, with the household's reference."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            queries.ANOMALIES, {"include_resolved": include_resolved, "limit": 1000}
-        ).fetchall()
+    return listings.anomalies(conn, include_resolved=include_resolved, limit=1000)
 
 
 @router.get("/jobs", summary="Scheduled job history")
@@ -209,15 +204,13 @@ def jobs(
 ) -> list[dict[str, Any]]:
     """Runs of the scheduled jobs, newest first: start, end, outcome (ok, failed, skipped
     because another scheduler was running it), rows touched."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(queries.JOB_RUNS, {"job": job, "limit": limit}).fetchall()
+    return listings.job_runs(conn, job, limit)
 
 
 @router.get("/reports/weekly", summary="Weekly pilot reports")
 def weekly_reports(conn: Conn) -> list[dict[str, Any]]:
     """Weekly reports kept by the scheduler, newest first; download each as HTML or CSV."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(queries.WEEKLY_REPORTS).fetchall()
+    rows = listings.weekly_reports(conn)
     for r in rows:
         r["html"] = f"/api/v1/reports/weekly/{r['id']}.html"
         r["csv"] = f"/api/v1/reports/weekly/{r['id']}.csv"
@@ -229,7 +222,7 @@ def weekly_report(
     report_id: Annotated[int, Path(ge=1, le=2**63 - 1)], fmt: Literal["html", "csv"], conn: Conn
 ) -> Response:
     """The report page (charts included) or its figures as CSV."""
-    row = conn.execute(queries.WEEKLY_REPORT, (report_id,)).fetchone()
+    row = listings.weekly_report(conn, report_id)
     if row is None:
         raise HTTPException(404, f"no weekly report with id {report_id}")
     if fmt == "html":

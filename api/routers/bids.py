@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, File, HTTPException, Path, Query, Request, UploadFile
-from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.auth import Caller
@@ -16,7 +15,6 @@ from api.routers.workshops import ImportProblem
 from api.schemas import AuditEntry, Bid, BidIn, BidPatch, BidStatus, GssCode, RoundCode
 from api.security import SHEET_BODY_LIMIT
 from bids import awards, records
-from bids import queries as q
 from bids.sheets import AWARDS
 from core.audit import set_actor
 
@@ -145,7 +143,4 @@ def audit(
     tables = BID_SUPPORT_TABLES + (ADMIN_TABLES if caller.role == "admin" else ())
     if table is not None and table not in tables:
         raise HTTPException(403, f"a {caller.role} may not read changes to {table}")
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            q.SELECT_AUDIT, {"tables": list(tables), "table": table, "key": key, "limit": limit}
-        ).fetchall()
+    return records.audit_trail(conn, list(tables), table, key, limit)

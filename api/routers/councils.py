@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from psycopg.rows import dict_row
 
 from api.deps import AuditedConn, Conn
 from api.schemas import (
@@ -17,9 +16,7 @@ from api.schemas import (
     Resource,
     ResourceIn,
 )
-from bids import queries as q
 from bids import records
-from bids.errors import translated
 from bids.regions import Region
 
 router = APIRouter(prefix="/api/v1", tags=["councils"])
@@ -88,31 +85,25 @@ def update_council(code: CodePath, body: CouncilPatch, conn: AuditedConn) -> dic
 @router.get("/reference-data", response_model=list[ReferenceData], summary="Data vintages")
 def reference_data(conn: Conn) -> list[dict[str, Any]]:
     """Which reference data seeded the registry: source, vintage, licence and when loaded."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(q.SELECT_REFERENCE_DATA).fetchall()
+    return records.reference_data(conn)
 
 
 @router.get("/fund-rounds", response_model=list[FundRound], summary="Fund rounds")
 def list_rounds(conn: Conn) -> list[dict[str, Any]]:
     """Rounds of the weekly collection support fund that bids are made to."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(q.SELECT_ROUNDS).fetchall()
+    return records.fund_rounds(conn)
 
 
 @router.post("/fund-rounds", response_model=FundRound, status_code=201, summary="Add a round")
 def add_round(body: FundRound, conn: AuditedConn) -> dict[str, Any]:
     """Add a fund round (code, name, dates, budget)."""
-    with translated(), conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(q.INSERT_ROUND, body.model_dump()).fetchone()
-    assert row is not None  # noqa: S101  (INSERT ... RETURNING)
-    return row
+    return records.add_fund_round(conn, body.model_dump())
 
 
 @router.get("/guidance-resources", response_model=list[Resource], summary="Guidance resources")
 def list_resources(conn: Conn) -> list[dict[str, Any]]:
     """Published guidance that workshops link to."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(q.SELECT_RESOURCES).fetchall()
+    return records.resources(conn)
 
 
 @router.post(
@@ -120,7 +111,4 @@ def list_resources(conn: Conn) -> list[dict[str, Any]]:
 )
 def add_resource(body: ResourceIn, conn: AuditedConn) -> dict[str, Any]:
     """Record a guidance resource (title, web address, publication date)."""
-    with translated(), conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(q.INSERT_RESOURCE, (body.title, body.url, body.published_on)).fetchone()
-    assert row is not None  # noqa: S101  (INSERT ... RETURNING)
-    return row
+    return records.add_resource(conn, body.title, body.url, body.published_on)

@@ -6,10 +6,9 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from psycopg.rows import class_row
 from pydantic import AwareDatetime, BaseModel, Field
 
-from analytics import queries
+from analytics import listings
 from analytics.household import HouseholdDetail, household_record
 from analytics.usage import Bucket, household_usage
 from api.deps import AppSettings, Conn, HouseholdRef, checked_period, checked_zone
@@ -55,8 +54,7 @@ def list_households(
 ) -> list[HouseholdOut]:
     """The pilot's households, those heard from most recently first, with the time of each one's
     newest reading: pick one here to ask for its usage."""
-    with conn.cursor(row_factory=class_row(HouseholdOut)) as cur:
-        return cur.execute(queries.HOUSEHOLDS, {"cohort": cohort, "limit": limit}).fetchall()
+    return [HouseholdOut.model_validate(r) for r in listings.households(conn, cohort, limit)]
 
 
 @router.get("/households/{ref}", response_model=HouseholdDetail, summary="One household")

@@ -10,9 +10,8 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
-from psycopg.rows import dict_row
 
-from analytics import queries
+from analytics import listings
 from analytics.household import household_record
 from analytics.kpis import Kpis, pilot_kpis
 from analytics.usage import Bucket, UsagePoint, usage_series
@@ -104,7 +103,7 @@ def dashboard(
     p = need(request, conn, "analyst")
     b = Bucket(bucket) if bucket in BUCKET_WORDS else Bucket.D1
     days = days if days in PERIODS else 30
-    cohorts = [str(r[0]) for r in conn.execute(queries.COHORTS)]
+    cohorts = [str(r["cohort"]) for r in listings.cohorts(conn)]
     cohort = cohort if cohort in cohorts else ""
     end = clock.now()
     start = end - timedelta(days=days)
@@ -126,10 +125,7 @@ def dashboard(
         "hours": [f"{h.hour:02d}:00" for h in k.time_of_day],
         "shares": [round(100 * h.share_of_uses, 2) for h in k.time_of_day],
     }
-    with conn.cursor(row_factory=dict_row) as cur:
-        anomalies = cur.execute(
-            queries.ANOMALIES, {"include_resolved": False, "limit": 50}
-        ).fetchall()
+    anomalies = listings.anomalies(conn, include_resolved=False, limit=50)
     query = {"start": first.isoformat(), "end": after.isoformat()}
     if cohort:
         query["cohort"] = cohort

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import (
@@ -26,7 +25,6 @@ from core.audit import set_actor
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters.update(display.FILTERS)  # the one formatting layer (core/display.py)
-LONDON = ZoneInfo("Europe/London")
 HOME = {"officer": "/officers/workshops", "analyst": "/analysts", "admin": "/officers/workshops"}
 
 

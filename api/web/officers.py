@@ -11,14 +11,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import SESSION_COOKIE, csrf_token
 from api.deps import Conn, read_upload, with_connection
-from api.errors import http_error, status_of
+from api.errors import USER_ERRORS, UserError, http_error, status_of
 from api.security import SHEET_BODY_LIMIT
 from api.web.common import check_csrf, need, page
 from bids import imports, records, registrations, report
-from bids.imports import LONDON
 from core import auth, display
 from core.audit import set_actor
-from core.errors import BidSupportError, SheetError
+from core.clock import LONDON
+from core.errors import SheetError
 
 router = APIRouter(include_in_schema=False)
 Connection = psycopg.Connection[tuple[object, ...]]
@@ -76,7 +76,7 @@ def workshop_page(request: Request, conn: Conn, wid: int) -> HTMLResponse:
     p = need(request, conn, "officer")
     try:
         return _workshop_page(request, conn, p, wid)
-    except BidSupportError as exc:
+    except USER_ERRORS as exc:
         raise http_error(exc) from exc
 
 
@@ -134,9 +134,9 @@ def record_attendance(
             )
             if status != "registered" and reg["status"] == "registered":
                 registrations.change_status(conn, int(reg["id"]), status)
-        except BidSupportError as exc:
+        except USER_ERRORS as exc:
             conn.rollback()
-            errors["email" if "email" in str(exc) else "person_name"] = str(exc).capitalize()
+            errors[exc.field or "person_name"] = str(exc).capitalize()
     if errors:
         return _workshop_page(request, conn, p, wid, 422, errors, values)
     return RedirectResponse(f"/officers/workshops/{wid}#attendance", 303)
@@ -154,7 +154,7 @@ def change_status(
     check_csrf(request, csrf_token_)
     try:
         reg = registrations.change_status(conn, rid, status)
-    except BidSupportError as exc:
+    except USER_ERRORS as exc:
         raise http_error(exc) from exc
     return RedirectResponse(f"/officers/workshops/{reg['workshop_id']}#attendance", 303)
 
@@ -197,17 +197,17 @@ async def import_sheet(
     except SheetError as exc:
         return page(request, "import.html", 422, errors={"file": str(exc)}, result=None, **ctx)
 
-    def apply(conn: Connection) -> imports.ImportResult | BidSupportError:
+    def apply(conn: Connection) -> imports.ImportResult | UserError:
         set_actor(conn, p.username)
         try:
             return imports.import_sheet(conn, w, rows, p.username, commit == "yes")
-        except BidSupportError as exc:
+        except USER_ERRORS as exc:
             conn.rollback()
             return exc
 
     result = await with_connection(request, apply)
-    if isinstance(result, BidSupportError):
-        code = status_of(result)
+    if not isinstance(result, imports.ImportResult):
+        code = status_of(result) or 500
         return page(request, "import.html", code, errors={"file": str(result)}, result=None, **ctx)
     return page(request, "import.html", result=result, **ctx)
 

@@ -75,15 +75,15 @@ def _child_env(s: Settings) -> dict[str, str]:
 def example_request(s: Settings) -> str | None:
     """A request that shows data: the usage of the household heard from most recently (none
     while nothing is stored yet)."""
-    from analytics import queries
+    from analytics import listings
 
     with connect(s.db_url()) as conn:
-        row = conn.execute(queries.HOUSEHOLDS, {"cohort": None, "limit": 1}).fetchone()
-    if row is None or row[4] is None:
+        rows = listings.households(conn, None, 1)
+    if not rows or rows[0]["last_reading_at"] is None:
         return None
     return (
         f'curl -H "Authorization: Bearer $TOKEN" '
-        f"'http://{s.api_host}:{s.api_port}/api/v1/households/{row[0]}/usage?bucket=1h'"
+        f"'http://{s.api_host}:{s.api_port}/api/v1/households/{rows[0]['ref']}/usage?bucket=1h'"
     )
 
 

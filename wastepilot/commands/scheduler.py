@@ -15,8 +15,7 @@ from rich.console import Console
 from analytics.jobs import ANALYTICS_JOBS
 from bids.jobs import BIDS_JOBS
 from core import clock
-from core import queries as core_queries
-from core.db import connect
+from core.db import answers, connect
 from core.jobs import JobFn, Outcome, run_job
 from core.logs import setup_logging
 from core.settings import Settings, get_settings
@@ -75,12 +74,7 @@ def _backup_job(kind: str) -> JobFn:
 
 
 def _database_ready(s: Settings) -> tuple[bool, str]:
-    try:
-        with psycopg.connect(s.db_url(), connect_timeout=2) as conn:
-            conn.execute(core_queries.PING)
-    except psycopg.Error as exc:
-        return False, f"database unavailable: {type(exc).__name__}"
-    return True, "ok"
+    return answers(s.db_url())
 
 
 def scheduler(

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from core import clock
 from core.db import connect
-from core.errors import ConfigError
+from core.errors import ConfigError, PublishError
 from core.registry import Device, Household, add_devices, add_households
 from core.settings import Settings, get_settings
 from wastepilot.signals import stop_on_signals
@@ -136,6 +136,11 @@ def simulate_cmd(
         )
         if summ.malformed:
             console.print(f"malformed messages sent, by expected reason: {summ.malformed}")
+        if summ.not_confirmed:
+            raise PublishError(
+                f"the broker did not confirm {summ.not_confirmed} of {summ.messages} messages "
+                "(refused logins or topics? see the broker's log)"
+            )
     if live and not stop.is_set() and output is None:
         sp = speed or s.sim_speed
         console.print(f"live: {n} households at {sp:g}x; Ctrl-C stops")
@@ -144,6 +149,8 @@ def simulate_cmd(
             f"live: {summ.readings} readings in {summ.messages} messages; "
             f"not confirmed: {summ.not_confirmed}"
         )
+        if summ.not_confirmed:
+            raise PublishError(f"the broker did not confirm {summ.not_confirmed} messages")
 
 
 def _device_sinks(s: Settings, fleet: list[Any]) -> DeviceSinksType:
