@@ -603,3 +603,22 @@ WHERE household_ref = %(ref)s AND (resolved_at IS NULL OR resolved_at >= %(start
 ORDER BY resolved_at DESC NULLS FIRST, last_seen DESC
 LIMIT 100
 """
+
+
+# --- a household's erasure (analytics/keeper.py) --------------------------------------------
+ERASE_DEVICE_DAILY: LiteralString = "DELETE FROM device_daily WHERE device_id = ANY(%(ids)s)"
+ERASE_ANOMALIES: LiteralString = (
+    "DELETE FROM anomalies WHERE device_id = ANY(%(ids)s) OR household_ref = %(ref)s"
+)
+ERASE_USAGE_HOURLY: LiteralString = "DELETE FROM usage_hourly WHERE household_ref = %(ref)s"
+ERASE_USAGE_DAILY: LiteralString = "DELETE FROM usage_daily WHERE household_ref = %(ref)s"
+# refs are letters, digits, - and _ (a CHECK): safe in a pattern; whole words only, so HH-004 is
+# not replaced inside HH-0042
+REDACT_WEEKLY_REPORTS: LiteralString = (
+    "UPDATE weekly_reports SET "
+    "html = regexp_replace(html, '(?<![A-Za-z0-9_-])' || %(ref)s || '(?![A-Za-z0-9_-])', "
+    "%(erased)s, 'g'), "
+    "csv = regexp_replace(csv, '(?<![A-Za-z0-9_-])' || %(ref)s || '(?![A-Za-z0-9_-])', "
+    "%(erased)s, 'g') "
+    "WHERE strpos(html, %(ref)s) > 0 OR strpos(csv, %(ref)s) > 0"
+)

@@ -18,9 +18,11 @@ from typing import Any
 
 import psycopg
 
+from core import keepers
 from core import queries as q
 from core.brokeradmin import CLIENT_EXISTS, CLIENT_NOT_FOUND, BrokerAdmin, device_command
 from core.errors import BrokerAdminError, RegistryConflict, RegistryInvalid, RegistryNotFound
+from core.keepers import Keeper
 from core.registry import Device, Household, add_devices, add_households, household_exists
 from core.topics import readings_topic, status_topic
 
@@ -186,7 +188,7 @@ def _forget_on_broker(broker_url: str | None, ids: list[str], prefix: str) -> No
 
 
 def erase_household(
-    conn: Conn, ref: str, broker_url: str | None, *, prefix: str
+    conn: Conn, ref: str, broker_url: str | None, *, prefix: str, others: tuple[Keeper, ...]
 ) -> HouseholdErasure:
     """Erase a household that leaves the pilot and withdraws its data, and commit: its devices'
     broker logins, raw readings, status, dead letters (with their payloads), per-device and
@@ -201,7 +203,10 @@ def erase_household(
     only as long as the database work takes, never for the broker; from then on ingest drops
     whatever of theirs still comes (queued on the broker, in a batch under way). If the broker
     cannot be reached nothing is erased and the call can simply be repeated; if the database
-    fails after the broker, repeating it finishes the erasure (a login already gone is fine)."""
+    fails after the broker, repeating it finishes the erasure (a login already gone is fine).
+    What each package keeps of the household it erases itself (``others``: every package's
+    keeper but the registry's, composed at the top, api/keepers.py); the devices and the
+    household go last."""
     ids = [str(r[0]) for r in conn.execute(q.HOUSEHOLD_DEVICES, (ref,))]
     if not ids and not household_exists(conn, ref):
         raise RegistryNotFound(f"no household {ref!r} is registered")
@@ -213,11 +218,27 @@ def erase_household(
     _forget_on_broker(broker_url, [i for i in now if i not in ids], prefix)
     ids = now
     conn.execute(q.ERASE_TOMBSTONES, (ids,))  # ingest stores nothing of them from now on
-    readings = conn.execute(q.ERASE_READINGS, (ids,)).rowcount
-    dead = conn.execute(q.ERASE_DEAD_LETTERS, {"ids": ids}).rowcount
-    for statement in q.ERASE_DEVICE_DATA:
-        conn.execute(statement, (ids,))
-    for statement in q.ERASE_HOUSEHOLD_DATA:
-        conn.execute(statement, {"ref": ref, "erased": "[erased household]"})
+    done = keepers.erase_household((*others, KEEPER), conn, ref, ids)
     conn.commit()
-    return HouseholdErasure(ref, len(ids), readings, dead)
+    return HouseholdErasure(ref, len(ids), done.get("readings", 0), done.get("dead_letters", 0))
+
+
+def _erase_registry(conn: Conn, ref: str, _ids: list[str]) -> dict[str, int]:
+    done = {}
+    for statement, table in zip(q.ERASE_REGISTRY, ("devices", "households"), strict=True):
+        done[table] = conn.execute(statement, {"ref": ref}).rowcount
+    return done
+
+
+# what the registry keeps (core/keepers.py): households and their devices, erased last
+KEEPER = Keeper(
+    "core",
+    household=("households", "devices"),
+    other=("job_runs", "sign_in_attempts"),
+    erase_household=_erase_registry,
+    kept={
+        "erased_devices": "the tombstone: ingest refuses an erased device id for ever",
+        "audit_log": "append-only: the devices' registration and deletion by id, the household "
+        "redacted from its rows",
+    },
+)

@@ -117,31 +117,8 @@ HOUSEHOLD_EXISTS: LiteralString = "SELECT 1 FROM households WHERE ref = %s"
 ERASE_TOMBSTONES: LiteralString = (
     "INSERT INTO erased_devices (device_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING"
 )
-ERASE_READINGS: LiteralString = "DELETE FROM readings WHERE device_id = ANY(%s)"
 ERASED_DEVICES: LiteralString = "SELECT device_id FROM erased_devices WHERE device_id = ANY(%s)"
-# also those on a malformed topic naming the device (their device_id is unknown)
-ERASE_DEAD_LETTERS: LiteralString = (
-    "DELETE FROM dead_letters WHERE device_id = ANY(%(ids)s) OR EXISTS "
-    "(SELECT 1 FROM unnest(%(ids)s::text[]) d WHERE strpos(topic, '/' || d || '/') > 0)"
-)
-ERASE_DEVICE_DATA: tuple[LiteralString, ...] = (
-    "DELETE FROM device_status WHERE device_id = ANY(%s)",
-    "DELETE FROM device_status_history WHERE device_id = ANY(%s)",
-    "DELETE FROM device_daily WHERE device_id = ANY(%s)",
-    "DELETE FROM anomalies WHERE device_id = ANY(%s)",
-)
-ERASE_HOUSEHOLD_DATA: tuple[LiteralString, ...] = (
-    "DELETE FROM anomalies WHERE household_ref = %(ref)s",
-    "DELETE FROM usage_hourly WHERE household_ref = %(ref)s",
-    "DELETE FROM usage_daily WHERE household_ref = %(ref)s",
-    # refs are letters, digits, - and _ (a CHECK): safe in a pattern; whole words only, so
-    # HH-004 is not replaced inside HH-0042
-    "UPDATE weekly_reports SET "
-    "html = regexp_replace(html, '(?<![A-Za-z0-9_-])' || %(ref)s || '(?![A-Za-z0-9_-])', "
-    "%(erased)s, 'g'), "
-    "csv = regexp_replace(csv, '(?<![A-Za-z0-9_-])' || %(ref)s || '(?![A-Za-z0-9_-])', "
-    "%(erased)s, 'g') "
-    "WHERE strpos(html, %(ref)s) > 0 OR strpos(csv, %(ref)s) > 0",
+ERASE_REGISTRY: tuple[LiteralString, ...] = (
     "DELETE FROM devices WHERE household_ref = %(ref)s",
     "DELETE FROM households WHERE ref = %(ref)s",
 )

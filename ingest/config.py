@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from core import clock
 from core.logs import JsonFormatter
 from core.settings import Settings
+from ingest.children import PipelineSpec
 from ingest.consumer import ConsumerConfig
-from ingest.pipeline import PipelineSpec
 from ingest.validate import Limits
 
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ingest.columns import DEVICE, RECEIVED, SEQ, TS
 from ingest.protocol import ReadingRow
 from ingest.validate import DeviceState
 
@@ -50,8 +51,8 @@ def suspects(rows: Sequence[ReadingRow], states: Mapping[str, DeviceState]) -> l
     """Rows that may already be stored: a seq at or below the device's last stored seq."""
     out = []
     for i, row in enumerate(rows):
-        st = states.get(row[1])
-        if st is not None and st.last_seq is not None and row[2] <= st.last_seq:
+        st = states.get(row[DEVICE])
+        if st is not None and st.last_seq is not None and row[SEQ] <= st.last_seq:
             out.append(i)
     return out
 
@@ -69,7 +70,7 @@ def plan(
     windows = p.windows
     suspect = set(suspects(rows, states))
     for i, row in enumerate(rows):
-        ts, device, seq = row[0], row[1], row[2]
+        ts, device, seq = row[TS], row[DEVICE], row[SEQ]
         key = (device, seq, ts)
         if i in stored or key in keys:  # a re-sent or redelivered reading: skipped by the insert
             p.stage.append(i)
@@ -80,7 +81,7 @@ def plan(
             p.reused.append((i, first))
             continue
         win = windows.get(device) or _window(states.get(device))
-        minute = minute_of(row[-1])
+        minute = minute_of(row[RECEIVED])
         if win.minute is None or minute > win.minute:
             win = Window(minute, 0)
         if win.count >= per_min:

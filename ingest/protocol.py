@@ -18,15 +18,11 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from core.wire import StatusMessage
+from ingest.columns import StagedRow
 from ingest.validate import Limits, Reject, check_message
 
-# One reading as COPY writes it: ts, device_id, seq, kind, run_s, energy_wh, water_l, peak_a,
-# fault, received_at (queries.COPY_STAGING's columns).
-ReadingRow = tuple[
-    datetime, str, int, str, float | None, float | None, float | None, float | None, str | None,
-    datetime,
-]  # fmt: skip
-READING_FIELDS = 9  # the contract's fields of a ReadingRow (received_at is ingest's)
+# One reading as COPY writes it: a Row's values, then received_at (ingest/columns.py)
+ReadingRow = StagedRow
 
 
 class StatusUpdate(NamedTuple):

@@ -2,42 +2,35 @@
 
 from typing import LiteralString
 
-CREATE_STAGING: LiteralString = """
-CREATE TEMP TABLE IF NOT EXISTS readings_staging (
-    ts timestamptz NOT NULL, device_id text NOT NULL, seq bigint NOT NULL, kind text NOT NULL,
-    run_s float8, energy_wh float8, water_l float8, peak_a float8, fault text,
-    received_at timestamptz NOT NULL
-) ON COMMIT DELETE ROWS
-"""
+from psycopg import sql
 
-# Binary COPY: psycopg's C dumpers write a row in ~0.4 us, text format took ~4 us (measured);
-# the rows' types are declared once per COPY with STAGING_TYPES.
-COPY_STAGING: LiteralString = """
-COPY readings_staging (ts, device_id, seq, kind, run_s, energy_wh, water_l, peak_a, fault,
-                       received_at) FROM STDIN (FORMAT BINARY)
-"""
-STAGING_TYPES = [
-    "timestamptz",
-    "text",
-    "int8",
-    "text",
-    "float8",
-    "float8",
-    "float8",
-    "float8",
-    "text",
-    "timestamptz",
-]
+from ingest.columns import COLUMNS, NAMES, TYPES
+
+# The staging table and its binary COPY, built from the columns' one declaration
+# (ingest/columns.py). Binary COPY: psycopg's C dumpers write a row in ~0.4 us, text format took
+# ~4 us (measured); the rows' types are declared once per COPY with STAGING_TYPES.
+_COLS = sql.SQL(", ").join(map(sql.Identifier, NAMES))
+CREATE_STAGING = sql.SQL(
+    "CREATE TEMP TABLE IF NOT EXISTS readings_staging ({}) ON COMMIT DELETE ROWS"
+).format(
+    sql.SQL(", ").join(
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(name), sql.SQL(pg), sql.SQL("" if nullable else " NOT NULL")
+        )
+        for name, pg, nullable in COLUMNS
+    )
+)
+COPY_STAGING = sql.SQL("COPY readings_staging ({}) FROM STDIN (FORMAT BINARY)").format(_COLS)
+STAGING_TYPES = TYPES
 
 # Idempotent: the unique key (device_id, seq, ts) turns a re-sent or redelivered reading into a
 # conflict that is skipped, never an overwrite. One statement (one round trip) also moves each
 # device's last seen/last seq and sets its rate window (computed by ingest/edge.py under the
 # row lock BATCH_STATE took, passed as arrays). Returns the number of readings newly stored.
-INSERT_FROM_STAGING: LiteralString = """
+INSERT_FROM_STAGING = sql.SQL("""
 WITH stored AS (
-    INSERT INTO readings (ts, device_id, seq, kind, run_s, energy_wh, water_l, peak_a, fault,
-                          received_at)
-    SELECT ts, device_id, seq, kind, run_s, energy_wh, water_l, peak_a, fault, received_at
+    INSERT INTO readings ({cols})
+    SELECT {cols}
     FROM readings_staging
     ON CONFLICT (device_id, seq, ts) DO NOTHING
     RETURNING 1
@@ -57,7 +50,7 @@ WITH stored AS (
         updated_at = now()
 )
 SELECT count(*) FROM stored
-"""
+""").format(cols=_COLS)
 
 UPSERT_STATUS: LiteralString = """
 INSERT INTO device_status (device_id, online, status_at, firmware, uptime_s, rssi_dbm, updated_at)
@@ -133,3 +126,16 @@ PING: LiteralString = "SELECT 1"
 # migrations/015_erased_devices.sql: SHARE lets batches run side by side, and makes an
 # erasure's insert wait for the batches under way (and the batches after it wait for it)
 LOCK_TOMBSTONES: LiteralString = "LOCK TABLE erased_devices IN SHARE MODE"
+
+
+# --- a household's erasure (ingest/keeper.py) -----------------------------------------------
+ERASE_READINGS: LiteralString = "DELETE FROM readings WHERE device_id = ANY(%s)"
+# also those on a malformed topic naming the device (their device_id is unknown)
+ERASE_DEAD_LETTERS: LiteralString = (
+    "DELETE FROM dead_letters WHERE device_id = ANY(%(ids)s) OR EXISTS "
+    "(SELECT 1 FROM unnest(%(ids)s::text[]) d WHERE strpos(topic, '/' || d || '/') > 0)"
+)
+ERASE_DEVICE_STATUS: LiteralString = "DELETE FROM device_status WHERE device_id = ANY(%s)"
+ERASE_DEVICE_STATUS_HISTORY: LiteralString = (
+    "DELETE FROM device_status_history WHERE device_id = ANY(%s)"
+)

@@ -27,7 +27,7 @@ from ingest.acks import AckLedger
 from ingest.config import WorkerConfig
 from ingest.consumer import Consumer, Message
 from ingest.metrics import IngestMetrics
-from ingest.processes import Pipeline
+from ingest.pipeline import Pipeline
 from ingest.protocol import Outcome, Shipment, Stop
 
 log = logging.getLogger(__name__)

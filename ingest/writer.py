@@ -17,16 +17,16 @@ from core.errors import DatabaseUnavailable
 from core.topics import readings_topic
 from core.wire import Reason
 from ingest import edge, queries
+from ingest.columns import DEVICE, RECEIVED, SEQ, TS, Row
 from ingest.deadletters import DeadLetterBudget
 from ingest.protocol import (
-    READING_FIELDS,
     BatchResult,
     DeadLetter,
     ReadingRow,
     StatusUpdate,
     Validated,
 )
-from ingest.validate import DeviceState, Reject, Row, check_registry, reading_bytes
+from ingest.validate import DeviceState, Reject, check_registry, reading_bytes
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Writer:
         detail = f"the database refused it: {str(exc).strip()[:300]}"
         dead = list(piece.dead)
         for row in piece.rows:
-            dead.append(DeadLetter(row[-1], self._reject(row, Reason.STORAGE_ERROR, detail)))
+            dead.append(DeadLetter(row[RECEIVED], self._reject(row, Reason.STORAGE_ERROR, detail)))
         for st in piece.statuses:
             raw = st.status.model_dump_json(exclude_none=True).encode()
             reject = Reject(st.topic, st.status.device_id, Reason.STORAGE_ERROR, detail, raw)
@@ -139,9 +139,9 @@ class Writer:
         return _result_of(dead)
 
     def _reject(self, row: ReadingRow, reason: Reason, detail: str) -> Reject:
-        device = row[1]
+        device = row[DEVICE]
         topic = readings_topic(self._prefix, device)
-        return Reject(topic, device, reason, detail, reading_bytes(Row._make(row[:READING_FIELDS])))
+        return Reject(topic, device, reason, detail, reading_bytes(Row._make(row[:RECEIVED])))
 
     def _write(
         self,
@@ -159,11 +159,11 @@ class Writer:
             rows, statuses, dead, erased = _drop_erased(erased_ids, rows, statuses, dead)
             good: list[ReadingRow] = []
             for row in rows:
-                verdict = check_registry(row[1], row[0], devices)
+                verdict = check_registry(row[DEVICE], row[TS], devices)
                 if verdict is None:
                     good.append(row)
                 else:
-                    dead.append(DeadLetter(row[-1], self._reject(row, *verdict)))
+                    dead.append(DeadLetter(row[RECEIVED], self._reject(row, *verdict)))
             rows, refused = self._device_edge(conn, good, devices, dead)
             if rows:
                 windows = self._windows
@@ -250,27 +250,27 @@ class Writer:
             reused += elsewhere.items()
             p.stage = [i for i in p.stage if i not in elsewhere]
             for i in elsewhere:  # not stored after all: the window counts stored readings
-                w = p.windows[rows[i][1]]
-                p.windows[rows[i][1]] = edge.Window(w.minute, w.count - 1)
+                w = p.windows[rows[i][DEVICE]]
+                p.windows[rows[i][DEVICE]] = edge.Window(w.minute, w.count - 1)
         for i, kept_ts in reused:
             row = rows[i]
             detail = (
-                f"seq {row[2]} of {row[1]} was already used by a reading stamped "
-                f"{kept_ts.isoformat()}; this one is stamped {row[0].isoformat()}"
+                f"seq {row[SEQ]} of {row[DEVICE]} was already used by a reading stamped "
+                f"{kept_ts.isoformat()}; this one is stamped {row[TS].isoformat()}"
             )
-            dead.append(DeadLetter(row[-1], self._reject(row, Reason.SEQ_REUSED, detail)))
+            dead.append(DeadLetter(row[RECEIVED], self._reject(row, Reason.SEQ_REUSED, detail)))
         refused = 0
         for device, over in p.refused.items():
             refused += len(over)
             first, last = rows[over[0]], rows[over[-1]]
             detail = (
                 f"{len(over)} readings of {device} refused: over its limit of {self._per_min} "
-                f"new readings a minute (seq {first[2]} to {last[2]}, stamped "
-                f"{first[0].isoformat()} to {last[0].isoformat()})"
+                f"new readings a minute (seq {first[SEQ]} to {last[SEQ]}, stamped "
+                f"{first[TS].isoformat()} to {last[TS].isoformat()})"
             )
             topic = readings_topic(self._prefix, device)
             summary = Reject(topic, device, Reason.RATE_LIMITED, detail, b"")
-            dead.append(DeadLetter(first[-1], summary))
+            dead.append(DeadLetter(first[RECEIVED], summary))
         self._windows = p.windows
         return [rows[i] for i in p.stage], refused
 
@@ -286,9 +286,9 @@ class Writer:
             return []
         args = (
             which,
-            [rows[i][1] for i in which],
-            [rows[i][2] for i in which],
-            [rows[i][0] for i in which],
+            [rows[i][DEVICE] for i in which],
+            [rows[i][SEQ] for i in which],
+            [rows[i][TS] for i in which],
         )
         return conn.execute(query, args).fetchall()
 

@@ -12,6 +12,7 @@ from api import queries as admin_queries
 from api import signin
 from api.auth import Caller, csrf_token, end_session, start_session
 from api.deps import AppSettings, AuditedConn, Conn, with_connection
+from api.keepers import OTHERS
 from core import audit, auth, devices
 from core.devices import NEW_DEVICE_ID_PATTERN
 from core.registry import Device
@@ -239,7 +240,7 @@ def erase_household(ref: Ref, conn: AuditedConn, settings: AppSettings) -> House
     deleted, and weekly reports no longer name it. The pilot's and cohorts' past totals stay
     as computed. Irreversible."""
     done = devices.erase_household(
-        conn, ref, settings.broker_admin_url(), prefix=settings.topic_prefix
+        conn, ref, settings.broker_admin_url(), prefix=settings.topic_prefix, others=OTHERS
     )
     return HouseholdErasureOut(
         household=done.household,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
 from api.deps import Actor, AuditedConn, Conn, read_upload, with_connection
+from api.keepers import KEEPERS
 from api.schemas import (
     Erasure,
     ErasureIn,
@@ -26,6 +27,7 @@ from api.schemas import (
 from api.security import SHEET_BODY_LIMIT
 from bids import imports, records, registrations
 from bids.regions import Region
+from core import keepers
 from core.audit import set_actor
 from core.errors import Invalid
 
@@ -209,4 +211,5 @@ def erase_speaker(body: SpeakerErasureIn, conn: AuditedConn) -> SpeakerErasure:
 def erase_person(body: ErasureIn, conn: AuditedConn) -> Erasure:
     """Erase a person's personal data (name, role, email) from every registration and from the
     audit log; the registrations stay, anonymous, so take-up counts do not change."""
-    return Erasure(registrations_erased=registrations.erase_person(conn, str(body.email)))
+    done = keepers.erase_person(KEEPERS, conn, str(body.email))
+    return Erasure(registrations_erased=done.get("registrations", 0))

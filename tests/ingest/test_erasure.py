@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from api.keepers import OTHERS
 from core import clock, devices
 from core.brokeradmin import BrokerAdmin
 from core.errors import RegistryError
@@ -106,7 +107,7 @@ def test_erasure_while_readings_wait_on_the_broker_leaves_nothing(
     publisher.publish(status_topic(prefix, device), dumps(status), retain=True)
     publisher.wait()
 
-    done = devices.erase_household(db, ref, None, prefix=prefix)
+    done = devices.erase_household(db, ref, None, prefix=prefix, others=OTHERS)
     assert done.devices == 1
 
     w = start_worker(client_id)  # the session's queue is delivered now
@@ -153,7 +154,7 @@ def test_erasure_while_the_device_publishes_leaves_nothing(
             60,
             "readings stored before the erasure",
         )
-        devices.erase_household(db, ref, None, prefix=prefix)
+        devices.erase_household(db, ref, None, prefix=prefix, others=OTHERS)
         at_erasure = sent[0]
         wait_for(lambda: sent[0] >= at_erasure + 200, 60, "the device to go on publishing")
     finally:
@@ -201,7 +202,7 @@ def test_erasure_removes_the_login_and_clears_what_the_broker_retains(
         as_admin.close()
     marker = f"{settings.topic_prefix}/erasure-test-marker/{u}"
     assert len(retained(admin, topics, marker)) == 2  # there before
-    devices.erase_household(db, ref, admin, prefix=settings.topic_prefix)
+    devices.erase_household(db, ref, admin, prefix=settings.topic_prefix, others=OTHERS)
     assert retained(admin, topics, marker) == []
     with BrokerAdmin(admin) as broker:
         assert login.device_id not in broker.usernames()

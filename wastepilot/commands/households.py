@@ -48,6 +48,7 @@ def households_erase(
 ) -> None:
     """Erase a household that leaves the pilot and withdraws its data: readings, statuses, dead
     letters, rollups, anomalies, devices (and their broker logins) and the household."""
+    from api.keepers import OTHERS
     from core.audit import set_actor
     from core.devices import erase_household
 
@@ -56,7 +57,9 @@ def households_erase(
     s = get_settings()
     with connect(s.db_url()) as conn:
         set_actor(conn, "wastepilot households erase")
-        done = erase_household(conn, ref, s.broker_admin_url(), prefix=s.topic_prefix)
+        done = erase_household(
+            conn, ref, s.broker_admin_url(), prefix=s.topic_prefix, others=OTHERS
+        )
     console.print(
         f"household {done.household} erased: {done.devices} devices, {done.readings} readings, "
         f"{done.dead_letters} dead letters"

@@ -1,0 +1,23 @@
+"""What ingest keeps about households (core/keepers.py): the raw readings, dead letters and the
+devices' status; erased with the household."""
+
+from __future__ import annotations
+
+from core.keepers import Conn, Keeper
+from ingest import queries as q
+
+
+def _erase_household(conn: Conn, _ref: str, ids: list[str]) -> dict[str, int]:
+    return {
+        "readings": conn.execute(q.ERASE_READINGS, (ids,)).rowcount,
+        "dead_letters": conn.execute(q.ERASE_DEAD_LETTERS, {"ids": ids}).rowcount,
+        "device_status": conn.execute(q.ERASE_DEVICE_STATUS, (ids,)).rowcount,
+        "device_status_history": conn.execute(q.ERASE_DEVICE_STATUS_HISTORY, (ids,)).rowcount,
+    }
+
+
+KEEPER = Keeper(
+    "ingest",
+    household=("readings", "dead_letters", "device_status", "device_status_history"),
+    erase_household=_erase_household,
+)
