@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core import clock
-from core.jobs import Conn, JobFn
+from core.db import Conn
+from core.jobs import JobFn
 from core.settings import Settings
 
 

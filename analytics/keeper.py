@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from analytics import queries as q
 from analytics.jobs import retention
-from core.keepers import Conn, Keeper
+from core.db import Conn
+from core.keepers import Keeper
 
 ERASED = "[erased household]"
 

@@ -14,8 +14,8 @@ import psycopg
 
 from analytics import queries as q
 from core import clock
+from core.db import Conn
 
-Conn = psycopg.Connection[Any]
 # current: the rollups and the readings received since (true at once, the default); rollup:
 # the rollups alone (as of their watermark); raw: the readings alone (the benchmark's comparison)
 Source = Literal["current", "rollup", "raw"]

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 from psycopg.rows import dict_row
 
 from analytics import queries as q
-
-Conn = psycopg.Connection[Any]
+from core.db import Conn
 
 
 def households(conn: Conn, cohort: str | None, limit: int) -> list[dict[str, Any]]:

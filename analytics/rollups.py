@@ -13,16 +13,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import psycopg
 
 from analytics import queries as q
 from core import clock
+from core.db import Conn
 
 log = logging.getLogger(__name__)
 
-Conn = psycopg.Connection[Any]
 WATERMARK = "usage"
 LOCAL_TZ = "Europe/London"
 # Ingest's transactions take milliseconds; a reading whose transaction began before the new

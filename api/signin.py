@@ -33,7 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
-import psycopg
 from fastapi import HTTPException, Request
 
 from api import queries as q
@@ -41,6 +40,7 @@ from api.deps import RETRY_AFTER_S, busy, with_connection
 from api.security import Refusal, Scope
 from core import auth
 from core.auth import Role
+from core.db import Conn
 
 ACCOUNT_FAILURES = 10  # per username per minute
 ADDRESS_FAILURES = 30  # per client address per minute
@@ -48,8 +48,6 @@ HASHING = 1  # argon2 checks at a time in this process: one core at most (core/a
 HASH_QUEUE_MAX = 50  # sign-ins waiting for their check; more are answered 503 at once
 HASH_NICE = 19  # the hashing thread's niceness (Linux: a thread's own; 19 = lowest priority)
 BLOCKED_KEYS_MAX = 10_000  # throttled keys remembered in memory before expired ones are pruned
-
-Conn = psycopg.Connection[Any]
 
 
 def _lowest_priority() -> None:

@@ -400,10 +400,14 @@ def standby_pair(state_dir: Path) -> tuple[Settings, str, str]:
     major = install.installed_pg_majors()[0]
     secrets = localstate.local_secrets(paths)
     localstate.save_identities(paths, {"secrets": secrets})
-    owner, service = postgres.pg_up(
-        s, paths, major, secrets["db"], secrets["db_service"], standby=True
-    )
-    migrate(owner)
+    try:
+        owner, service = postgres.pg_up(
+            s, paths, major, secrets["db"], secrets["db_service"], standby=True
+        )
+        migrate(owner)
+    except BaseException:
+        stop_pair(s)  # nothing left running behind a failed start
+        raise
     return s, owner, service
 
 

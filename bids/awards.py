@@ -10,9 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
-
-import psycopg
 
 from bids import queries as q
 from bids import records
@@ -20,9 +17,9 @@ from bids.councils import CouncilMatcher
 from bids.imports import Problem
 from bids.sheets import SheetRow
 from core import clock
+from core.db import Conn
 from core.errors import NotFound
 
-Conn = psycopg.Connection[Any]
 MAX_AMOUNT = Decimal("1e11")
 _SCALE = {"k": Decimal(1000), "m": Decimal(1_000_000), "bn": Decimal(1_000_000_000)}
 

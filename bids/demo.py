@@ -9,16 +9,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
-
-import psycopg
 
 from bids import queries as q
 from bids import records
 from bids.registrations import change_status, register
 from core.audit import set_actor
+from core.db import Conn
 
-Conn = psycopg.Connection[Any]
 ROUND = "2012"
 ACTOR = "demo seed"
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import psycopg
 from email_validator import EmailNotValidError, validate_email
 
 from bids import queries as q
@@ -25,9 +24,8 @@ from bids.registrations import (
 )
 from bids.sheets import SheetRow, attendance_of
 from core.clock import LONDON
+from core.db import Conn
 from core.errors import Conflict
-
-Conn = psycopg.Connection[Any]
 
 
 @dataclass(slots=True)

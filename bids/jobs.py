@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bids.registrations import erase_expired
 from core.audit import set_actor
-from core.jobs import Conn, JobFn
+from core.db import Conn
+from core.jobs import JobFn
 from core.settings import Settings
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from bids import registrations
 from bids.jobs import attendee_retention
-from core.keepers import Conn, Keeper
+from core.db import Conn
+from core.keepers import Keeper
 
 
 def _erase_person(conn: Conn, email: str) -> dict[str, int]:

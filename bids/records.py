@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -22,9 +21,9 @@ from bids.councils import (
     reference_councils,
 )
 from bids.errors import translated
+from core.db import Conn
 from core.errors import Invalid, NotFound
 
-Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
 
 

@@ -11,15 +11,14 @@ import unicodedata
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg.rows import dict_row
 
 from bids import queries as q
 from bids.errors import translated
 from core import clock
+from core.db import Conn
 from core.errors import Conflict, NotFound
 
-Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
 
 PLACE_TAKING = frozenset({"registered", "attended", "no_show"})

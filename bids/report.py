@@ -20,12 +20,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 from psycopg.rows import dict_row
 
 from core import clock
-
-Conn = psycopg.Connection[Any]
+from core.db import Conn
 
 BID = frozenset({"submitted", "successful", "unsuccessful"})
 FUNDED = "successful"

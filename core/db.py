@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -10,6 +11,8 @@ from psycopg_pool import ConnectionPool
 from core import queries as q
 
 log = logging.getLogger(__name__)
+# a connection as the domains take it (rows as tuples, or as a cursor's row factory makes them)
+Conn = psycopg.Connection[Any]
 
 
 def open_pool(

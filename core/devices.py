@@ -14,13 +14,13 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 
 from core import keepers
 from core import queries as q
 from core.brokeradmin import CLIENT_EXISTS, CLIENT_NOT_FOUND, BrokerAdmin, device_command
+from core.db import Conn
 from core.errors import BrokerAdminError, RegistryConflict, RegistryInvalid, RegistryNotFound
 from core.keepers import Keeper
 from core.registry import Device, Household, add_devices, add_households, household_exists
@@ -28,7 +28,6 @@ from core.topics import readings_topic, status_topic
 
 NEW_DEVICE_ID_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,63}$"
 _NEW_DEVICE_ID = re.compile(NEW_DEVICE_ID_PATTERN)
-Conn = psycopg.Connection[Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,17 +9,15 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 
 from core import queries
-from core.db import connect
+from core.db import Conn, connect
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Conn = psycopg.Connection[Any]
 JobFn = Callable[[Conn, Settings], int]
 
 

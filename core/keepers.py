@@ -15,13 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-import psycopg
-
+from core.db import Conn
 from core.jobs import JobFn
 
-Conn = psycopg.Connection[Any]
 # (conn, household ref, its device ids) -> rows erased, by table
 EraseHousehold = Callable[[Conn, str, list[str]], dict[str, int]]
 # (conn, the person's email) -> rows erased, by table

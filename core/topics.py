@@ -1,4 +1,4 @@
-"""MQTT topic names of the v1 contract (see DESIGN.md, "MQTT contract")."""
+"""MQTT topic names of the v1 contract (docs/architecture.md, docs/security.md)."""
 
 from __future__ import annotations
 

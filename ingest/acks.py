@@ -38,10 +38,6 @@ class AckLedger:
         self._shipped: dict[int, _Shipped] = {}
         self._held = 0
 
-    @property
-    def epoch(self) -> int:
-        return self._epoch
-
     def new_connection(self) -> None:
         """Packet ids from now on belong to a new connection."""
         with self._lock:

@@ -3,7 +3,8 @@ devices' status; erased with the household."""
 
 from __future__ import annotations
 
-from core.keepers import Conn, Keeper
+from core.db import Conn
+from core.keepers import Keeper
 from ingest import queries as q
 
 

@@ -1,7 +1,7 @@
 """Installing what the local services need: PostgreSQL + timescaledb, Mosquitto.
 
 Idempotent: each step checks first and does nothing when its part is already there, so
-`services up` on a ready machine changes nothing. See DESIGN.md, "Local services".
+`services up` on a ready machine changes nothing (README, "The two commands").
 """
 
 from __future__ import annotations
