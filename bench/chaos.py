@@ -85,6 +85,8 @@ class ChaosResult:
     # readings the broker held for ingest, unstored (its $SYS counts, less those before the run)
     unstored_median: float = 0.0
     unstored_max: float = 0.0
+    # the first acknowledged readings not stored: (device, seq, index published, seconds in)
+    lost_keys: list[tuple[str, int, int, float]] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -291,6 +293,9 @@ def run_chaos(
         disconnects=sink.disconnects,
         seconds=time.monotonic() - t0,
     )
+    for index, (d, key) in enumerate(sent):
+        if d.confirmed and key not in keys and len(res.lost_keys) < 20:
+            res.lost_keys.append((*key, index, round(index / rate, 2)))
     during = [v for at, v in samples if at - t0 <= published_at]
     if during:
         res.unstored_median = statistics.median(during)
