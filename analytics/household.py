@@ -15,6 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from analytics import queries as q
+from analytics.water import meter_days
 from core import clock
 from core.settings import Settings
 
@@ -34,6 +35,7 @@ class DeviceState:
     rssi_dbm: int | None
     uptime_s: int | None
     decommissioned_at: datetime | None
+    kind: str = "wastepilot-v1"  # how it speaks (core/topics.py KIND_FAMILY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class Day:
     cohort_median_uses: float | None  # the cohort's median household that day
     received: int  # readings stored, stamped that day
     missing: int  # readings missing before those (the gaps ending that day)
+    meter_l: float | None = None  # litres the household's water meter counted (None: no meter)
 
     @property
     def completeness(self) -> float | None:
@@ -176,6 +179,7 @@ def household_detail(
                 rssi_dbm=r["rssi_dbm"],
                 uptime_s=r["uptime_s"],
                 decommissioned_at=r["decommissioned_at"],
+                kind=r["kind"],
             )
             for r in cur.execute(q.HOUSEHOLD_DEVICES, params)
         ]
@@ -193,6 +197,10 @@ def household_detail(
     gaps, completeness = gaps_and_days(seqs, start)
     with conn.cursor(row_factory=dict_row) as cur:
         usage = {r["day"]: r for r in cur.execute(q.HOUSEHOLD_DAYS, params)}
+    metered = any(d.kind == "wmbus" for d in devices)
+    water = {
+        m.day: m.litres for m in meter_days(conn, ref, start, now + timedelta(seconds=max_future_s))
+    }
     day_rows = []
     for i in range(days):
         d = first + timedelta(days=i)
@@ -207,6 +215,7 @@ def household_detail(
                 cohort_median_uses=medians.get(d),
                 received=got,
                 missing=lost,
+                meter_l=water.get(d, 0.0) if metered else None,
             )
         )
     return HouseholdDetail(

@@ -511,7 +511,7 @@ SELECT ref, cohort, joined_on, left_on FROM households WHERE ref = %(ref)s
 
 HOUSEHOLD_DEVICES: LiteralString = """
 SELECT d.id AS device_id, d.model, d.installed_on, d.decommissioned_at, s.online, s.status_at,
-       s.last_seen, s.last_seq, s.firmware, s.uptime_s, s.rssi_dbm
+       s.last_seen, s.last_seq, s.firmware, s.uptime_s, s.rssi_dbm, d.kind
 FROM devices d LEFT JOIN device_status s ON s.device_id = d.id
 WHERE d.household_ref = %(ref)s
 ORDER BY d.decommissioned_at DESC NULLS FIRST, d.installed_on DESC, d.id
@@ -622,3 +622,25 @@ REDACT_WEEKLY_REPORTS: LiteralString = (
     "%(erased)s, 'g') "
     "WHERE strpos(html, %(ref)s) > 0 OR strpos(csv, %(ref)s) > 0"
 )
+
+# --- water meters (wM-Bus, ingest/adapters/wmbus.py) -------------------------------------------
+# A household's litres per UK day from its meters' registers: each read's increase over the one
+# before it (a register that went down — a meter swapped — counts from zero), on the day of the
+# later read.
+HOUSEHOLD_METER_DAYS: LiteralString = """
+WITH r AS (
+    SELECT m.ts, m.total_l,
+           m.total_l - lag(m.total_l) OVER (PARTITION BY m.device_id, m.meter_id ORDER BY m.ts)
+               AS inc
+    FROM meter_reads m JOIN devices d ON d.id = m.device_id
+    WHERE d.household_ref = %(ref)s
+      AND m.ts >= %(start)s - interval '1 day' AND m.ts < %(end)s
+)
+SELECT (ts AT TIME ZONE 'Europe/London')::date AS day,
+       sum(CASE WHEN inc >= 0 THEN inc ELSE total_l END) AS litres,
+       count(*) AS reads
+FROM r
+WHERE inc IS NOT NULL AND ts >= %(start)s
+GROUP BY 1
+ORDER BY 1
+"""

@@ -18,8 +18,9 @@ ratios is reported (rates: the medians). On this shared 2-core machine the speed
 one round's figure can be an outlier either way.
 
 Run: `.venv/bin/python bench/ingest.py` (after `wastepilot services up`); `--quick` for a
-smaller run; `--standby` for the cost of synchronous replication alone (docs/recovery.md). The
-last line is one JSON object.
+smaller run; `--standby` for the cost of synchronous replication alone (docs/recovery.md);
+`--makers` for the cost of a maker's format (Shelly notifications through the adapter against
+v1 single-reading messages, docs/devices.md). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from bench.common import fresh_database, log
 from core.mqtturl import parse_mqtt_url
 from core.registry import Device, add_devices
 from core.settings import Settings
-from core.topics import readings_topic
+from core.topics import maker_root, readings_topic
 from ingest import queries
 from ingest.mqttclient import BufferedClient
 from ingest.protocol import Outcome, Validated
@@ -60,6 +61,7 @@ from ingest.writer import Writer
 from simulator.publisher import MqttSink
 
 DEVICES = [f"BENCH-{i:04d}" for i in range(200)]
+PLUGS = [f"BENCH-S-{i:04d}" for i in range(200)]  # Shelly plugs (the adapter's run)
 T0 = datetime.now(UTC) - timedelta(days=3)
 
 
@@ -71,6 +73,7 @@ def fresh_db(admin_url: str, name: str) -> str:
     url = fresh_database(admin_url, name)
     with psycopg.connect(url, autocommit=True) as conn:
         add_devices(conn, [Device(d, "BENCH-HH") for d in DEVICES])
+        add_devices(conn, [Device(d, "BENCH-HH", kind="shelly-gen2") for d in PLUGS])
     return url
 
 
@@ -94,7 +97,50 @@ def settle(url: str) -> None:
 
 def truncate(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE readings, dead_letters, device_status")
+        conn.execute("TRUNCATE readings, dead_letters, device_status, power_samples")
+
+
+def count_samples(url: str) -> tuple[int, int]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT (device_id, ts)) FROM power_samples"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def maker_costs(
+    s: Settings, db_url: str, mqtt_url: str, run: str, repeats: int, n: int
+) -> dict[str, Any]:
+    """Shelly-format messages through the adapter against v1 single-reading messages, drained
+    side by side in each round (both backlogs published first); the ratio per round."""
+    v1s, plugs = [], []
+    for rep in range(1, repeats + 1):
+        log(f"== makers, round {rep} of {repeats}")
+        pre_v1 = f"wastepilot-test/bench-{run}-mv1-{rep}/v1"
+        pre_sh = f"wastepilot-test/bench-{run}-msh-{rep}/v1"
+        cfg_v1 = worker_cfg(s, db_url, mqtt_url, pre_v1, f"bench-mv1-{run}-{rep}")
+        cfg_sh = worker_cfg(s, db_url, mqtt_url, pre_sh, f"bench-msh-{run}-{rep}")
+        ingest_backlog(cfg_v1, pre_v1, single_messages(pre_v1, n))
+        ingest_backlog(cfg_sh, pre_sh, shelly_messages(pre_sh, n))
+        for step in in_turn(("v1", "shelly"), rep):
+            settle(db_url)
+            if step == "v1":
+                v1s.append(drain(cfg_v1, n))
+                assert count(db_url) == (n, n)
+            else:
+                plugs.append(drain(cfg_sh, n))
+                assert count_samples(db_url) == (n, n)
+            truncate(db_url)
+        log(f"  v1 single-reading messages {v1s[-1]:,.0f}/s, Shelly NotifyStatus {plugs[-1]:,.0f}/s"
+            f" ({plugs[-1] / v1s[-1]:.2f})")  # fmt: skip
+    ratios = [b / a for a, b in zip(v1s, plugs, strict=True)]
+    return {
+        "v1_single_per_s": round(statistics.median(v1s)),
+        "shelly_per_s": round(statistics.median(plugs)),
+        "shelly_vs_v1": round(statistics.median(ratios), 3),
+        "shelly_vs_v1_rounds": [round(r, 3) for r in ratios],
+    }
 
 
 def publish_backlog(url: str, prefix: str, messages: list[tuple[str, bytes]]) -> float:
@@ -114,6 +160,21 @@ def single_messages(prefix: str, n: int, seq0: int = 1) -> list[tuple[str, bytes
         out.append(
             (readings_topic(prefix, dev), orjson.dumps(reading(dev, seq0 + i // len(DEVICES))))
         )
+    return out
+
+
+def shelly_messages(prefix: str, n: int) -> list[tuple[str, bytes]]:
+    """``n`` Shelly NotifyStatus frames, each one power sample (apower and current), spread
+    over the plugs: the adapter's unit of work, as a v1 single-reading message is ingest's."""
+    out = []
+    base = T0.timestamp()
+    for i in range(n):
+        dev = PLUGS[i % len(PLUGS)]
+        frame = {"src": "shellyplusplugs-bench", "dst": "shellyplusplugs-bench/events",
+                 "method": "NotifyStatus",
+                 "params": {"ts": round(base + i * 0.01, 2),
+                            "switch:0": {"id": 0, "apower": 700.0 + i % 50, "current": 3.1}}}  # fmt: skip
+        out.append((f"{maker_root(prefix, 'shelly', dev)}/events/rpc", orjson.dumps(frame)))
     return out
 
 
@@ -354,7 +415,8 @@ def drain(cfg: WorkerConfig, expect: int) -> float:
 
     def on_commit(outcome: Outcome) -> None:
         if outcome.result is not None:
-            marks["n"] += outcome.result.inserted + outcome.result.duplicates
+            r = outcome.result
+            marks["n"] += r.inserted + r.duplicates + r.samples + r.sample_duplicates
         marks["last"] = time.perf_counter()
 
     w = IngestWorker(cfg, on_commit=on_commit)
@@ -504,8 +566,21 @@ def main() -> None:
         "--standby", action="store_true",
         help="only the cost of the synchronous standby: none / flush / remote_apply side by side",
     )  # fmt: skip
+    ap.add_argument(
+        "--makers", action="store_true",
+        help="only the adapters' cost: Shelly-format messages against v1 singles, side by side",
+    )  # fmt: skip
     args = ap.parse_args()
     scale = 1 / 3 if args.quick else 1.0
+    if args.makers:
+        s = common.settings()
+        db_url = fresh_db(s.db_owner_url(), "wastepilot_bench")
+        res = maker_costs(s, db_url, s.mqtt_url_for("test"), uuid.uuid4().hex[:8],
+                          min(args.repeats, 5), int(60_000 * scale))  # fmt: skip
+        log(f"== Shelly through the adapter / v1 singles: {res['shelly_vs_v1']:.2f} "
+            "(target >= 0.75: the adapter costs at most a quarter)")  # fmt: skip
+        print(json.dumps(res))
+        return
     if args.standby:
         s = common.settings()
         log("== the synchronous standby's cost (a primary and a standby of the run's own)")

@@ -3,7 +3,8 @@ control topic (``$CONTROL/dynamic-security/v1``) — the same for the local brok
 
 Every device is its own broker client: username = client id = device id (the broker refuses
 any other client id for it), role ``device`` (publish its own readings and status topics,
-nothing else: no subscription at all). Service identities (``wp-ingest``, ``wp-simulator``,
+nothing else: no subscription at all), or for a maker's kind ``device-<kind>`` (publish under
+its own ``<prefix>/<family>/<id>/`` tree only). Service identities (``wp-ingest``, ``wp-simulator``,
 ``wp-test``) get roles with only what they need; ``wp-admin`` may use the control topic.
 Deleting a client makes the broker drop its live connection at its next network loop.
 """
@@ -26,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from core.errors import BrokerAdminError
 from core.mqtturl import parse_mqtt_url
+from core.topics import FAMILIES, KIND_FAMILY, V1_KIND, maker_root
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,12 @@ def roles(prefix: str, *, test_root: str | None = None) -> dict[str, list[Acl]]:
             Acl("publishClientSend", f"{devices}/%u/readings"),
             Acl("publishClientSend", f"{devices}/%u/status"),
         ],
+        # a device of a maker's kind: its own tree in its family's layout, nothing else
+        **{
+            device_role(kind): [Acl("publishClientSend", f"{maker_root(prefix, family, '%u')}/#")]
+            for kind, family in KIND_FAMILY.items()
+            if family
+        },
         # ingest reads every device's readings and status, plainly or through its shared group,
         # and uses its own watchdog probe topic
         "ingest": [
@@ -91,6 +99,8 @@ def roles(prefix: str, *, test_root: str | None = None) -> dict[str, list[Acl]]:
                     f"{devices}/+/status",
                     f"$share/+/{devices}/+/readings",
                     f"$share/+/{devices}/+/status",
+                    *(f"{prefix}/{family}/+/#" for family in FAMILIES),
+                    *(f"$share/+/{prefix}/{family}/+/#" for family in FAMILIES),
                 )
             ),
             *_readwrite(f"{prefix}/ingest/#"),
@@ -102,6 +112,7 @@ def roles(prefix: str, *, test_root: str | None = None) -> dict[str, list[Acl]]:
         "simulator": [
             Acl("publishClientSend", f"{devices}/+/readings"),
             Acl("publishClientSend", f"{devices}/+/status"),
+            *(Acl("publishClientSend", f"{prefix}/{family}/+/#") for family in FAMILIES),
         ],
         # tools: the whole prefix and the control topic
         "admin": [*_readwrite(f"{prefix}/#"), *_readwrite("$CONTROL/dynamic-security/#")],
@@ -134,15 +145,21 @@ def initial_config(admin_password: str, prefix: str) -> dict[str, Any]:
     }
 
 
-def device_command(device_id: str, password: str) -> dict[str, Any]:
+def device_role(kind: str = V1_KIND) -> str:
+    """The role of a device of ``kind``: ``device`` for the v1 contract, ``device-<kind>`` for a
+    maker's format (rights on its family's topics only)."""
+    return "device" if kind == V1_KIND else f"device-{kind}"
+
+
+def device_command(device_id: str, password: str, kind: str = V1_KIND) -> dict[str, Any]:
     """The command that makes a device's login: its id as username and only possible client
-    id, role ``device``."""
+    id, the role of its kind."""
     return {
         "command": "createClient",
         "username": device_id,
         "clientid": device_id,
         "password": password,
-        "roles": [{"rolename": "device", "priority": -1}],
+        "roles": [{"rolename": device_role(kind), "priority": -1}],
     }
 
 
@@ -276,9 +293,9 @@ class BrokerAdmin:
             if answer.get("error"):
                 self.one({"command": "modifyClient", **spec})
 
-    def add_device(self, device_id: str, password: str) -> None:
-        """A device's login: its id as username and only possible client id, role ``device``."""
-        self.one(device_command(device_id, password))
+    def add_device(self, device_id: str, password: str, kind: str = V1_KIND) -> None:
+        """A device's login: its id as username and only possible client id, its kind's role."""
+        self.one(device_command(device_id, password, kind))
 
     def set_password(self, username: str, password: str) -> None:
         """A new password; the client's live connection is dropped, so it must use the new one."""

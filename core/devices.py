@@ -24,7 +24,7 @@ from core.db import Conn
 from core.errors import BrokerAdminError, RegistryConflict, RegistryInvalid, RegistryNotFound
 from core.keepers import Keeper
 from core.registry import Device, Household, add_devices, add_households, household_exists
-from core.topics import readings_topic, status_topic
+from core.topics import V1_KIND, retained_topics
 
 NEW_DEVICE_ID_PATTERN = r"^[A-Z0-9][A-Z0-9_-]{0,63}$"
 _NEW_DEVICE_ID = re.compile(NEW_DEVICE_ID_PATTERN)
@@ -36,6 +36,7 @@ class Login:
 
     device_id: str
     password: str
+    kind: str = V1_KIND
 
 
 def new_password() -> str:
@@ -82,7 +83,7 @@ def register(
     if broker_url is None:
         conn.commit()
         return []
-    logins = [Login(d.id, new_password()) for d in devices]
+    logins = [Login(d.id, new_password(), d.kind) for d in devices]
     made: list[str] = []
     try:
         with BrokerAdmin(broker_url) as broker:
@@ -103,14 +104,14 @@ def register(
 
 def _add_login(broker: BrokerAdmin, login: Login) -> None:
     try:
-        broker.add_device(login.device_id, login.password)
+        broker.add_device(login.device_id, login.password, login.kind)
     except BrokerAdminError as exc:
         if exc.broker_error != CLIENT_EXISTS:
             raise
         # a login left by a registration whose transaction then failed: the database has no
         # such device (checked above), so this registration takes it over with a new password
         broker.remove(login.device_id)
-        broker.add_device(login.device_id, login.password)
+        broker.add_device(login.device_id, login.password, login.kind)
 
 
 def decommission(conn: Conn, device_id: str, broker_url: str | None) -> None:
@@ -132,16 +133,18 @@ def decommission(conn: Conn, device_id: str, broker_url: str | None) -> None:
 def reissue(conn: Conn, device_id: str, broker_url: str) -> Login:
     """A new password for an active device (a lost or leaked one); its live connection is
     dropped, so only the new password works from now on."""
-    if conn.execute(q.DEVICE_ACTIVE, (device_id,)).fetchone() is None:
+    row = conn.execute(q.DEVICE_ACTIVE, (device_id,)).fetchone()
+    if row is None:
         raise RegistryNotFound(f"no active device {device_id!r}")
-    login = Login(device_id, new_password())
+    login = Login(device_id, new_password(), str(row[0]))
     with BrokerAdmin(broker_url) as broker:
         try:
             broker.set_password(device_id, login.password)
         except BrokerAdminError as exc:
             if exc.broker_error != CLIENT_NOT_FOUND:
                 raise
-            broker.add_device(device_id, login.password)  # registered before the broker kept logins
+            # registered before the broker kept logins
+            broker.add_device(device_id, login.password, login.kind)
     return login
 
 
@@ -182,7 +185,7 @@ def _forget_on_broker(broker_url: str | None, ids: list[str], prefix: str) -> No
         for device_id in ids:
             broker.remove(device_id)  # False when it had no login: fine
             # what the broker would still hand a new subscriber: retained messages
-            for topic in (readings_topic(prefix, device_id), status_topic(prefix, device_id)):
+            for topic in retained_topics(prefix, device_id):
                 broker.clear_retained(topic)
 
 

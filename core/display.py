@@ -162,6 +162,14 @@ _WORDS: Final[dict[str, tuple[str, str]]] = {
     "overload": ("Overload", "orange"),
     "leak": ("Leak", "red"),
     "power": ("Power cut", "yellow"),
+    # device kinds (core/topics.py KIND_FAMILY)
+    "wastepilot-v1": ("wastepilot meter", "blue"),
+    "shelly-gen2": ("Shelly smart plug", "blue"),
+    "tasmota": ("Tasmota smart plug", "blue"),
+    "wmbus": ("wM-Bus water meter", "blue"),
+    # what derivation found in a maker device's reports
+    "counter_reset": ("Counter reset", "yellow"),
+    "gap": ("No reports", "orange"),
     # anomalies (devices that need a visit)
     "jam_rate": ("Jams often", "orange"),
     "water_per_use": ("High water use", "yellow"),

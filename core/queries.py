@@ -85,8 +85,8 @@ VALUES (%(ref)s, %(postcode_district)s, %(cohort)s, %(occupants)s, %(joined_on)s
 ON CONFLICT (ref) DO NOTHING
 """
 UPSERT_DEVICE: LiteralString = """
-INSERT INTO devices (id, household_ref, model, installed_on)
-VALUES (%(id)s, %(household_ref)s, %(model)s, %(installed_on)s)
+INSERT INTO devices (id, household_ref, model, installed_on, kind)
+VALUES (%(id)s, %(household_ref)s, %(model)s, %(installed_on)s, %(kind)s)
 ON CONFLICT (id) DO NOTHING
 """
 
@@ -96,7 +96,9 @@ DECOMMISSION_DEVICE: LiteralString = (
     "UPDATE devices SET decommissioned_at = now() WHERE id = %s AND decommissioned_at IS NULL "
     "RETURNING id"
 )
-DEVICE_ACTIVE: LiteralString = "SELECT 1 FROM devices WHERE id = %s AND decommissioned_at IS NULL"
+DEVICE_ACTIVE: LiteralString = (
+    "SELECT kind FROM devices WHERE id = %s AND decommissioned_at IS NULL"
+)
 
 # --- core/audit.py
 SET_ACTOR: LiteralString = "SELECT set_config('wastepilot.actor', %s, true)"

@@ -12,7 +12,7 @@ import psycopg
 from core import clock
 from core import queries as q
 from core.errors import RegistryInvalid
-from core.topics import valid_device_id
+from core.topics import KIND_FAMILY, V1_KIND, valid_device_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,7 @@ class Device:
     household_ref: str
     model: str = "unknown"
     installed_on: date | None = None
+    kind: str = V1_KIND  # how it speaks: core/topics.py KIND_FAMILY
 
 
 def household_exists(conn: psycopg.Connection[Any], ref: str) -> bool:
@@ -62,6 +63,8 @@ def add_devices(conn: psycopg.Connection[tuple[object, ...]], devices: Iterable[
     """Register devices, creating each one's household when it does not exist yet."""
     devs = list(devices)
     for d in devs:
+        if d.kind not in KIND_FAMILY:
+            raise RegistryInvalid(f"device kind {d.kind!r}: one of {', '.join(KIND_FAMILY)}")
         if not valid_device_id(d.id):
             raise RegistryInvalid(
                 f"device id {d.id!r}: 1-64 letters, digits, - and _, "
@@ -74,6 +77,7 @@ def add_devices(conn: psycopg.Connection[tuple[object, ...]], devices: Iterable[
             "household_ref": d.household_ref,
             "model": d.model,
             "installed_on": d.installed_on or clock.today(),
+            "kind": d.kind,
         }
         for d in devs
     ]

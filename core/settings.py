@@ -222,6 +222,34 @@ class Settings(BaseSettings):
         "refused and counted in one dead letter per batch (reason rate_limited). A flood guard "
         "sized so that a queue drained after an ingest outage is not refused",
     )
+    # --- uses from metering plugs (ingest/uses.py, docs/devices/) ------------------------------
+    uses_threshold_w: float = Field(
+        100.0,
+        gt=0,
+        description="A plug's power at or above this is the disposer running (the simulator's "
+        "disposers draw 600-900 W, under 1 W idle)",
+    )
+    uses_min_on_s: float = Field(
+        2.0, ge=0, description="A run shorter than this is not a use (debounce)"
+    )
+    uses_off_delay_s: float = Field(
+        5.0,
+        ge=0,
+        description="Power below the threshold for longer than this ends a use; a shorter dip "
+        "is part of it",
+    )
+    uses_gap_s: float = Field(
+        180.0,
+        gt=0,
+        description="No report from a maker device for longer than this is a gap (event); "
+        "three times the report cadence the device pages ask for (60 s)",
+    )
+    uses_meter_window_s: float = Field(
+        120.0,
+        gt=0,
+        description="A water meter's reads must bracket a use this closely (beyond its length) "
+        "to give its litres",
+    )
     ingest_dead_letter_max_bytes: int = Field(
         16 * 1024, ge=64, description="Raw payload kept in a dead-letter row, at most"
     )

@@ -12,6 +12,18 @@ _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 
 Channel = Literal["readings", "status"]
 
+# Device kinds and the topic level their makers' formats live under (None: the v1 contract's
+# own topics). A device of a maker kind publishes under <prefix>/<family>/<device id>/...
+# (docs/devices/); its adapter is ingest/adapters/<family>.py.
+V1_KIND = "wastepilot-v1"
+KIND_FAMILY: dict[str, str | None] = {
+    V1_KIND: None,
+    "shelly-gen2": "shelly",
+    "tasmota": "tasmota",
+    "wmbus": "wmbus",
+}
+FAMILIES: tuple[str, ...] = tuple(f for f in KIND_FAMILY.values() if f)
+
 
 def readings_topic(prefix: str, device_id: str) -> str:
     """Topic a device publishes its readings to."""
@@ -23,6 +35,32 @@ def status_topic(prefix: str, device_id: str) -> str:
     return f"{prefix}/devices/{device_id}/status"
 
 
+# what a maker's device leaves retained on the broker (its last will), below its root
+_RETAINED: dict[str, tuple[str, ...]] = {"shelly": ("online",), "tasmota": ("tele/LWT",)}
+
+
+def retained_topics(prefix: str, device_id: str) -> list[str]:
+    """Every topic a device of any kind may leave a retained message on (erasure clears them)."""
+    out = [readings_topic(prefix, device_id), status_topic(prefix, device_id)]
+    for family in FAMILIES:
+        out += [f"{maker_root(prefix, family, device_id)}/{t}" for t in _RETAINED.get(family, ())]
+    return out
+
+
+def maker_root(prefix: str, family: str, device_id: str) -> str:
+    """The topic under which a device of a maker kind publishes everything."""
+    return f"{prefix}/{family}/{device_id}"
+
+
+def ingest_filters(prefix: str) -> list[str]:
+    """Every topic filter ingest reads: the v1 contract's two and each maker family's tree."""
+    return [
+        f"{prefix}/devices/+/readings",
+        f"{prefix}/devices/+/status",
+        *(f"{prefix}/{family}/+/#" for family in FAMILIES),
+    ]
+
+
 def ingest_subscriptions(prefix: str, group: str) -> list[str]:
     """Shared subscriptions of an ingest worker: workers of one group split the messages.
 
@@ -31,11 +69,8 @@ def ingest_subscriptions(prefix: str, group: str) -> list[str]:
     their limits"), so the default group is as durable as a plain subscription.
     """
     if not group:
-        return [f"{prefix}/devices/+/readings", f"{prefix}/devices/+/status"]
-    return [
-        f"$share/{group}/{prefix}/devices/+/readings",
-        f"$share/{group}/{prefix}/devices/+/status",
-    ]
+        return ingest_filters(prefix)
+    return [f"$share/{group}/{f}" for f in ingest_filters(prefix)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +94,26 @@ def parse_topic(prefix: str, topic: str) -> TopicAddress | None:
         return None
     channel: Channel = "readings" if parts[1] == "readings" else "status"
     return TopicAddress(parts[0], channel)
+
+
+@dataclass(frozen=True, slots=True)
+class MakerAddress:
+    """What a maker-format topic names: the family, the device and the rest of the topic."""
+
+    family: str
+    device_id: str
+    subtopic: str
+
+
+@lru_cache(maxsize=65536)
+def parse_maker_topic(prefix: str, topic: str) -> MakerAddress | None:
+    """Split ``<prefix>/<family>/<device id>/<subtopic>``; None when it is not one."""
+    if not topic.startswith(prefix + "/"):
+        return None
+    parts = topic[len(prefix) + 1 :].split("/", 2)
+    if len(parts) != 3 or parts[0] not in FAMILIES or not _DEVICE_ID.match(parts[1]):
+        return None
+    return MakerAddress(parts[0], parts[1], parts[2])
 
 
 def valid_device_id(device_id: str) -> bool:

@@ -26,6 +26,16 @@ class IngestMetrics:
             registry=r,
         )
         self.statuses = Counter(f"{ns}_status_updates", "Device status messages stored", registry=r)
+        self.samples_written = Counter(
+            f"{ns}_samples_written",
+            "Maker devices' samples (power, energy counter, water meter) newly stored",
+            registry=r,
+        )
+        self.samples_duplicate = Counter(
+            f"{ns}_samples_duplicate",
+            "Maker devices' samples already stored (re-sent or redelivered)",
+            registry=r,
+        )
         self.batch_size = Histogram(
             f"{ns}_batch_readings",
             "Readings per committed batch",

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from core.wire import StatusMessage
+from ingest.adapters.base import CounterSample, MeterRead, PowerSample
 from ingest.columns import StagedRow
 from ingest.validate import Limits, Reject, check_message
 
@@ -29,6 +30,20 @@ class StatusUpdate(NamedTuple):
     topic: str
     received_at: datetime
     status: StatusMessage
+
+
+class MakerSamples(NamedTuple):
+    """A maker-format message's samples (ingest/adapters/base.py), with the message itself: a
+    device the registry refuses dead-letters it whole."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    device_id: str
+    family: str
+    power: list[PowerSample]
+    counters: list[CounterSample]
+    meter: list[MeterRead]
 
 
 class DeadLetter(NamedTuple):
@@ -54,6 +69,7 @@ class Validated:
     rows: list[ReadingRow] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
+    samples: list[MakerSamples] = field(default_factory=list)
     units: int = 0
 
     @classmethod
@@ -76,7 +92,17 @@ class Validated:
                 dead.extend(DeadLetter(received, rej) for rej in checked.rejects)
             if checked.status is not None:
                 statuses.append(StatusUpdate(topic, received, checked.status))
-            units += max(1, len(checked.readings) + len(checked.rejects))
+            got = checked.samples
+            n = 0
+            if got is not None and (got.power or got.counters or got.meter):
+                n = len(got.power) + len(got.counters) + len(got.meter)
+                out.samples.append(
+                    MakerSamples(
+                        topic, payload, received, checked.device, checked.family,
+                        got.power, got.counters, got.meter,
+                    )
+                )  # fmt: skip
+            units += max(1, len(checked.readings) + len(checked.rejects) + n)
         out.units = units
         return out
 
@@ -86,6 +112,7 @@ class Validated:
             [Validated(self.shipment, rows=[r], units=1) for r in self.rows]
             + [Validated(self.shipment, dead=[d], units=1) for d in self.dead]
             + [Validated(self.shipment, statuses=[s], units=1) for s in self.statuses]
+            + [Validated(self.shipment, samples=[s], units=1) for s in self.samples]
         )
 
 
@@ -95,6 +122,8 @@ class BatchResult:
     duplicates: int = 0
     dead_letters: int = 0
     statuses: int = 0
+    samples: int = 0  # maker devices' samples newly stored
+    sample_duplicates: int = 0  # ... and those stored already
     reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: BatchResult) -> None:
@@ -102,6 +131,8 @@ class BatchResult:
         self.duplicates += other.duplicates
         self.dead_letters += other.dead_letters
         self.statuses += other.statuses
+        self.samples += other.samples
+        self.sample_duplicates += other.sample_duplicates
         for k, v in other.reasons.items():
             self.reasons[k] = self.reasons.get(k, 0) + v
 

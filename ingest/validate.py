@@ -17,7 +17,7 @@ import orjson
 from core import clock
 from core.errors import WireError
 from core.settings import Settings
-from core.topics import parse_topic
+from core.topics import parse_maker_topic, parse_topic
 from core.wire import (
     WIRE_VERSION,
     Reading,
@@ -26,6 +26,8 @@ from core.wire import (
     parse_readings,
     parse_status,
 )
+from ingest.adapters import ADAPTERS
+from ingest.adapters.base import Decoded
 from ingest.columns import FIELDS, Row
 
 
@@ -79,6 +81,10 @@ class Checked:
     readings: list[Row] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     status: StatusMessage | None = None
+    # a maker-format message's samples (ingest/adapters/), with its family and device
+    samples: Decoded | None = None
+    family: str = ""
+    device: str = ""
 
 
 def _bounds(r: Reading, lim: Limits, now: datetime) -> tuple[Reason, str] | None:
@@ -117,6 +123,8 @@ def check_message(topic: str, payload: bytes, lim: Limits, now: datetime | None 
     now = now or clock.now()
     out = Checked()
     addr = parse_topic(lim.prefix, topic)
+    if addr is None and (maker := parse_maker_topic(lim.prefix, topic)) is not None:
+        return _check_maker(topic, payload, lim, now, maker.family, maker.device_id, maker.subtopic)
     if addr is None:
         out.rejects.append(
             Reject(topic, None, Reason.BAD_TOPIC, "not a device readings/status topic", payload)
@@ -179,6 +187,46 @@ def check_message(topic: str, payload: bytes, lim: Limits, now: datetime | None 
     return out
 
 
+def _check_maker(
+    topic: str,
+    payload: bytes,
+    lim: Limits,
+    now: datetime,
+    family: str,
+    device: str,
+    subtopic: str,
+) -> Checked:
+    """A message in a maker's format: its adapter's samples, or one reject with the reason. A
+    sample stamped outside the pilot's window rejects the message (its device's clock is
+    wrong: nothing of it is trusted)."""
+    out = Checked(family=family, device=device)
+    if len(payload) > lim.max_payload_bytes:
+        detail = f"{len(payload)} bytes, the limit is {lim.max_payload_bytes}"
+        out.rejects.append(Reject(topic, device, Reason.OVERSIZED_PAYLOAD, detail, payload))
+        return out
+    try:
+        decoded = ADAPTERS[family].decode(device, subtopic, payload)
+    except WireError as exc:
+        out.rejects.append(Reject(topic, device, exc.reason, exc.detail, payload))
+        return out
+    for ts in (
+        [s.ts for s in decoded.power]
+        + [s.ts for s in decoded.counters]
+        + [s.ts for s in decoded.meter]
+    ):
+        if ts > now + lim.max_future:
+            detail = f"device time {ts.isoformat()} is ahead of the ingest clock {now.isoformat()}"
+            out.rejects.append(Reject(topic, device, Reason.TS_IN_FUTURE, detail, payload))
+            return out
+        if ts < lim.pilot_start:
+            detail = f"device time {ts.isoformat()} is before the pilot ({lim.pilot_start.date()})"
+            out.rejects.append(Reject(topic, device, Reason.TS_BEFORE_PILOT, detail, payload))
+            return out
+    out.status = decoded.status
+    out.samples = decoded
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceState:
     """What ingest needs to know of a registered device: its registry entry, and from
@@ -188,6 +236,7 @@ class DeviceState:
     last_seq: int | None = None
     rate_minute: datetime | None = None
     rate_count: int = 0
+    kind: str = "wastepilot-v1"
 
 
 # a Reading's values in Row's order, by name (one C call)

@@ -175,6 +175,8 @@ class IngestWorker:
             self.metrics.written.inc(res.inserted)
             self.metrics.duplicates.inc(res.duplicates)
             self.metrics.statuses.inc(res.statuses)
+            self.metrics.samples_written.inc(res.samples)
+            self.metrics.samples_duplicate.inc(res.sample_duplicates)
             for reason, n in res.reasons.items():
                 self.metrics.dead_letters.labels(reason).inc(n)
         if outcome.lag_s is not None:

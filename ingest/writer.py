@@ -14,7 +14,7 @@ from typing import Any, LiteralString
 import psycopg
 
 from core.errors import DatabaseUnavailable
-from core.topics import readings_topic
+from core.topics import KIND_FAMILY, readings_topic
 from core.wire import Reason
 from ingest import edge, queries
 from ingest.columns import DEVICE, RECEIVED, SEQ, TS, Row
@@ -22,6 +22,7 @@ from ingest.deadletters import DeadLetterBudget
 from ingest.protocol import (
     BatchResult,
     DeadLetter,
+    MakerSamples,
     ReadingRow,
     StatusUpdate,
     Validated,
@@ -58,6 +59,8 @@ class Writer:
                     self._url, connect_timeout=5, application_name="wastepilot-ingest"
                 )
                 conn.execute(queries.CREATE_STAGING)
+                for statement in queries.CREATE_SAMPLE_STAGING:
+                    conn.execute(statement)
                 conn.commit()
             except psycopg.OperationalError as exc:
                 raise DatabaseUnavailable(str(exc).strip()) from exc
@@ -121,6 +124,9 @@ class Writer:
             raw = st.status.model_dump_json(exclude_none=True).encode()
             reject = Reject(st.topic, st.status.device_id, Reason.STORAGE_ERROR, detail, raw)
             dead.append(DeadLetter(st.received_at, reject))
+        for m in piece.samples:
+            reject = Reject(m.topic, m.device_id, Reason.STORAGE_ERROR, detail, m.payload)
+            dead.append(DeadLetter(m.received_at, reject))
         conn = self._connection()
         try:
             with conn.transaction():
@@ -152,11 +158,16 @@ class Writer:
         dead = [d for v in batch for d in v.dead]
         rows = [r for v in batch for r in v.rows]
         statuses = [s for v in batch for s in v.statuses]
-        inserted = duplicates = stored_statuses = 0
+        samples = [m for v in batch for m in v.samples]
+        inserted = duplicates = stored_statuses = stored_samples = staged = 0
         with conn.transaction():
             conn.execute(queries.LOCK_TOMBSTONES)
-            devices, erased_ids = self._batch_state(conn, rows, statuses, dead)
+            devices, erased_ids = self._batch_state(conn, rows, statuses, dead, samples)
             rows, statuses, dead, erased = _drop_erased(erased_ids, rows, statuses, dead)
+            if samples:
+                ours = [m for m in samples if m.device_id not in erased_ids]
+                erased += len(samples) - len(ours)
+                stored_samples, staged = self._store_samples(conn, ours, devices, dead)
             good: list[ReadingRow] = []
             for row in rows:
                 verdict = check_registry(row[DEVICE], row[TS], devices)
@@ -202,6 +213,7 @@ class Writer:
         for reason, n in left_out.items():  # counted in the metrics all the same
             result.reasons[reason] = result.reasons.get(reason, 0) + n
         result.inserted, result.duplicates, result.statuses = inserted, duplicates, stored_statuses
+        result.samples, result.sample_duplicates = stored_samples, staged - stored_samples
         return result
 
     @staticmethod
@@ -210,10 +222,12 @@ class Writer:
         rows: list[ReadingRow],
         statuses: list[StatusUpdate],
         dead: list[DeadLetter],
+        samples: list[MakerSamples],
     ) -> tuple[dict[str, DeviceState], set[str]]:
         """The registered devices the batch names (with their seq and rate state, locked) and
         the erased ones. A dead letter names a device by its topic, registered or not."""
         named = {r[1] for r in rows} | {s.status.device_id for s in statuses}
+        named.update(m.device_id for m in samples)
         for d in dead:
             named.update(d.reject.topic.split("/"))
             if d.reject.device_id:
@@ -221,12 +235,79 @@ class Writer:
         devices: dict[str, DeviceState] = {}
         erased: set[str] = set()
         got = conn.execute(queries.BATCH_STATE, {"ids": sorted(named)})
-        for dev, registered, until, is_erased, last_seq, minute, count in got:
+        for dev, registered, until, is_erased, last_seq, minute, count, kind in got:
             if is_erased:
                 erased.add(str(dev))
             elif registered:
-                devices[str(dev)] = DeviceState(until, last_seq, minute, count)  # type: ignore[arg-type]
+                devices[str(dev)] = DeviceState(until, last_seq, minute, count, kind)  # type: ignore[arg-type]
         return devices, erased
+
+    @staticmethod
+    def _store_samples(
+        conn: psycopg.Connection[tuple[object, ...]],
+        samples: list[MakerSamples],
+        devices: dict[str, DeviceState],
+        dead: list[DeadLetter],
+    ) -> tuple[int, int]:
+        """Store maker devices' samples once each (their tables' keys); a message of a device
+        the registry does not know, or knows as another kind, is a dead letter whole, and
+        samples stamped after a decommissioning are refused. Returns the samples newly stored
+        and those offered."""
+        staged: dict[str, list[tuple[Any, ...]]] = {t: [] for t in queries.SAMPLE_TABLES}
+        seen_ids: list[str] = []
+        seen_ts: list[Any] = []
+        for m in samples:
+            state = devices.get(m.device_id)
+            verdict: tuple[Reason, str] | None = None
+            if state is None:
+                verdict = Reason.UNKNOWN_DEVICE, f"device {m.device_id} is not registered"
+            elif KIND_FAMILY.get(state.kind) != m.family:
+                verdict = (
+                    Reason.DEVICE_MISMATCH,
+                    f"device {m.device_id} is registered as {state.kind}, not {m.family}",
+                )
+            if verdict is not None:
+                dead.append(
+                    DeadLetter(m.received_at, Reject(m.topic, m.device_id, *verdict, m.payload))
+                )
+                continue
+            assert state is not None  # noqa: S101
+            until = state.decommissioned_at
+            parts: dict[str, Sequence[tuple[Any, ...]]] = {
+                "power_samples": m.power,
+                "energy_counters": m.counters,
+                "meter_reads": m.meter,
+            }
+            refused = 0
+            for table, items in parts.items():
+                for item in items:
+                    if until is not None and item[1] >= until:  # (device_id, ts, ...)
+                        refused += 1
+                        continue
+                    staged[table].append((*item, m.received_at))
+                    seen_ids.append(m.device_id)
+                    seen_ts.append(item[1])
+            if refused:
+                assert until is not None  # noqa: S101
+                detail = f"device {m.device_id} was decommissioned at {until.isoformat()}"
+                reject = Reject(
+                    m.topic, m.device_id, Reason.DECOMMISSIONED_DEVICE, detail, m.payload
+                )
+                dead.append(DeadLetter(m.received_at, reject))
+        stored = 0
+        with conn.cursor() as cur:
+            for table, items in staged.items():
+                if not items:
+                    continue
+                with cur.copy(queries.COPY_SAMPLES[table]) as copy:
+                    copy.set_types(queries.SAMPLE_TABLES[table][1])
+                    for item in items:
+                        copy.write_row(item)
+                got = cur.execute(queries.INSERT_SAMPLES[table]).fetchone()
+                stored += int(got[0]) if got else 0  # type: ignore[call-overload]
+            if seen_ids:
+                cur.execute(queries.SAMPLES_SEEN, (seen_ids, seen_ts))
+        return stored, len(seen_ids)
 
     def _device_edge(
         self,

@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.errors import PublishError
-from core.topics import parse_topic, status_topic
+from core.topics import parse_maker_topic, parse_topic, status_topic
 from simulator.publisher import NO_MATCHING_SUBSCRIBERS, RESEND_AFTER_S
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class DeviceSinks:
     # --- the Sink protocol -------------------------------------------------------------
 
     def send(self, topic: str, payload: bytes, *, retain: bool = False) -> object:
-        addr = parse_topic(self._prefix, topic)
+        addr = parse_topic(self._prefix, topic) or parse_maker_topic(self._prefix, topic)
         if addr is None or addr.device_id not in self._clients:
             raise PublishError(f"no device connection for {topic}")
         info = self._publish(addr.device_id, topic, payload, retain)

@@ -6,19 +6,22 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 
 from core import clock
-from core.topics import readings_topic, status_topic
+from core.topics import KIND_FAMILY, maker_root, readings_topic, status_topic
 from simulator.device import DeviceState, OutMessage, device_messages, status_dict
 from simulator.faults import Malformed
+from simulator.makers import Kind as MakerKind
+from simulator.makers import day_messages
 from simulator.model import (
     HouseholdSpec,
     household_day,
@@ -243,4 +246,51 @@ def live(
     summary.not_confirmed = sink.close()
     summary.seconds = time.perf_counter() - t0
     seqs.save()
+    return summary
+
+
+def maker_device_id(kind: str, index: int) -> str:
+    """A household's device of a maker's kind (beside its v1 meter FWD-...)."""
+    return {"shelly-gen2": "SHL", "tasmota": "TAS", "wmbus": "WMB"}[kind] + f"-{index:06d}"
+
+
+def backfill_makers(
+    sink: Sink,
+    prefix: str,
+    fleet: list[HouseholdSpec],
+    kind: MakerKind,
+    start: datetime,
+    end: datetime,
+    seed: int,
+    p: Params,
+    progress: Callable[[int, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> Summary:
+    """Publish [start, end) of each household's device of a maker's ``kind`` in its maker's
+    format (simulator/makers.py), day by day (UTC), as fast as the sink takes it."""
+    family = KIND_FAMILY[kind]
+    assert family is not None  # noqa: S101  (a maker's kind)
+    summary = Summary()
+    t0 = time.perf_counter()
+    first = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = max(1, math.ceil((end - first).total_seconds() / 86400))
+    for n in range(days):
+        day = first + timedelta(days=n)
+        for h in fleet:
+            if stop is not None and stop.is_set():
+                break
+            events = [e for e in household_day(h, day.date(), seed, p)
+                      if day <= e.at < day + timedelta(days=1)]  # fmt: skip
+            msgs, _ = day_messages(kind, h, events, day, seed)
+            root = maker_root(prefix, family, maker_device_id(kind, h.index))
+            for m in msgs:
+                if not start <= m.at < end:
+                    continue
+                sink.send(f"{root}/{m.subtopic}", m.payload, retain=m.retain)
+                summary.messages += 1
+                summary.bytes += len(m.payload)
+        if progress:
+            progress(n + 1, days)
+    summary.not_confirmed = sink.close()
+    summary.seconds = time.perf_counter() - t0
     return summary

@@ -27,7 +27,7 @@ def test_the_configuration_page_documents_every_setting_and_no_other() -> None:
     assert set(re.findall(r"`(WASTEPILOT_[A-Z0-9_]+)`", text)) == FIELDS
 
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)

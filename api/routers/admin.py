@@ -17,7 +17,7 @@ from core import audit, auth, devices
 from core.devices import NEW_DEVICE_ID_PATTERN
 from core.registry import Device
 from core.settings import Settings
-from core.topics import DEVICE_ID_PATTERN
+from core.topics import DEVICE_ID_PATTERN, KIND_FAMILY, maker_root
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 public = APIRouter(prefix="/api/v1/auth", tags=["sign-in"])
@@ -60,11 +60,19 @@ class DeviceIn(Body):
     cohort: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")] = (
         "default"
     )
+    kind: Literal["wastepilot-v1", "shelly-gen2", "tasmota", "wmbus"] = Field(
+        "wastepilot-v1",
+        description="How it speaks: the v1 contract, or its maker's format (docs/devices/)",
+    )
 
 
 class DeviceOut(BaseModel):
     device_id: str
     household: str
+    kind: str = "wastepilot-v1"
+    topic_root: str | None = Field(
+        None, description="For a maker's kind: the topic prefix to set on the device"
+    )
     mqtt_username: str
     mqtt_password: str = Field(description="Shown once: the broker keeps only its hash")
 
@@ -184,11 +192,17 @@ def register_device(body: DeviceIn, conn: AuditedConn, settings: AppSettings) ->
     letters, digits, - and _ (e.g. FWD-000123)."""
     url = _broker(settings)
     [login] = devices.register(
-        conn, [Device(body.device_id, body.household, body.model)], url, cohort=body.cohort
+        conn,
+        [Device(body.device_id, body.household, body.model, kind=body.kind)],
+        url,
+        cohort=body.cohort,
     )
+    family = KIND_FAMILY[body.kind]
     return DeviceOut(
         device_id=body.device_id,
         household=body.household,
+        kind=body.kind,
+        topic_root=maker_root(settings.topic_prefix, family, body.device_id) if family else None,
         mqtt_username=login.device_id,
         mqtt_password=login.password,
     )

@@ -11,7 +11,9 @@ from pydantic import AwareDatetime, BaseModel, Field
 from analytics import listings
 from analytics.household import HouseholdDetail, household_record
 from analytics.usage import Bucket, household_usage
+from analytics.water import meter_days
 from api.deps import AppSettings, Conn, HouseholdRef, checked_period, checked_zone
+from core.registry import household_exists
 
 router = APIRouter(prefix="/api/v1", tags=["usage"])
 
@@ -113,4 +115,45 @@ def get_household_usage(
             )
             for p in points
         ],
+    )
+
+
+class MeterDayOut(BaseModel):
+    day: date = Field(description="UK day")
+    litres: float = Field(description="What the household's water meter counted that day")
+    reads: int = Field(description="Meter telegrams stored that day")
+
+
+class WaterSeries(BaseModel):
+    household: str
+    start: datetime
+    end: datetime
+    days: list[MeterDayOut]
+
+
+@router.get("/households/{ref}/water", response_model=WaterSeries, summary="Metered water")
+def get_household_water(
+    ref: HouseholdRef,
+    conn: Conn,
+    start: Annotated[
+        AwareDatetime | None,
+        Query(description="From (inclusive), ISO 8601 with offset; default end - 7 days"),
+    ] = None,
+    end: Annotated[
+        AwareDatetime | None, Query(description="To (exclusive), ISO 8601 with offset; default now")
+    ] = None,
+) -> WaterSeries:
+    """Litres per UK day from the household's own water meters (wM-Bus, read by wmbusmeters;
+    docs/devices/wmbus.md), beside the disposer's uses of the usage series. A register that
+    went down (a meter swapped) counts from zero. Days without reads are left out; a household
+    without a meter has none."""
+    start, end = checked_period(start, end)
+    if not household_exists(conn, ref):
+        raise HTTPException(404, f"no household {ref!r}")
+    days = meter_days(conn, ref, start, end)
+    return WaterSeries(
+        household=ref,
+        start=start,
+        end=end,
+        days=[MeterDayOut(day=d.day, litres=d.litres, reads=d.reads) for d in days],
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from core import devices
 from core.db import connect
 from core.registry import Device
 from core.settings import Settings, get_settings
+from core.topics import KIND_FAMILY, V1_KIND, maker_root
 
 devices_app = typer.Typer(help="Disposer meters (registry) and their broker logins.",
                           no_args_is_help=True)  # fmt: skip
@@ -30,6 +32,15 @@ def _admin_url(s: Settings) -> str | None:
     return url
 
 
+class DeviceKind(StrEnum):
+    """The device kinds (core/topics.py KIND_FAMILY)."""
+
+    V1 = "wastepilot-v1"
+    SHELLY = "shelly-gen2"
+    TASMOTA = "tasmota"
+    WMBUS = "wmbus"
+
+
 @devices_app.command("add")
 def devices_add(
     device_id: Annotated[
@@ -38,15 +49,24 @@ def devices_add(
     household: Annotated[str, typer.Option(help="Household reference (created if new)")],
     model: Annotated[str, typer.Option(help="Meter model")] = "unknown",
     cohort: Annotated[str, typer.Option(help="Cohort of a new household")] = "default",
+    kind: Annotated[
+        DeviceKind,
+        typer.Option(help="How it speaks: the v1 contract, or its maker's format (docs/devices/)"),
+    ] = DeviceKind.V1,
 ) -> None:
     """Register a device in a household with its broker login (password printed once): the
-    device may publish only its own readings and status; ingest accepts registered devices."""
+    device may publish only under its own topics (the v1 contract's, or for a maker's kind its
+    own <prefix>/<family>/<id>/ tree); ingest accepts registered devices."""
     s = get_settings()
     with connect(s.db_url()) as conn:
         logins = devices.register(
-            conn, [Device(device_id, household, model)], _admin_url(s), cohort=cohort
-        )
-    console.print(f"device {device_id} registered ({household})")
+            conn, [Device(device_id, household, model, kind=kind.value)], _admin_url(s),
+            cohort=cohort,
+        )  # fmt: skip
+    console.print(f"device {device_id} registered ({household}, {kind.value})")
+    family = KIND_FAMILY[kind.value]
+    if family:
+        console.print(f"topic prefix: {maker_root(s.topic_prefix, family, device_id)}")
     for login in logins:
         console.print(f"MQTT login (shown once): username and client id {device_id}, password:")
         print(login.password)  # the one time it is shown: plain, for scripts
@@ -62,7 +82,8 @@ def devices_import(
     ],
 ) -> None:
     """Register many devices at once, all or none; their logins (device_id,username,password)
-    are written once to --out, which must not exist yet."""
+    are written once to --out, which must not exist yet. A kind column (wastepilot-v1,
+    shelly-gen2, tasmota, wmbus) is optional."""
     import csv
 
     rows = [r for r in csv.DictReader(sheet) if any(v.strip() for v in r.values() if v)]
@@ -81,7 +102,8 @@ def devices_import(
     cohorts: dict[str, str] = {}
     for r in rows:
         model = (r.get("model") or "unknown").strip()
-        devs.append(Device(r["device_id"].strip(), r["household"].strip(), model))
+        kind = (r.get("kind") or V1_KIND).strip()
+        devs.append(Device(r["device_id"].strip(), r["household"].strip(), model, kind=kind))
         cohorts[devs[-1].household_ref] = (r.get("cohort") or "default").strip()
     # the file first: logins are shown once, so there must be somewhere to put them
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -19,6 +19,7 @@ from core.db import answers, connect
 from core.jobs import JobFn, Outcome, run_job
 from core.logs import setup_logging
 from core.settings import Settings, get_settings
+from ingest.derive import derive_uses, sample_retention
 from wastepilot.localservices import backup
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,12 @@ console = Console()
 rollups_app = typer.Typer(help="Usage rollups.", no_args_is_help=True)
 
 
-JOBS: dict[str, JobFn] = {**ANALYTICS_JOBS, **BIDS_JOBS}
+JOBS: dict[str, JobFn] = {
+    **ANALYTICS_JOBS,
+    **BIDS_JOBS,
+    "derive_uses": derive_uses,
+    "sample_retention": sample_retention,
+}
 
 
 class SchedulerMetrics:
@@ -82,10 +88,11 @@ def scheduler(
         str | None, typer.Option(help=f"Run one job now and exit: {', '.join(JOBS)}")
     ] = None,
 ) -> None:
-    """Run the scheduled jobs: rollup refresh (every WASTEPILOT_ROLLUP_INTERVAL_S), device health
-    (15 min), retention and attendee retention (daily, 03:30 UK time), weekly report (Mondays
-    06:00); with the local services' backups on, an incremental backup hourly and a full one on
-    Sundays (01:15). Safe to run twice: a job already running elsewhere is skipped and recorded."""
+    """Run the scheduled jobs: uses from metering plugs' reports (every minute), rollup refresh
+    (every WASTEPILOT_ROLLUP_INTERVAL_S), device health (15 min), retention, sample retention
+    and attendee retention (daily, 03:30-03:45 UK time), weekly report (Mondays 06:00); with
+    the local services' backups on, an incremental backup hourly and a full one on Sundays
+    (01:15). Safe to run twice: a job already running elsewhere is skipped and recorded."""
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
@@ -113,10 +120,12 @@ def scheduler(
     sched = BlockingScheduler(timezone="Europe/London")
     now = datetime.now(UTC)  # APScheduler's own (real) time
     triggers = {
+        "derive_uses": IntervalTrigger(seconds=60),
         "rollup_refresh": IntervalTrigger(seconds=s.rollup_interval_s),
         "device_health": IntervalTrigger(minutes=15),
         "retention": CronTrigger(hour=3, minute=30),
         "attendee_retention": CronTrigger(hour=3, minute=45),
+        "sample_retention": CronTrigger(hour=3, minute=40),
         "weekly_report": CronTrigger(day_of_week="mon", hour=6),
     }
     if backup.configured(s):  # the local services' backups (`services up --backups`)
@@ -133,7 +142,9 @@ def scheduler(
             max_instances=1,
             coalesce=True,
             misfire_grace_time=300,
-            next_run_time=now if name in ("rollup_refresh", "device_health") else None,
+            next_run_time=now
+            if name in ("derive_uses", "rollup_refresh", "device_health")
+            else None,
         )
     console.print(f"scheduler: {', '.join(triggers)} (Ctrl-C stops)")
     try:

@@ -15,6 +15,7 @@ from core.db import connect
 from core.errors import ConfigError, PublishError
 from core.registry import Device, Household, add_devices, add_households
 from core.settings import Settings, get_settings
+from core.topics import KIND_FAMILY, V1_KIND
 from wastepilot.signals import stop_on_signals
 
 if TYPE_CHECKING:
@@ -56,6 +57,13 @@ def simulate_cmd(
             "(local broker); default: the load identity publishes for all"
         ),
     ] = False,
+    device_kind: Annotated[
+        str,
+        typer.Option(
+            help="Publish as this kind of device: wastepilot-v1, or a maker's format "
+            "(shelly-gen2, tasmota, wmbus: backfill only, beside each household's v1 meter)"
+        ),
+    ] = "wastepilot-v1",
 ) -> None:
     """Simulate pilot households: backfill history and/or publish live."""
     from simulator.model import make_fleet
@@ -72,6 +80,9 @@ def simulate_cmd(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     fleet = make_fleet(n, seed_, params, first)
+    if device_kind != V1_KIND:
+        _makers(s, fleet, device_kind, backfill_days, seed_, params, live=live, output=output)
+        return
     if output is None:
         with connect(s.db_url()) as conn:
             add_households(
@@ -169,3 +180,52 @@ def _device_sinks(s: Settings, fleet: list[Any]) -> DeviceSinksType:
     return DeviceSinks(
         addr.host, addr.port, s.topic_prefix, {x.device_id: x.password for x in logins}
     ).connect()
+
+
+def _makers(
+    s: Settings,
+    fleet: list[Any],
+    kind: str,
+    days: float,
+    seed: int,
+    params: Any,
+    *,
+    live: bool,
+    output: Path | None,
+) -> None:
+    """The fleet's devices of a maker's kind: registered (with the kind's broker rights), then
+    ``days`` of history published in the maker's format through the simulator's identity."""
+    from simulator.publisher import FileSink, MqttSink, Sink
+    from simulator.runner import backfill_makers, maker_device_id
+
+    if kind not in KIND_FAMILY:
+        raise ConfigError(f"device kind {kind!r}: one of {', '.join(KIND_FAMILY)}")
+    if days <= 0:
+        raise ConfigError("a maker's format is published as history: give --backfill-days")
+    if live:
+        console.print("live publishing in makers' formats is not built: backfill only")
+    if output is None:
+        with connect(s.db_url()) as conn:
+            add_households(conn, [Household(h.ref, h.cohort, h.occupants, h.postcode_district,
+                                            date(2024, 1, 1)) for h in fleet])  # fmt: skip
+            add_devices(conn, [Device(maker_device_id(kind, h.index), h.ref, kind,
+                                      date(2024, 1, 1), kind=kind) for h in fleet])  # fmt: skip
+    sink: Sink = (
+        FileSink(output)
+        if output is not None
+        else MqttSink(s.mqtt_url_for("simulator"), f"wastepilot-sim-{kind}-{seed}").connect()
+    )
+    now = clock.now()
+    with Progress(TextColumn(f"backfill {kind}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("days"), TimeElapsedColumn(), console=console) as bar:  # fmt: skip
+        task = bar.add_task("backfill", total=None)
+        summ = backfill_makers(
+            sink, s.topic_prefix, fleet, kind, now - timedelta(days=days), now, seed, params,  # type: ignore[arg-type]
+            progress=lambda d, t: bar.update(task, completed=d, total=t), stop=stop_on_signals(),
+        )  # fmt: skip
+    console.print(
+        f"backfill {kind}: {summ.messages} messages, {summ.bytes / 1e6:.1f} MB, "
+        f"{summ.seconds:.1f}s; not confirmed: {summ.not_confirmed}"
+    )
+    if summ.not_confirmed:
+        raise PublishError(f"the broker did not confirm {summ.not_confirmed} messages")
