@@ -44,6 +44,7 @@ def table(w: dict[str, Any]) -> list[tuple[str, str, str, str, dict[str, Any]]]:
         ("GET", "/api/v1/auth/me", "any", "/api/v1/auth/me", {}),
         ("GET", "/api/v1/households", "analyst", "/api/v1/households", {}),
         ("GET", "/api/v1/households/{ref}/usage", "analyst", "/api/v1/households/HH-SEC/usage", {}),
+        ("GET", "/api/v1/households/{ref}/water", "analyst", "/api/v1/households/HH-SEC/water", {}),
         ("GET", "/api/v1/households/{ref}", "analyst", "/api/v1/households/HH-SEC", {}),
         ("GET", "/api/v1/usage", "analyst", "/api/v1/usage", {}),
         ("GET", "/api/v1/cohorts", "analyst", "/api/v1/cohorts", {}),

@@ -206,6 +206,20 @@ def test_a_day_of_a_metering_plug_becomes_the_models_uses_once(
     )
     assert derive(db_url, settings) == len([u for u in truth.uses if u.run_s >= 2.0])
     check_plug_day(db, device, truth, settings, cadence_s)
+    # a message that breaks the maker's format, from the device itself: a dead letter, kept
+    broken = MakerMessage(DAY, {"shelly": "events/rpc", "tasmota": "tele/SENSOR"}[family],
+                          b'{"method": "NotifyStatus", "Time": ')  # fmt: skip
+    publish(settings, device, password, family, [broken])
+    wait_for(lambda: metric_value(worker.metrics.dead_letters.labels("malformed_json")) >= 1,
+             30, "the dead letter")  # fmt: skip
+    letter = db.execute(
+        "SELECT topic, reason, payload FROM dead_letters WHERE device_id = %s", (device,)
+    ).fetchone()
+    assert letter == (
+        f"{maker_root(PREFIX, family, device)}/{broken.subtopic}",
+        "malformed_json",
+        broken.payload,
+    )
     # the same messages again (a device that re-sends, a redelivery): nothing changes
     before = db.execute("SELECT count(*) FROM readings WHERE device_id = %s", (device,)).fetchone()
     publish(settings, device, password, family, msgs)
