@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from analytics import alerts
 from analytics import queries as q
 from core import clock, display
 from core.settings import Settings
@@ -38,6 +39,8 @@ def check_devices(conn: psycopg.Connection[Any], s: Settings) -> int:
             q.RESOLVE_GONE_ANOMALIES,
             (keys,),
         )
+        # the same findings move the field-visit alerts on (and queue their e-mails)
+        alerts.evaluate(conn, [(k, d, h, detail) for k, d, h, _, detail in found], s, now)
     return len(found)
 
 

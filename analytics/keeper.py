@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from analytics import queries as q
 from analytics.jobs import retention
+from core import outbox
 from core.db import Conn
 from core.keepers import Keeper
 
@@ -14,7 +15,11 @@ ERASED = "[erased household]"
 
 def _erase_household(conn: Conn, ref: str, ids: list[str]) -> dict[str, int]:
     params = {"ids": ids, "ref": ref, "erased": ERASED}
+    # the e-mails about its alerts name it: they go with the alerts (their history cascades)
+    alert_ids = [int(r[0]) for r in conn.execute(q.HOUSEHOLD_ALERT_IDS, params)]
+    outbox.forget(conn, [f"alert:{a}:" for a in alert_ids])
     return {
+        "alerts": conn.execute(q.ERASE_ALERTS, params).rowcount,
         "device_daily": conn.execute(q.ERASE_DEVICE_DAILY, params).rowcount,
         "anomalies": conn.execute(q.ERASE_ANOMALIES, params).rowcount,
         "usage_hourly": conn.execute(q.ERASE_USAGE_HOURLY, params).rowcount,
@@ -25,7 +30,15 @@ def _erase_household(conn: Conn, ref: str, ids: list[str]) -> dict[str, int]:
 
 KEEPER = Keeper(
     "analytics",
-    household=("device_daily", "anomalies", "usage_hourly", "usage_daily", "weekly_reports"),
+    household=(
+        "device_daily",
+        "anomalies",
+        "usage_hourly",
+        "usage_daily",
+        "weekly_reports",
+        "alerts",
+        "alert_history",
+    ),
     other=("usage_profile_daily", "rollup_watermarks"),
     erase_household=_erase_household,
     retention={"retention": retention},  # raw readings (by chunk) and dead letters

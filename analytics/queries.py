@@ -644,3 +644,63 @@ WHERE inc IS NOT NULL AND ts >= %(start)s
 GROUP BY 1
 ORDER BY 1
 """
+
+# --- alerts (analytics/alerts.py) ---------------------------------------------------------------
+LIVE_ALERTS: LiteralString = """
+SELECT id, kind, device_id, state, first_found, clear_since
+FROM alerts WHERE state <> 'resolved' ORDER BY id FOR UPDATE
+"""
+HELD_BACK: LiteralString = "SELECT kind, device_id, id FROM alerts WHERE holds_back FOR UPDATE"
+RELEASE_HELD: LiteralString = "UPDATE alerts SET holds_back = false WHERE id = ANY(%s)"
+NEW_ALERT: LiteralString = """
+INSERT INTO alerts (kind, device_id, household_ref, state, detail, first_found, last_found)
+VALUES (%s, %s, %s, 'pending', %s, %s, %s)
+RETURNING id
+"""
+ALERT_FOUND: LiteralString = (
+    "UPDATE alerts SET detail = %s, last_found = %s, clear_since = NULL WHERE id = %s"
+)
+OPEN_ALERT: LiteralString = "UPDATE alerts SET state = 'open', opened_at = %s WHERE id = %s"
+ALERT_CLEARING: LiteralString = "UPDATE alerts SET clear_since = %s WHERE id = %s"
+# (resolved_at: the check's time, or NULL for now(); by: a person or NULL for the check; note)
+RESOLVE_ALERT: LiteralString = """
+UPDATE alerts SET state = 'resolved', resolved_at = coalesce(%s, now()), resolved_by = %s,
+                  resolution_note = %s, holds_back = %s
+WHERE id = %s
+"""
+ALERTS_TO_ESCALATE: LiteralString = """
+SELECT id, escalation_level FROM alerts
+WHERE state = 'open' AND coalesce(escalated_at, opened_at) <= %s AND escalation_level < %s
+ORDER BY id
+"""
+ESCALATE_ALERT: LiteralString = (
+    "UPDATE alerts SET escalation_level = %s, escalated_at = %s WHERE id = %s"
+)
+ALERT: LiteralString = """
+SELECT kind, device_id, household_ref, detail, first_found, opened_at FROM alerts WHERE id = %s
+"""
+ALERT_STATE: LiteralString = "SELECT state FROM alerts WHERE id = %s FOR UPDATE"
+ACKNOWLEDGE_ALERT: LiteralString = """
+UPDATE alerts SET state = 'acknowledged', acknowledged_by = %s, acknowledged_at = now()
+WHERE id = %s
+"""
+ASSIGN_ALERT: LiteralString = "UPDATE alerts SET assigned_to = %s WHERE id = %s"
+ALERT_HISTORY: LiteralString = (
+    "INSERT INTO alert_history (alert_id, action, actor, note) VALUES (%s, %s, %s, %s)"
+)
+ALERT_HISTORY_OF: LiteralString = (
+    "SELECT at, action, actor, note FROM alert_history WHERE alert_id = %s ORDER BY at, id"
+)
+LIST_ALERTS: LiteralString = """
+SELECT id, kind, device_id, household_ref, state, detail, first_found, last_found, opened_at,
+       acknowledged_by, acknowledged_at, assigned_to, escalation_level, resolved_at,
+       resolved_by, resolution_note
+FROM alerts
+WHERE (%(state)s::text IS NULL AND state <> 'resolved' OR state = %(state)s)
+  AND (%(kind)s::text IS NULL OR kind = %(kind)s)
+  AND (%(household)s::text IS NULL OR household_ref = %(household)s)
+ORDER BY first_found DESC, id DESC
+LIMIT 500
+"""
+ERASE_ALERTS: LiteralString = "DELETE FROM alerts WHERE household_ref = %(ref)s"
+HOUSEHOLD_ALERT_IDS: LiteralString = "SELECT id FROM alerts WHERE household_ref = %(ref)s"

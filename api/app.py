@@ -15,7 +15,7 @@ from api import signin
 from api.auth import SESSION_COOKIE, allow, check_token
 from api.errors import USER_ERRORS, status_of
 from api.metrics import instrument
-from api.routers import admin, analytics, bids, councils, health, reports, usage, workshops
+from api.routers import admin, alerts, analytics, bids, councils, health, reports, usage, workshops
 from api.security import DEFAULT_BODY_LIMIT, RequestGuard
 from api.web.assets import mount_web
 from api.web.common import error_page, signed_in, wants_page
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.public)
     analysts = [Depends(allow("analyst"))]
     officers = [Depends(allow("officer"))]
-    for r in (usage.router, analytics.router):
+    for r in (usage.router, analytics.router, alerts.router):
         app.include_router(r, dependencies=analysts)
     for r in (councils.router, workshops.router, bids.router, reports.router):
         app.include_router(r, dependencies=officers)

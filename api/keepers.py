@@ -7,9 +7,10 @@ from analytics.keeper import KEEPER as ANALYTICS
 from bids.keeper import KEEPER as BIDS
 from core.devices import KEEPER as REGISTRY
 from core.keepers import Keeper
+from core.outbox import KEEPER as OUTBOX
 from ingest.keeper import KEEPER as INGEST
 
 # the registry's last: a household's devices and the household go after what hangs off them
-KEEPERS: tuple[Keeper, ...] = (INGEST, ANALYTICS, BIDS, REGISTRY)
+KEEPERS: tuple[Keeper, ...] = (INGEST, ANALYTICS, BIDS, OUTBOX, REGISTRY)
 OTHERS: tuple[Keeper, ...] = KEEPERS[:-1]
-__all__ = ["ANALYTICS", "BIDS", "INGEST", "KEEPERS", "OTHERS", "REGISTRY"]
+__all__ = ["ANALYTICS", "BIDS", "INGEST", "KEEPERS", "OTHERS", "OUTBOX", "REGISTRY"]

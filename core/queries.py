@@ -129,3 +129,41 @@ ERASE_REGISTRY: tuple[LiteralString, ...] = (
 UPGRADE_PASSWORD_HASH: LiteralString = (
     "UPDATE users SET password_hash = %s WHERE id = %s AND password_hash = %s"
 )
+
+# --- the outbox (core/outbox.py) ----------------------------------------------------------------
+OUTBOX_ENQUEUE: LiteralString = """
+INSERT INTO outbox (event_ref, template, to_address, personalisation, transactional)
+VALUES (%(ref)s, %(template)s, %(to)s, %(p)s, %(transactional)s)
+ON CONFLICT (event_ref) DO NOTHING
+RETURNING id
+"""
+# a sender that died between claiming a row and recording its send left it 'sending'
+OUTBOX_REQUEUE_INTERRUPTED: LiteralString = (
+    "UPDATE outbox SET status = 'queued', interrupted = interrupted + 1 WHERE status = 'sending'"
+)
+OUTBOX_SENT_SINCE: LiteralString = "SELECT count(*) FROM outbox WHERE sent_at >= %s"
+OUTBOX_CLAIM: LiteralString = """
+UPDATE outbox SET status = 'sending', claimed_at = now(), attempts = attempts + 1
+WHERE id = (
+    SELECT id FROM outbox
+    WHERE status = 'queued' AND next_attempt_at <= %s AND to_address IS NOT NULL
+    ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, event_ref, template, to_address, personalisation, attempts
+"""
+OUTBOX_RETRY: LiteralString = """
+UPDATE outbox SET status = CASE WHEN %s THEN 'failed' ELSE 'queued' END,
+                  next_attempt_at = %s, last_error = %s
+WHERE id = %s
+"""
+OUTBOX_FAILED: LiteralString = "UPDATE outbox SET status = 'failed', last_error = %s WHERE id = %s"
+OUTBOX_SENT: LiteralString = """
+UPDATE outbox SET status = 'sent', sent_at = now(), provider_ref = %s, last_error = NULL
+WHERE id = %s
+"""
+OUTBOX_FORGET: LiteralString = "DELETE FROM outbox WHERE starts_with(event_ref, ANY(%s::text[]))"
+OUTBOX_ERASE_PERSON: LiteralString = """
+UPDATE outbox SET to_address = NULL, personalisation = '{}',
+       status = CASE WHEN status IN ('queued', 'sending') THEN 'erased' ELSE status END
+WHERE to_address = %(email)s
+"""

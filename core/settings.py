@@ -222,6 +222,46 @@ class Settings(BaseSettings):
         "refused and counted in one dead letter per batch (reason rate_limited). A flood guard "
         "sized so that a queue drained after an ingest outage is not refused",
     )
+    # --- alerts and the outbox (analytics/alerts.py, core/outbox.py) -------------------------
+    public_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="The address people open the pages at (links in e-mails)",
+    )
+    alerts_rota: list[str] = Field(
+        default_factory=list,
+        description="E-mail addresses told of a new alert, in turn: the first when it opens, "
+        'the next when nobody acknowledges it in time (JSON list: ["a@x.org","b@x.org"])',
+    )
+    alerts_open_after_min: float = Field(
+        30.0, ge=0, description="A device check's finding opens an alert once found this long"
+    )
+    alerts_resolve_after_min: float = Field(
+        60.0,
+        ge=0,
+        description="An open alert resolves once its check has not found it for this long",
+    )
+    alerts_escalate_after_h: float = Field(
+        4.0, gt=0, description="An alert nobody acknowledges in this time tells the next person"
+    )
+    mail_provider: Literal["none", "smtp"] = Field(
+        "none",
+        description="How the outbox sends: smtp (WASTEPILOT_SMTP_URL), or none (messages stay "
+        "queued)",
+    )
+    smtp_url: str | None = Field(
+        None,
+        description="smtp://[user:password@]host[:port][?starttls=1], or smtps:// for TLS from "
+        "the start",
+    )
+    mail_from: str = Field(
+        "Food waste disposer pilot <no-reply@localhost>", description="The From of e-mails"
+    )
+    outbox_per_minute: int = Field(
+        3000, ge=1, description="Messages sent a minute at most (GOV.UK Notify's limit: 3,000)"
+    )
+    outbox_max_attempts: int = Field(
+        10, ge=1, description="A message the provider keeps deferring fails after this many tries"
+    )
     # --- uses from metering plugs (ingest/uses.py, docs/devices/) ------------------------------
     uses_threshold_w: float = Field(
         100.0,

@@ -33,7 +33,7 @@ PUBLIC = {
     ("DELETE", "/api/v1/auth/session"),
 }
 WRONG = {"analyst": "officer", "officer": "analyst", "admin": "officer"}
-WORLD_KEYS = ("workshop", "registration", "bid", "report", "victim", "victim_2", "token")
+WORLD_KEYS = ("workshop", "registration", "bid", "report", "victim", "victim_2", "token", "alert")
 
 
 def table(w: dict[str, Any]) -> list[tuple[str, str, str, str, dict[str, Any]]]:
@@ -45,6 +45,11 @@ def table(w: dict[str, Any]) -> list[tuple[str, str, str, str, dict[str, Any]]]:
         ("GET", "/api/v1/households", "analyst", "/api/v1/households", {}),
         ("GET", "/api/v1/households/{ref}/usage", "analyst", "/api/v1/households/HH-SEC/usage", {}),
         ("GET", "/api/v1/households/{ref}/water", "analyst", "/api/v1/households/HH-SEC/water", {}),
+        ("GET", "/api/v1/alerts", "analyst", "/api/v1/alerts", {}),
+        ("GET", "/api/v1/alerts/{alert_id}/history", "analyst", f"/api/v1/alerts/{w['alert']}/history", {}),
+        ("POST", "/api/v1/alerts/{alert_id}/acknowledge", "analyst", f"/api/v1/alerts/{w['alert']}/acknowledge", {}),
+        ("POST", "/api/v1/alerts/{alert_id}/assign", "analyst", f"/api/v1/alerts/{w['alert']}/assign", {"json": {"to": "field-2"}}),
+        ("POST", "/api/v1/alerts/{alert_id}/resolve", "analyst", f"/api/v1/alerts/{w['alert']}/resolve", {"json": {"note": "visited"}}),
         ("GET", "/api/v1/households/{ref}", "analyst", "/api/v1/households/HH-SEC", {}),
         ("GET", "/api/v1/usage", "analyst", "/api/v1/usage", {}),
         ("GET", "/api/v1/cohorts", "analyst", "/api/v1/cohorts", {}),
@@ -116,8 +121,16 @@ def world(bids_db: Conn, db: Conn, api: TestClient) -> dict[str, Any]:
     auth.add_user(db, f"victim-{u}", "analyst", "a long enough password")
     auth.add_user(db, f"victim2-{u}", "analyst", "a long enough password")
     token_id, _ = auth.create_token(db, f"victim2-{u}")
+    alert = db.execute(
+        "INSERT INTO alerts (kind, device_id, household_ref, state, detail, first_found,"
+        " last_found, opened_at) VALUES ('leak', 'SEC-1', 'HH-SEC', 'open', '1 leak', now(),"
+        " now(), now()) RETURNING id"
+    ).fetchone()
+    db.commit()
+    assert alert is not None
     return {"workshop": wid, "registration": rid, "bid": bid, "report": report,
-            "victim": f"victim-{u}", "victim_2": f"victim2-{u}", "token": token_id}  # fmt: skip
+            "victim": f"victim-{u}", "victim_2": f"victim2-{u}", "token": token_id,
+            "alert": alert[0]}  # fmt: skip
 
 
 @pytest.fixture

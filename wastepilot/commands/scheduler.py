@@ -18,6 +18,7 @@ from core import clock
 from core.db import answers, connect
 from core.jobs import JobFn, Outcome, run_job
 from core.logs import setup_logging
+from core.outbox import send_outbox
 from core.settings import Settings, get_settings
 from ingest.derive import derive_uses, sample_retention
 from wastepilot.localservices import backup
@@ -32,6 +33,7 @@ JOBS: dict[str, JobFn] = {
     **BIDS_JOBS,
     "derive_uses": derive_uses,
     "sample_retention": sample_retention,
+    "send_outbox": send_outbox,
 }
 
 
@@ -88,7 +90,8 @@ def scheduler(
         str | None, typer.Option(help=f"Run one job now and exit: {', '.join(JOBS)}")
     ] = None,
 ) -> None:
-    """Run the scheduled jobs: uses from metering plugs' reports (every minute), rollup refresh
+    """Run the scheduled jobs: the outbox's messages (every 30 s), uses from metering plugs'
+    reports (every minute), rollup refresh
     (every WASTEPILOT_ROLLUP_INTERVAL_S), device health (15 min), retention, sample retention
     and attendee retention (daily, 03:30-03:45 UK time), weekly report (Mondays 06:00); with
     the local services' backups on, an incremental backup hourly and a full one on Sundays
@@ -121,6 +124,7 @@ def scheduler(
     now = datetime.now(UTC)  # APScheduler's own (real) time
     triggers = {
         "derive_uses": IntervalTrigger(seconds=60),
+        "send_outbox": IntervalTrigger(seconds=30),
         "rollup_refresh": IntervalTrigger(seconds=s.rollup_interval_s),
         "device_health": IntervalTrigger(minutes=15),
         "retention": CronTrigger(hour=3, minute=30),

@@ -1,0 +1,249 @@
+"""The outbox: every message to send is a row written in the transaction of the event that
+causes it (an alert opened, a registration confirmed), and the ``send_outbox`` job sends it.
+
+- **Once per event.** A row's ``event_ref`` names its event and is unique: the same event never
+  queues a second message. It is also the reference handed to the provider (the e-mail's
+  ``Message-ID``, Notify's ``reference``).
+- **Interrupted sends are counted.** The job runs under its advisory lock (core/jobs.py), one
+  sender at a time, and claims a row (``sending``, committed) before it sends. A row still
+  ``sending`` when the next run starts was left by a sender that died between claiming and
+  recording: it may or may not have gone out. Neither SMTP nor Notify drops a second message
+  with the same reference, so the row is sent again and ``interrupted`` counts the possible
+  duplicate (shown wherever messages are listed).
+- **Retries.** A provider's refusal that may pass (SMTP 4xx, Notify 429/5xx, a connection that
+  fails) puts the row back with a backoff (the provider's ``Retry-After`` when it gives one); a
+  permanent one (SMTP 5xx, Notify 400/403) fails it; after ``WASTEPILOT_OUTBOX_MAX_ATTEMPTS`` a
+  row fails too. Every row ends sent (or delivered) or failed, none lost.
+- **A budget.** At most ``WASTEPILOT_OUTBOX_PER_MINUTE`` messages a minute (Notify's limit is
+  3,000).
+- **Personal data.** Addresses and personalisation live only here and are never logged;
+  erasing a person blanks their rows (``erase_person``).
+
+Templates are text files in ``core/messages/`` (Jinja2): the first line ``Subject: ...``, then
+the body, in plain English.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import jinja2
+from psycopg.types.json import Jsonb
+
+from core import clock
+from core import queries as q
+from core.db import Conn
+from core.errors import ConfigError
+from core.keepers import Keeper
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).parent / "messages"
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=False,  # noqa: S701  (plain-text e-mail, never HTML)
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message to queue: its event's reference, template and recipient."""
+
+    event_ref: str
+    template: str
+    to: str
+    personalisation: dict[str, Any] = field(default_factory=dict)
+    transactional: bool = True
+
+
+def enqueue(conn: Conn, msg: Message) -> bool:
+    """Queue ``msg`` in the caller's transaction; False if its event has queued one already."""
+    row = conn.execute(
+        q.OUTBOX_ENQUEUE,
+        {
+            "ref": msg.event_ref,
+            "template": msg.template,
+            "to": msg.to,
+            "p": Jsonb(msg.personalisation),
+            "transactional": msg.transactional,
+        },
+    ).fetchone()
+    return row is not None
+
+
+def render(template: str, personalisation: dict[str, Any]) -> tuple[str, str]:
+    """The subject and body of ``template`` (core/messages/<template>.txt)."""
+    text = _ENV.get_template(f"{template}.txt").render(**personalisation)
+    first, _, body = text.partition("\n")
+    if not first.startswith("Subject: "):
+        raise ConfigError(f"message template {template!r} must start with 'Subject: '")
+    return first.removeprefix("Subject: ").strip(), body.lstrip("\n")
+
+
+class TemporaryFailure(Exception):
+    """The provider may take it later (rate limited, down, 4xx)."""
+
+    def __init__(self, detail: str, retry_after_s: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentFailure(Exception):
+    """The provider will never take it (a refused address, a bad request)."""
+
+
+class Mailer(Protocol):
+    def send(self, to: str, subject: str, body: str, reference: str) -> str:
+        """Send one message; returns the provider's id for it. Raises TemporaryFailure or
+        PermanentFailure."""
+        ...
+
+
+class SmtpMailer:
+    """Plain SMTP to any server: ``smtp://[user:password@]host[:port][?starttls=1]`` (STARTTLS
+    before the login when asked; ``smtps://`` for TLS from the start)."""
+
+    def __init__(self, url: str, sender: str, timeout_s: float = 30.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError("WASTEPILOT_SMTP_URL: smtp://[user:password@]host[:port]")
+        self.host = parts.hostname
+        self.tls = parts.scheme == "smtps"
+        self.port = parts.port or (465 if self.tls else 25)
+        self.user = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.starttls = parse_qs(parts.query).get("starttls", ["0"])[0] in ("1", "true")
+        self.sender = sender
+        self.timeout_s = timeout_s
+
+    def send(self, to: str, subject: str, body: str, reference: str) -> str:
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = self.sender, to, subject
+        msg_id = make_msgid(idstring=reference.replace(":", "."), domain="wastepilot")
+        msg["Message-ID"] = msg_id
+        msg["X-Wastepilot-Reference"] = reference
+        msg.set_content(body)
+        try:
+            cls = smtplib.SMTP_SSL if self.tls else smtplib.SMTP
+            with cls(self.host, self.port, timeout=self.timeout_s) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.user:
+                    smtp.login(self.user, self.password or "")
+                smtp.send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [c for c, _ in exc.recipients.values()]
+            if all(c >= 500 for c in codes):
+                raise PermanentFailure(f"the server refused the address ({codes[0]})") from None
+            raise TemporaryFailure(f"the server deferred the address ({codes[0]})") from None
+        except smtplib.SMTPResponseException as exc:
+            detail = f"the server answered {exc.smtp_code}"
+            if exc.smtp_code >= 500:
+                raise PermanentFailure(detail) from None
+            raise TemporaryFailure(detail) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TemporaryFailure(f"could not talk to the mail server: {exc}") from None
+        return msg_id
+
+
+def mailer_of(s: Settings) -> Mailer | None:
+    """The configured provider (None: WASTEPILOT_MAIL_PROVIDER=none, messages stay queued)."""
+    if s.mail_provider == "smtp":
+        if not s.smtp_url:
+            raise ConfigError("WASTEPILOT_MAIL_PROVIDER=smtp needs WASTEPILOT_SMTP_URL")
+        return SmtpMailer(s.smtp_url, s.mail_from)
+    return None
+
+
+@dataclass(slots=True)
+class SendResult:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    interrupted: int = 0  # rows a dead sender left mid-send, queued again
+
+
+def backoff(attempts: int, retry_after_s: float | None) -> timedelta:
+    """Wait before the next attempt: the provider's word if it gave one, else 30 s doubling to
+    an hour."""
+    if retry_after_s is not None:
+        return timedelta(seconds=max(1.0, retry_after_s))
+    return timedelta(seconds=min(3600.0, 30.0 * 2 ** max(0, attempts - 1)))
+
+
+def send_due(conn: Conn, s: Settings, mailer: Mailer, limit: int | None = None) -> SendResult:
+    """Send what is due, one row at a time, within the minute's budget. Call under the job's
+    advisory lock (one sender at a time): rows found ``sending`` are a dead sender's."""
+    out = SendResult()
+    with conn.transaction():
+        out.interrupted = conn.execute(q.OUTBOX_REQUEUE_INTERRUPTED).rowcount
+    if out.interrupted:
+        log.warning("%d messages were being sent when a sender stopped: sending again "
+                    "(each counted as a possible duplicate)", out.interrupted)  # fmt: skip
+    done = 0
+    while limit is None or done < limit:
+        now = clock.now()
+        with conn.transaction():
+            budget = conn.execute(q.OUTBOX_SENT_SINCE, (now - timedelta(minutes=1),)).fetchone()
+            if budget is not None and int(budget[0]) >= s.outbox_per_minute:
+                break
+            row = conn.execute(q.OUTBOX_CLAIM, (now,)).fetchone()
+        if row is None:
+            break
+        done += 1
+        row_id, ref, template, to, personalisation, attempts = row
+        try:
+            subject, body = render(str(template), dict(personalisation))
+            provider_ref = mailer.send(str(to), subject, body, str(ref))
+        except TemporaryFailure as exc:
+            failed = int(attempts) >= s.outbox_max_attempts
+            wait = backoff(int(attempts), exc.retry_after_s)
+            with conn.transaction():
+                conn.execute(q.OUTBOX_RETRY, (failed, now + wait, str(exc), row_id))
+            out.failed += failed
+            out.retried += not failed
+            continue
+        except (PermanentFailure, jinja2.TemplateError, ConfigError) as exc:
+            with conn.transaction():
+                conn.execute(q.OUTBOX_FAILED, (str(exc), row_id))
+            out.failed += 1
+            continue
+        with conn.transaction():
+            conn.execute(q.OUTBOX_SENT, (provider_ref, row_id))
+        out.sent += 1
+    return out
+
+
+def send_outbox(conn: Conn, s: Settings) -> int:
+    """The scheduled job: send what is due with the configured provider; returns how many."""
+    mailer = mailer_of(s)
+    if mailer is None:
+        return 0
+    return send_due(conn, s, mailer).sent
+
+
+def forget(conn: Conn, ref_prefixes: list[str]) -> int:
+    """Delete the messages of these events (references starting with one of the prefixes):
+    what a household's erasure takes with its alerts."""
+    if not ref_prefixes:
+        return 0
+    return conn.execute(q.OUTBOX_FORGET, (ref_prefixes,)).rowcount
+
+
+def _erase_person(conn: Conn, email: str) -> dict[str, int]:
+    return {"outbox": conn.execute(q.OUTBOX_ERASE_PERSON, {"email": email}).rowcount}
+
+
+# the outbox keeps addresses and what was written to them: erased with the person
+KEEPER = Keeper("outbox", person=("outbox",), erase_person=_erase_person)
