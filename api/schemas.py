@@ -246,6 +246,7 @@ class ErasureIn(Body):
 
 class Erasure(BaseModel):
     registrations_erased: int
+    messages_erased: int = Field(0, description="Outbox messages to them, blanked")
 
 
 class SpeakerErasureIn(Body):

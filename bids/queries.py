@@ -262,3 +262,8 @@ SELECT b.id, b.council_code, b.scheme, b.amount_awarded, b.status,
        (SELECT array_agg(p.council_code) FROM bid_partners p WHERE p.bid_id = b.id)
 FROM bids b WHERE b.round_code = %s
 """
+
+# what a confirmation says of its workshop (bids/registrations.py; the outbox's message)
+WORKSHOP_FOR_MESSAGE = """
+SELECT title, venue, town, starts_at, ends_at, timezone, status FROM workshops WHERE id = %s
+"""

@@ -10,14 +10,16 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg.rows import dict_row
 
 from bids import queries as q
 from bids.errors import translated
-from core import clock
+from core import clock, display, outbox
 from core.db import Conn
 from core.errors import Conflict, NotFound
+from core.outbox import Message
 
 Row = dict[str, Any]
 
@@ -107,7 +109,43 @@ def register(
             ),
         ).fetchone()
     assert row is not None  # noqa: S101  (INSERT ... RETURNING)
-    return get_registration(conn, int(row[0]))
+    got = get_registration(conn, int(row[0]))
+    _confirm(conn, got)
+    return got
+
+
+def _confirm(conn: Conn, reg: Row) -> None:
+    """Queue the person's confirmation (a place, with the calendar file) or waiting-list
+    notice, in the registration's transaction (core/outbox.py) — for a workshop still to come;
+    attendance recorded afterwards tells nobody anything."""
+    if reg["status"] not in ("registered", "waiting") or not reg["email"]:
+        return
+    w = conn.execute(q.WORKSHOP_FOR_MESSAGE, (reg["workshop_id"],)).fetchone()
+    if w is None:
+        return
+    title, venue, town, starts_at, ends_at, tz, status = w
+    if status != "planned" or starts_at <= clock.now():
+        return
+    local = ZoneInfo(str(tz))
+    fields: dict[str, Any] = {
+        "name": reg["person_name"] or "",
+        "title": title,
+        "where": f"{venue}, {town}",
+        "when": display.when(starts_at.astimezone(local)),
+        "until": ends_at.astimezone(local).strftime("%H:%M"),
+        "position": reg["waiting_position"],
+    }
+    if reg["status"] == "registered":
+        fields["calendar"] = {
+            "uid": f"workshop-{reg['workshop_id']}@wastepilot",
+            "start": starts_at.isoformat(),
+            "end": ends_at.isoformat(),
+            "summary": title,
+            "location": fields["where"],
+        }
+    template = "workshop_confirmed" if reg["status"] == "registered" else "workshop_waiting"
+    outbox.enqueue(conn, Message(f"registration:{reg['id']}:{reg['status']}", template,
+                                 str(reg["email"]), fields))  # fmt: skip
 
 
 def change_status(conn: Conn, registration_id: int, new: str) -> Row:

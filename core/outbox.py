@@ -103,11 +103,43 @@ class PermanentFailure(Exception):
     """The provider will never take it (a refused address, a bad request)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    mime: str  # e.g. text/calendar
+    content: bytes
+
+
 class Mailer(Protocol):
-    def send(self, to: str, subject: str, body: str, reference: str) -> str:
+    def send(
+        self, to: str, subject: str, body: str, reference: str, attachments: list[Attachment]
+    ) -> str:
         """Send one message; returns the provider's id for it. Raises TemporaryFailure or
         PermanentFailure."""
         ...
+
+
+def calendar_file(event: dict[str, Any]) -> Attachment:
+    """An iCalendar file (RFC 5545, icalendar) of one event: ``uid``, ``start`` and ``end``
+    (ISO 8601 with offset), ``summary``, ``location``; one UID per workshop, so a calendar
+    that imports a change notice updates the event rather than adding another."""
+    from datetime import datetime as dt
+
+    import icalendar
+
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//wastepilot//workshops//EN")
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    ev = icalendar.Event()
+    ev.add("uid", event["uid"])
+    ev.add("dtstamp", clock.now())
+    ev.add("dtstart", dt.fromisoformat(event["start"]))
+    ev.add("dtend", dt.fromisoformat(event["end"]))
+    ev.add("summary", event["summary"])
+    ev.add("location", event["location"])
+    cal.add_component(ev)
+    return Attachment("workshop.ics", "text/calendar", cal.to_ical())
 
 
 class SmtpMailer:
@@ -127,13 +159,18 @@ class SmtpMailer:
         self.sender = sender
         self.timeout_s = timeout_s
 
-    def send(self, to: str, subject: str, body: str, reference: str) -> str:
+    def send(
+        self, to: str, subject: str, body: str, reference: str, attachments: list[Attachment]
+    ) -> str:
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = self.sender, to, subject
         msg_id = make_msgid(idstring=reference.replace(":", "."), domain="wastepilot")
         msg["Message-ID"] = msg_id
         msg["X-Wastepilot-Reference"] = reference
         msg.set_content(body)
+        for a in attachments:
+            maintype, _, subtype = a.mime.partition("/")
+            msg.add_attachment(a.content, maintype=maintype, subtype=subtype, filename=a.filename)
         try:
             cls = smtplib.SMTP_SSL if self.tls else smtplib.SMTP
             with cls(self.host, self.port, timeout=self.timeout_s) as smtp:
@@ -204,8 +241,10 @@ def send_due(conn: Conn, s: Settings, mailer: Mailer, limit: int | None = None) 
         done += 1
         row_id, ref, template, to, personalisation, attempts = row
         try:
-            subject, body = render(str(template), dict(personalisation))
-            provider_ref = mailer.send(str(to), subject, body, str(ref))
+            fields = dict(personalisation)
+            subject, body = render(str(template), fields)
+            files = [calendar_file(fields["calendar"])] if "calendar" in fields else []
+            provider_ref = mailer.send(str(to), subject, body, str(ref), files)
         except TemporaryFailure as exc:
             failed = int(attempts) >= s.outbox_max_attempts
             wait = backoff(int(attempts), exc.retry_after_s)

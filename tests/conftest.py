@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.fixtures.clock",
     "tests.fixtures.database",
     "tests.fixtures.ingest",
+    "tests.fixtures.mail",
 ]

@@ -209,7 +209,10 @@ def erase_speaker(body: SpeakerErasureIn, conn: AuditedConn) -> SpeakerErasure:
 
 @router.post("/people/erasure", response_model=Erasure, summary="Erase a person's data")
 def erase_person(body: ErasureIn, conn: AuditedConn) -> Erasure:
-    """Erase a person's personal data (name, role, email) from every registration and from the
-    audit log; the registrations stay, anonymous, so take-up counts do not change."""
+    """Erase a person's personal data (name, role, email) from every registration, from the
+    messages sent or queued to them and from the audit log; the registrations stay, anonymous,
+    so take-up counts do not change."""
     done = keepers.erase_person(KEEPERS, conn, str(body.email))
-    return Erasure(registrations_erased=done.get("registrations", 0))
+    return Erasure(
+        registrations_erased=done.get("registrations", 0), messages_erased=done.get("outbox", 0)
+    )

@@ -5,22 +5,17 @@ pending period when the leak is gone, and nothing more sent."""
 
 from __future__ import annotations
 
-import email
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 
 from analytics.anomalies import check_devices
 from analytics.rollups import refresh
@@ -29,40 +24,12 @@ from core.outbox import Message, SmtpMailer, enqueue, send_due
 from core.registry import Device, Household, add_devices, add_households
 from core.settings import Settings
 from tests.analytics.test_rollups import insert
+from tests.fixtures.mail import Inbox, text_of
 
 pytestmark = pytest.mark.services
 Conn = psycopg.Connection[tuple[object, ...]]
 ROTA = ["first@field.example", "second@field.example"]
 T0 = datetime(2026, 3, 10, 9, tzinfo=UTC)
-
-
-class Inbox:
-    """What the SMTP server received: (recipients, message)."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[list[str], email.message.Message]] = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        with self.lock:
-            self.got.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
-        return "250 Message accepted for delivery"
-
-    def to(self, address: str) -> list[email.message.Message]:
-        with self.lock:
-            return [m for rcpt, m in self.got if address in rcpt]
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    with socket.socket() as probe:  # a free port (the controller checks it can connect)
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = Controller(inbox, hostname="127.0.0.1", port=port)
-    server.start()
-    yield inbox, port
-    server.stop()
 
 
 def settings_for(port: int, **over: Any) -> Settings:
@@ -104,7 +71,7 @@ def test_a_leak_opens_one_alert_tells_the_rota_in_turn_and_resolves_quietly(
     assert len(inbox.to(ROTA[0])) == 1 and inbox.to(ROTA[1]) == []
     first = inbox.to(ROTA[0])[0]
     assert first["Subject"] == "Visit needed: leak at household HH-LEAK"
-    assert "D-LEAK" in first.get_payload() and "acknowledge" in first.get_payload().lower()
+    assert "Device: D-LEAK" in text_of(first) and "Acknowledge it" in text_of(first)
     # nobody acknowledges it for four hours: the next person on the rota is told, once
     for minutes in range(75, 6 * 60, 15):
         health(db, s, T0 + timedelta(minutes=minutes))
