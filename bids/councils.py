@@ -154,6 +154,8 @@ def normalise_name(name: str) -> str:
     'middlesbrough' and 'MIDDLESBROUGH BC' all become 'middlesbrough'. Words that are part of
     the name itself ('Kingston upon Hull, City of') survive in the reference spelling."""
     s = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    # an apostrophe joins ("King's", or King with a curly one, is "kings" as the registry has it)
+    s = s.replace("'", "").replace("`", "")
     s = s.replace("&", " and ").replace("st.", "st ").replace("saint ", "st ")
     s = re.sub(r"[^a-z0-9 ]+", " ", s)
     s = " ".join(_ABBREVIATIONS.get(w, w) for w in s.split())

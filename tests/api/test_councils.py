@@ -86,6 +86,10 @@ def test_names_match_as_officers_write_them() -> None:
     assert miss.gss_code is None
     assert (miss.suggestion, miss.suggestion_code) == ("Middlesbrough Borough Council", "E06000002")
     assert m.match("Sheffeild City Council").suggestion_code == "E08000019"
+    # an apostrophe, straight or curly, where the registry has none (nor an alias with one)
+    for name, code in (("St Alban's", "E07000240"), ("Tunbridge Well\u2019s", "E07000116"),
+                       ("King's Lynn and West Norfolk", "E07000146")):  # fmt: skip
+        assert m.match(name).gss_code == code, name
 
 
 @pytest.mark.services
