@@ -18,7 +18,6 @@ from bids.registrations import (
     NAME_MAX,
     attendance_problem,
     change_status,
-    normal_email,
     register,
     transition_problem,
 )
@@ -26,6 +25,7 @@ from bids.sheets import SheetRow, attendance_of
 from core.clock import LONDON
 from core.db import Conn
 from core.errors import Conflict
+from core.outbox import normal_email
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from bids.errors import translated
 from core import clock, display, outbox
 from core.db import Conn
 from core.errors import Conflict, NotFound
-from core.outbox import Message
+from core.outbox import Message, normal_email
 
 Row = dict[str, Any]
 
@@ -75,13 +75,6 @@ def list_registrations(conn: Conn, workshop_id: int, status: str | None) -> list
 
 NAME_MAX = 200  # a person's name and role: the API's limit (api/schemas.py, Text)
 EMAIL_MAX = 254
-
-
-def normal_email(email: str) -> str:
-    """An email as it is stored and compared: NFKC-normalised (fullwidth and other compatibility
-    forms become their plain letters), trimmed, lower-case — so one person's address is one
-    key for uniqueness and erasure however it was typed."""
-    return unicodedata.normalize("NFKC", email).strip().lower()
 
 
 def register(

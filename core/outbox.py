@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
@@ -67,6 +68,13 @@ class Message:
     transactional: bool = True
 
 
+def normal_email(email: str) -> str:
+    """An e-mail address as it is stored and compared: NFKC-normalised (fullwidth and other
+    compatibility forms become their plain letters), trimmed, lower-case — so one person's
+    address is one key for uniqueness and erasure however it was typed."""
+    return unicodedata.normalize("NFKC", email).strip().lower()
+
+
 def enqueue(conn: Conn, msg: Message) -> bool:
     """Queue ``msg`` in the caller's transaction; False if its event has queued one already."""
     row = conn.execute(
@@ -74,7 +82,7 @@ def enqueue(conn: Conn, msg: Message) -> bool:
         {
             "ref": msg.event_ref,
             "template": msg.template,
-            "to": msg.to,
+            "to": normal_email(msg.to),
             "p": Jsonb(msg.personalisation),
             "transactional": msg.transactional,
         },
@@ -281,7 +289,8 @@ def forget(conn: Conn, ref_prefixes: list[str]) -> int:
 
 
 def _erase_person(conn: Conn, email: str) -> dict[str, int]:
-    return {"outbox": conn.execute(q.OUTBOX_ERASE_PERSON, {"email": email}).rowcount}
+    erased = conn.execute(q.OUTBOX_ERASE_PERSON, {"email": normal_email(email)})
+    return {"outbox": erased.rowcount}
 
 
 # the outbox keeps addresses and what was written to them: erased with the person
