@@ -20,8 +20,8 @@ from core import clock
 from core.topics import KIND_FAMILY, maker_root, readings_topic, status_topic
 from simulator.device import DeviceState, OutMessage, device_messages, status_dict
 from simulator.faults import Malformed
+from simulator.makers import DayPlan, day_messages
 from simulator.makers import Kind as MakerKind
-from simulator.makers import day_messages
 from simulator.model import (
     HouseholdSpec,
     household_day,
@@ -249,6 +249,11 @@ def live(
     return summary
 
 
+# the model each maker kind's simulated device is registered as
+MAKER_MODELS = {"shelly-gen2": "Shelly Plus Plug S", "tasmota": "Athom plug (Tasmota)",
+                "wmbus": "Sensus iPerl"}  # fmt: skip
+
+
 def maker_device_id(kind: str, index: int) -> str:
     """A household's device of a maker's kind (beside its v1 meter FWD-...)."""
     return {"shelly-gen2": "SHL", "tasmota": "TAS", "wmbus": "WMB"}[kind] + f"-{index:06d}"
@@ -274,6 +279,8 @@ def backfill_makers(
     t0 = time.perf_counter()
     first = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     days = max(1, math.ceil((end - first).total_seconds() / 86400))
+    # each device's counter (Wh) or register (L) runs on from one day to the next
+    counters: dict[int, float] = {}
     for n in range(days):
         day = first + timedelta(days=n)
         for h in fleet:
@@ -281,7 +288,11 @@ def backfill_makers(
                 break
             events = [e for e in household_day(h, day.date(), seed, p)
                       if day <= e.at < day + timedelta(days=1)]  # fmt: skip
-            msgs, _ = day_messages(kind, h, events, day, seed)
+            start_at = counters.get(h.index, DayPlan().counter_start_wh)
+            msgs, truth = day_messages(
+                kind, h, events, day, seed, DayPlan(counter_start_wh=start_at)
+            )
+            counters[h.index] = start_at + (truth.litres if kind == "wmbus" else truth.energy_wh)
             root = maker_root(prefix, family, maker_device_id(kind, h.index))
             for m in msgs:
                 if not start <= m.at < end:

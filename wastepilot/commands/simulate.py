@@ -196,7 +196,7 @@ def _makers(
     """The fleet's devices of a maker's kind: registered (with the kind's broker rights), then
     ``days`` of history published in the maker's format through the simulator's identity."""
     from simulator.publisher import FileSink, MqttSink, Sink
-    from simulator.runner import backfill_makers, maker_device_id
+    from simulator.runner import MAKER_MODELS, backfill_makers, maker_device_id
 
     if kind not in KIND_FAMILY:
         raise ConfigError(f"device kind {kind!r}: one of {', '.join(KIND_FAMILY)}")
@@ -208,7 +208,7 @@ def _makers(
         with connect(s.db_url()) as conn:
             add_households(conn, [Household(h.ref, h.cohort, h.occupants, h.postcode_district,
                                             date(2024, 1, 1)) for h in fleet])  # fmt: skip
-            add_devices(conn, [Device(maker_device_id(kind, h.index), h.ref, kind,
+            add_devices(conn, [Device(maker_device_id(kind, h.index), h.ref, MAKER_MODELS[kind],
                                       date(2024, 1, 1), kind=kind) for h in fleet])  # fmt: skip
     sink: Sink = (
         FileSink(output)
