@@ -204,9 +204,7 @@ class SmtpMailer:
 
 def mailer_of(s: Settings) -> Mailer | None:
     """The configured provider (None: WASTEPILOT_MAIL_PROVIDER=none, messages stay queued)."""
-    if s.mail_provider == "smtp":
-        if not s.smtp_url:
-            raise ConfigError("WASTEPILOT_MAIL_PROVIDER=smtp needs WASTEPILOT_SMTP_URL")
+    if s.mail_provider == "smtp" and s.smtp_url:  # (Settings refuses smtp without a URL)
         return SmtpMailer(s.smtp_url, s.mail_from)
     return None
 

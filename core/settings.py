@@ -411,6 +411,8 @@ class Settings(BaseSettings):
             raise ValueError("WASTEPILOT_CLOCK_AT moves the clock: it is refused in production")
         if self.clock_at is not None and self.clock_at.tzinfo is None:
             raise ValueError("WASTEPILOT_CLOCK_AT needs a time zone, e.g. 2027-05-30T12:00:00Z")
+        if self.mail_provider == "smtp" and not self.smtp_url:
+            raise ValueError("WASTEPILOT_MAIL_PROVIDER=smtp needs WASTEPILOT_SMTP_URL")
         return self
 
     # --- resolution of the local identities ----------------------------------------------------

@@ -187,3 +187,32 @@ def test_a_sender_killed_mid_send_loses_nothing_and_counts_what_it_may_have_doub
     assert kills >= 5 and counted >= 1, "the drill killed senders mid-send"
     assert doubled <= counted
     print(f"drill: {kills} senders killed, {counted} sends interrupted, {doubled} doubled")
+
+
+def test_the_outbox_says_what_is_missing_and_what_an_smtp_server_refuses(
+    db: Conn, smtp: tuple[Inbox, int]
+) -> None:
+    """SMTP without a server's address is refused when the settings load; an address the
+    server refuses for good fails its message with the server's words (nothing retried), and
+    a server that cannot be reached puts it back with a backoff."""
+    with pytest.raises(ValueError, match="needs WASTEPILOT_SMTP_URL"):
+        Settings(mail_provider="smtp")
+    inbox, port = smtp
+    s = settings_for(port)
+    enqueue(db, Message("t:1", "alert_opened", "nobody@refused.example",
+                        {"what": "leak", "household": "H", "device": "D", "detail": "x",
+                         "since": "today", "escalate_after": "4 hours", "link": "l"}))  # fmt: skip
+    got = send_due(db, s, SmtpMailer(f"smtp://127.0.0.1:{port}", s.mail_from))
+    assert (got.sent, got.failed) == (0, 1)
+    row = db.execute("SELECT status, last_error, attempts FROM outbox").fetchone()
+    assert row is not None and row[0] == "failed" and row[2] == 1
+    assert row[1] == "the server refused the address (550)"
+    enqueue(db, Message("t:2", "alert_opened", "someone@field.example",
+                        {"what": "leak", "household": "H", "device": "D", "detail": "x",
+                         "since": "today", "escalate_after": "4 hours", "link": "l"}))  # fmt: skip
+    away = send_due(db, s, SmtpMailer("smtp://127.0.0.1:9", s.mail_from))  # nothing listens
+    assert (away.sent, away.retried) == (0, 1)
+    row = db.execute(
+        "SELECT status, next_attempt_at > now(), attempts FROM outbox WHERE event_ref = 't:2'"
+    ).fetchone()
+    assert row == ("queued", True, 1) and inbox.got == []
