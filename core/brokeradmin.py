@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from core.errors import BrokerAdminError
 from core.mqtturl import parse_mqtt_url
-from core.topics import FAMILIES, KIND_FAMILY, V1_KIND, maker_root
+from core.topics import FAMILIES, KIND_FAMILY, V1_KIND, ingest_filters, maker_root
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +89,12 @@ def roles(prefix: str, *, test_root: str | None = None) -> dict[str, list[Acl]]:
             for kind, family in KIND_FAMILY.items()
             if family
         },
-        # ingest reads every device's readings and status, plainly or through its shared group,
-        # and uses its own watchdog probe topic
+        # ingest reads what it subscribes to (core/topics.py ingest_filters: every device's
+        # readings and status, and each maker family's tree), plainly or through its shared
+        # group, and uses its own watchdog probe topic
         "ingest": [
-            *(
-                Acl("subscribePattern", f)
-                for f in (
-                    f"{devices}/+/readings",
-                    f"{devices}/+/status",
-                    f"$share/+/{devices}/+/readings",
-                    f"$share/+/{devices}/+/status",
-                    *(f"{prefix}/{family}/+/#" for family in FAMILIES),
-                    *(f"$share/+/{prefix}/{family}/+/#" for family in FAMILIES),
-                )
-            ),
+            *(Acl("subscribePattern", f) for f in ingest_filters(prefix)),
+            *(Acl("subscribePattern", f"$share/+/{f}") for f in ingest_filters(prefix)),
             *_readwrite(f"{prefix}/ingest/#"),
             # the broker's store counts: what it holds that is not stored yet (ingest/exposure.py)
             Acl("subscribeLiteral", "$SYS/broker/store/messages/count"),

@@ -287,3 +287,30 @@ def test_a_water_meter_gives_the_days_litres_and_each_plug_use_its_litres(
             "SELECT count(*) FROM readings WHERE device_id = ANY(%s)", ([plug, meter],)
         ).fetchone()
         assert readings == (len(expected),)
+
+
+def test_a_makers_device_may_publish_only_under_its_own_tree(
+    db: Conn, settings: Settings, login: Callable[..., tuple[str, str]], worker: IngestWorker
+) -> None:
+    """The broker's device role of a maker's kind: its own <prefix>/<family>/<id>/# only —
+    not another plug's tree, not another family's, not the v1 contract's topics."""
+    from core.topics import readings_topic
+
+    plug, password = login("shelly-gen2")
+    other, _ = login("shelly-gen2")
+    sinks = DeviceSinks("127.0.0.1", settings.mqtt_port, PREFIX, {plug: password})
+    sinks.connect(timeout=30)
+    frame = b'{"method":"NotifyStatus","params":{"ts":1773144000,"switch:0":{"apower":1}}}'
+    sinks.send_as(plug, f"{maker_root(PREFIX, 'shelly', plug)}/events/rpc", frame)
+    for topic in (
+        f"{maker_root(PREFIX, 'shelly', other)}/events/rpc",
+        f"{maker_root(PREFIX, 'tasmota', plug)}/tele/SENSOR",
+        readings_topic(PREFIX, plug),
+    ):
+        sinks.send_as(plug, topic, frame)
+    sinks.close(timeout=30)
+    assert sinks.refused == 3  # the broker answered "not authorized" to each of the three
+    wait_for(lambda: metric_value(worker.metrics.samples_written) >= 1, 30, "its own sample")
+    stored = db.execute("SELECT device_id, count(*) FROM power_samples GROUP BY 1").fetchall()
+    assert stored == [(plug, 1)]
+    assert db.execute("SELECT count(*) FROM readings").fetchone() == (0,)
