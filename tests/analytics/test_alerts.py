@@ -168,10 +168,15 @@ def test_a_sender_killed_mid_send_loses_nothing_and_counts_what_it_may_have_doub
             break
         proc = subprocess.Popen([sys.executable, "-c", SENDER, db_url, f"smtp://127.0.0.1:{port}"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        if round_no < 8:  # the first eight runs are killed part way (start-up: ~0.5 s)
-            time.sleep(0.6 + (round_no % 5) * 0.15)
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
+        if round_no < 8:
+            # the first eight runs are killed part way: once this one has sent a few (5 to 9),
+            # so the kill lands mid-run however fast or slow the machine is
+            target = len(inbox.got) + 5 + round_no % 5
+            while proc.poll() is None and len(inbox.got) < target:
+                time.sleep(0.005)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
         assert proc.wait(120) in (0, -signal.SIGKILL)
     rows = db.execute("SELECT event_ref, to_address, status, interrupted FROM outbox").fetchall()
     assert all(status == "sent" for _, _, status, _ in rows), "every message ends sent"
