@@ -111,10 +111,11 @@ def _tell(conn: Conn, alert_id: int, level: int, template: str, s: Settings, now
         "since": display.when(first_found),
         "open_for": display.duration(now - opened_at),
         "escalate_after": display.duration(timedelta(hours=s.alerts_escalate_after_h)),
-        "link": f"{s.public_url.rstrip('/')}/alerts/{alert_id}",
+        "link": f"{s.public_url.rstrip('/')}/analysts/alerts#alert-{alert_id}",
     }
-    return int(enqueue(conn, Message(f"alert:{alert_id}:told:{level}", template,
-                                     s.alerts_rota[level], personalisation)))  # fmt: skip
+    msg = Message(f"alert:{alert_id}:told:{level}", template, s.alerts_rota[level],
+                  personalisation, topic=f"alert:{alert_id}")  # fmt: skip
+    return int(enqueue(conn, msg))
 
 
 def _history(conn: Conn, alert_id: int, action: str, actor: str | None, note: str | None) -> None:
@@ -157,14 +158,31 @@ def resolve(conn: Conn, alert_id: int, by: str, note: str) -> None:
 
 
 def list_alerts(
-    conn: Conn, *, state: str | None = None, kind: str | None = None, household: str | None = None
+    conn: Conn,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    household: str | None = None,
+    limit: int = 500,
 ) -> list[dict[str, Any]]:
+    """Alerts newest first: those not resolved (``state`` None), one state, or ``"all"``."""
     from psycopg.rows import dict_row
 
+    params = {"state": state, "kind": kind, "household": household, "limit": limit}
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            q.LIST_ALERTS, {"state": state, "kind": kind, "household": household}
-        ).fetchall()
+        return cur.execute(q.LIST_ALERTS, params).fetchall()
+
+
+def household_alerts(conn: Conn, ref: str, limit: int = 20) -> list[dict[str, Any]]:
+    """A household's latest alerts, whatever their state, each with its ``history``."""
+    from psycopg.rows import dict_row
+
+    rows = list_alerts(conn, state="all", household=ref, limit=limit)
+    with conn.cursor(row_factory=dict_row) as cur:
+        events = cur.execute(q.HISTORIES_OF, ([r["id"] for r in rows],)).fetchall()
+    for r in rows:
+        r["history"] = [e for e in events if e["alert_id"] == r["id"]]
+    return rows
 
 
 def history(conn: Conn, alert_id: int) -> list[dict[str, Any]]:

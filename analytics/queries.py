@@ -696,11 +696,16 @@ SELECT id, kind, device_id, household_ref, state, detail, first_found, last_foun
        acknowledged_by, acknowledged_at, assigned_to, escalation_level, resolved_at,
        resolved_by, resolution_note
 FROM alerts
-WHERE (%(state)s::text IS NULL AND state <> 'resolved' OR state = %(state)s)
+WHERE (%(state)s::text IS NULL AND state <> 'resolved' OR %(state)s = 'all'
+       OR state = %(state)s)
   AND (%(kind)s::text IS NULL OR kind = %(kind)s)
   AND (%(household)s::text IS NULL OR household_ref = %(household)s)
 ORDER BY first_found DESC, id DESC
-LIMIT 500
+LIMIT %(limit)s
+"""
+HISTORIES_OF: LiteralString = """
+SELECT alert_id, at, action, actor, note FROM alert_history WHERE alert_id = ANY(%s)
+ORDER BY alert_id, at, id
 """
 ERASE_ALERTS: LiteralString = "DELETE FROM alerts WHERE household_ref = %(ref)s"
 HOUSEHOLD_ALERT_IDS: LiteralString = "SELECT id FROM alerts WHERE household_ref = %(ref)s"

@@ -197,8 +197,14 @@ class Workshop(BaseModel):
     status: WorkshopStatus
     speakers: list[Speaker]
     resources: list[Resource]
-    places_taken: int = Field(description="Registered, attended and no-show registrations")
+    places_taken: int = Field(
+        description="Registered, attended and no-show registrations, and places held for an "
+        "offer from the waiting list"
+    )
     places_free: int
+    offered: int = Field(
+        0, description="Places offered from the waiting list, held till a deadline"
+    )
     waiting: int = Field(description="People on the waiting list")
 
 
@@ -208,6 +214,8 @@ class Workshop(BaseModel):
 class RegistrationStatus(StrEnum):
     REGISTERED = "registered"
     WAITING = "waiting"
+    OFFERED = "offered"  # a freed place held for them until offer_expires_at
+    LAPSED = "lapsed"  # the offer ran out; the place went to the next person
     ATTENDED = "attended"
     NO_SHOW = "no_show"
     CANCELLED = "cancelled"
@@ -234,6 +242,9 @@ class Registration(BaseModel):
     email: str | None
     status: RegistrationStatus
     waiting_position: int | None = Field(description="1 = next to get a place")
+    offer_expires_at: datetime | None = Field(
+        None, description="An offered place is held for them until then"
+    )
     recorded_by: str
     created_at: datetime
     updated_at: datetime

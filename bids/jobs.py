@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bids.notices import remind, workshop_offers
 from bids.registrations import erase_expired
 from core.audit import set_actor
 from core.db import Conn
@@ -16,4 +17,8 @@ def attendee_retention(conn: Conn, s: Settings) -> int:
         return erase_expired(conn, s.attendee_retention_days)
 
 
-BIDS_JOBS: dict[str, JobFn] = {"attendee_retention": attendee_retention}
+BIDS_JOBS: dict[str, JobFn] = {
+    "attendee_retention": attendee_retention,
+    "workshop_offers": workshop_offers,  # waiting-list offers: lapse and stamp (bids/notices.py)
+    "workshop_reminders": remind,
+}

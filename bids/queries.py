@@ -73,13 +73,14 @@ SELECT_RESOURCES = "SELECT id, title, url, published_on FROM guidance_resources 
 # --- workshops -----------------------------------------------------------------------------------
 WORKSHOP_SELECT = """
 SELECT w.id, w.title, w.venue, w.town, w.region, w.starts_at, w.ends_at, w.timezone,
-       w.capacity, w.status, w.speakers,
+       w.capacity, w.status, w.speakers, w.updated_at,
        coalesce((SELECT jsonb_agg(jsonb_build_object('id', g.id, 'title', g.title,
                         'url', g.url, 'published_on', g.published_on) ORDER BY g.id)
                  FROM workshop_resources wr JOIN guidance_resources g ON g.id = wr.resource_id
                  WHERE wr.workshop_id = w.id), '[]') AS resources,
-       count(r.id) FILTER (WHERE r.status IN ('registered', 'attended', 'no_show'))::int
+       count(r.id) FILTER (WHERE r.status IN ('registered', 'offered', 'attended', 'no_show'))::int
            AS places_taken,
+       count(r.id) FILTER (WHERE r.status = 'offered')::int AS offered,
        count(r.id) FILTER (WHERE r.status = 'waiting')::int AS waiting
 FROM workshops w LEFT JOIN registrations r ON r.workshop_id = w.id
 """
@@ -106,7 +107,7 @@ LOCK_WORKSHOP = "SELECT status, starts_at FROM workshops WHERE id = %s FOR UPDAT
 # --- registrations -------------------------------------------------------------------------------
 REGISTRATION_SELECT = """
 SELECT r.id, r.workshop_id, r.council_code, c.name AS council_name, r.person_name,
-       r.person_role, r.email, r.status,
+       r.person_role, r.email, r.status, r.offer_expires_at,
        CASE WHEN r.status = 'waiting' THEN
            (SELECT count(*) FROM registrations q WHERE q.workshop_id = r.workshop_id
              AND q.status = 'waiting' AND q.arrival <= r.arrival)::int END AS waiting_position,
@@ -265,5 +266,53 @@ FROM bids b WHERE b.round_code = %s
 
 # what a confirmation says of its workshop (bids/registrations.py; the outbox's message)
 WORKSHOP_FOR_MESSAGE = """
-SELECT title, venue, town, starts_at, ends_at, timezone, status FROM workshops WHERE id = %s
+SELECT id, title, venue, town, starts_at, ends_at, timezone, status, updated_at
+FROM workshops WHERE id = %s
+"""
+# --- waiting-list offers, reminders and notices (bids/notices.py) -------------------------------
+NEW_OFFERS = """
+SELECT r.id, r.workshop_id, r.person_name, r.email, w.starts_at
+FROM registrations r JOIN workshops w ON w.id = r.workshop_id
+WHERE r.status = 'offered' AND r.offer_expires_at IS NULL
+ORDER BY r.arrival
+FOR UPDATE OF r
+"""
+STAMP_OFFER = """
+UPDATE registrations SET offer_expires_at = %s, offer_token_hash = %s, updated_at = now()
+WHERE id = %s
+"""
+LAPSE_OFFERS = """
+UPDATE registrations SET status = 'lapsed'
+WHERE id IN (SELECT id FROM registrations
+             WHERE status = 'offered' AND offer_expires_at <= %s
+             ORDER BY arrival FOR UPDATE)
+RETURNING id, workshop_id, person_name, email
+"""
+OFFER_BY_TOKEN = """
+SELECT r.id, r.workshop_id, r.person_name, r.email, r.status, r.offer_expires_at,
+       w.title, w.venue, w.town, w.starts_at, w.ends_at, w.timezone
+FROM registrations r JOIN workshops w ON w.id = r.workshop_id
+WHERE r.offer_token_hash = %s AND r.status = 'offered'
+FOR UPDATE OF r
+"""
+REMINDERS_DUE = """
+SELECT r.id AS registration_id, r.person_name, r.email,
+       w.id, w.title, w.venue, w.town, w.starts_at, w.ends_at, w.timezone
+FROM registrations r JOIN workshops w ON w.id = r.workshop_id
+WHERE w.status = 'planned' AND r.status = 'registered' AND r.email IS NOT NULL
+  AND w.starts_at > %(now)s AND w.starts_at <= %(now)s + make_interval(days => %(days)s)
+  AND r.created_at < w.starts_at - make_interval(days => %(days)s)
+ORDER BY w.starts_at, r.arrival
+"""
+PEOPLE_TO_TELL = """
+SELECT id, person_name, email, status FROM registrations
+WHERE workshop_id = %s AND status IN ('registered', 'offered', 'waiting') AND email IS NOT NULL
+ORDER BY arrival
+"""
+WORKSHOP_MESSAGES = """
+SELECT id, template, to_address, status, attempts, interrupted, created_at, sent_at,
+       last_error
+FROM outbox WHERE topic = %(topic)s
+ORDER BY created_at DESC, id DESC
+LIMIT 500
 """

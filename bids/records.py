@@ -10,6 +10,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from bids import notices
 from bids import queries as q
 from bids.councils import (
     REFERENCE_LICENCE,
@@ -168,7 +169,10 @@ def update_workshop(conn: Conn, workshop_id: int, changes: Mapping[str, Any]) ->
     update_row(conn, "workshops", "id", workshop_id, cols)
     if "resource_ids" in changes:
         _link_resources(conn, workshop_id, list(changes["resource_ids"]))
-    return get_workshop(conn, workshop_id)
+    after = get_workshop(conn, workshop_id)
+    notices.stamp_offers(conn)  # more places: the waiting list's offers
+    notices.workshop_changed(conn, current, after)  # cancelled or moved: everyone is told
+    return after
 
 
 # --- bids ----------------------------------------------------------------------------------------

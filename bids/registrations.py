@@ -10,25 +10,27 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from psycopg.rows import dict_row
 
+from bids import notices
 from bids import queries as q
 from bids.errors import translated
-from core import clock, display, outbox
+from core import clock
 from core.db import Conn
 from core.errors import Conflict, NotFound
-from core.outbox import Message, normal_email
+from core.outbox import normal_email
 
 Row = dict[str, Any]
 
-PLACE_TAKING = frozenset({"registered", "attended", "no_show"})
+PLACE_TAKING = frozenset({"registered", "offered", "attended", "no_show"})
 
 # status -> the statuses an officer may change it to
 TRANSITIONS: dict[str, frozenset[str]] = {
     "registered": frozenset({"attended", "no_show", "cancelled"}),
     "waiting": frozenset({"registered", "cancelled"}),
+    "offered": frozenset({"registered", "cancelled"}),  # accepted, declined (or it lapses)
+    "lapsed": frozenset(),
     "attended": frozenset({"no_show", "registered"}),
     "no_show": frozenset({"attended", "registered"}),
     "cancelled": frozenset(),
@@ -40,8 +42,8 @@ def transition_problem(current: str, new: str) -> str | None:
     if new == current:
         return None
     if new not in TRANSITIONS[current]:
-        if current == "cancelled":
-            return "a cancelled registration cannot change; register the person again"
+        if current in ("cancelled", "lapsed"):
+            return f"a {current} registration cannot change; register the person again"
         allowed = ", ".join(sorted(TRANSITIONS[current]))
         return f"a {current} registration can become only: {allowed}"
     return None
@@ -103,47 +105,14 @@ def register(
         ).fetchone()
     assert row is not None  # noqa: S101  (INSERT ... RETURNING)
     got = get_registration(conn, int(row[0]))
-    _confirm(conn, got)
+    notices.confirm(conn, got)
     return got
-
-
-def _confirm(conn: Conn, reg: Row) -> None:
-    """Queue the person's confirmation (a place, with the calendar file) or waiting-list
-    notice, in the registration's transaction (core/outbox.py) — for a workshop still to come;
-    attendance recorded afterwards tells nobody anything."""
-    if reg["status"] not in ("registered", "waiting") or not reg["email"]:
-        return
-    w = conn.execute(q.WORKSHOP_FOR_MESSAGE, (reg["workshop_id"],)).fetchone()
-    if w is None:
-        return
-    title, venue, town, starts_at, ends_at, tz, status = w
-    if status != "planned" or starts_at <= clock.now():
-        return
-    local = ZoneInfo(str(tz))
-    fields: dict[str, Any] = {
-        "name": reg["person_name"] or "",
-        "title": title,
-        "where": f"{venue}, {town}",
-        "when": display.when(starts_at.astimezone(local)),
-        "until": ends_at.astimezone(local).strftime("%H:%M"),
-        "position": reg["waiting_position"],
-    }
-    if reg["status"] == "registered":
-        fields["calendar"] = {
-            "uid": f"workshop-{reg['workshop_id']}@wastepilot",
-            "start": starts_at.isoformat(),
-            "end": ends_at.isoformat(),
-            "summary": title,
-            "location": fields["where"],
-        }
-    template = "workshop_confirmed" if reg["status"] == "registered" else "workshop_waiting"
-    outbox.enqueue(conn, Message(f"registration:{reg['id']}:{reg['status']}", template,
-                                 str(reg["email"]), fields))  # fmt: skip
 
 
 def change_status(conn: Conn, registration_id: int, new: str) -> Row:
     """Move a registration on (attended, no-show, cancelled ...); a freed place is offered to
-    the first person waiting, by the database, in the same transaction."""
+    the first person waiting (the database marks the offer, bids/notices.py stamps its deadline
+    and queues its e-mail), in the same transaction."""
     with conn.cursor(row_factory=dict_row) as cur:
         state = cur.execute(q.SELECT_REGISTRATION_STATE, (registration_id,)).fetchone()
     if state is None:
@@ -155,7 +124,11 @@ def change_status(conn: Conn, registration_id: int, new: str) -> Row:
         raise Conflict(problem)
     with translated():
         conn.execute(q.UPDATE_REGISTRATION_STATUS, (new, registration_id))
-    return get_registration(conn, registration_id)
+    notices.stamp_offers(conn)  # a freed place's offer, in this transaction
+    got = get_registration(conn, registration_id)
+    if new == "registered" and state["status"] != "registered":
+        notices.confirm(conn, got)  # from the waiting list or an offer: tell them
+    return got
 
 
 def erase(conn: Conn, registration_ids: list[int]) -> int:

@@ -136,6 +136,8 @@ _WORDS: Final[dict[str, tuple[str, str]]] = {
     # registrations
     "registered": ("Booked", "blue"),
     "waiting": ("Waiting list", "yellow"),
+    "offered": ("Place offered", "purple"),
+    "lapsed": ("Offer ran out", "grey"),
     "attended": ("Attended", "green"),
     "no_show": ("Did not attend", "orange"),
     "cancelled": ("Cancelled", "grey"),
@@ -175,6 +177,26 @@ _WORDS: Final[dict[str, tuple[str, str]]] = {
     "water_per_use": ("High water use", "yellow"),
     "open": ("Open", "red"),
     "resolved": ("Resolved", "grey"),
+    # alerts' other states (analytics/alerts.py)
+    "pending": ("Pending", "yellow"),
+    "acknowledged": ("Acknowledged", "blue"),
+    # messages in the outbox (core/outbox.py)
+    "queued": ("Queued", "grey"),
+    "sending": ("Sending", "light-blue"),
+    "sent": ("Sent", "blue"),
+    "delivered": ("Delivered", "green"),
+    "failed": ("Not delivered", "red"),
+    "erased": ("Erased", "grey"),
+    # the messages themselves (core/messages/)
+    "workshop_confirmed": ("Place confirmed", "blue"),
+    "workshop_waiting": ("On the waiting list", "blue"),
+    "workshop_offer": ("Place offered", "blue"),
+    "workshop_offer_lapsed": ("Offer ran out", "blue"),
+    "workshop_reminder": ("Reminder", "blue"),
+    "workshop_changed": ("Workshop changed", "blue"),
+    "workshop_cancelled": ("Workshop cancelled", "blue"),
+    "alert_opened": ("Alert opened", "blue"),
+    "alert_escalated": ("Alert escalated", "blue"),
 }
 
 

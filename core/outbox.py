@@ -66,6 +66,7 @@ class Message:
     to: str
     personalisation: dict[str, Any] = field(default_factory=dict)
     transactional: bool = True
+    topic: str | None = None  # what it is about ("workshop:12"), for the pages that list them
 
 
 def normal_email(email: str) -> str:
@@ -85,6 +86,7 @@ def enqueue(conn: Conn, msg: Message) -> bool:
             "to": normal_email(msg.to),
             "p": Jsonb(msg.personalisation),
             "transactional": msg.transactional,
+            "topic": msg.topic,
         },
     ).fetchone()
     return row is not None
@@ -129,8 +131,9 @@ class Mailer(Protocol):
 
 def calendar_file(event: dict[str, Any]) -> Attachment:
     """An iCalendar file (RFC 5545, icalendar) of one event: ``uid``, ``start`` and ``end``
-    (ISO 8601 with offset), ``summary``, ``location``; one UID per workshop, so a calendar
-    that imports a change notice updates the event rather than adding another."""
+    (ISO 8601 with offset), ``summary``, ``location``, and for a change ``sequence`` (higher
+    replaces lower) and ``cancelled``; one UID per workshop, so a calendar that imports a
+    change notice updates the event rather than adding another."""
     from datetime import datetime as dt
 
     import icalendar
@@ -146,6 +149,9 @@ def calendar_file(event: dict[str, Any]) -> Attachment:
     ev.add("dtend", dt.fromisoformat(event["end"]))
     ev.add("summary", event["summary"])
     ev.add("location", event["location"])
+    ev.add("sequence", int(event.get("sequence", 0)))  # a change notice's file replaces the last
+    if event.get("cancelled"):
+        ev.add("status", "CANCELLED")
     cal.add_component(ev)
     return Attachment("workshop.ics", "text/calendar", cal.to_ical())
 

@@ -132,8 +132,8 @@ UPGRADE_PASSWORD_HASH: LiteralString = (
 
 # --- the outbox (core/outbox.py) ----------------------------------------------------------------
 OUTBOX_ENQUEUE: LiteralString = """
-INSERT INTO outbox (event_ref, template, to_address, personalisation, transactional)
-VALUES (%(ref)s, %(template)s, %(to)s, %(p)s, %(transactional)s)
+INSERT INTO outbox (event_ref, template, to_address, personalisation, transactional, topic)
+VALUES (%(ref)s, %(template)s, %(to)s, %(p)s, %(transactional)s, %(topic)s)
 ON CONFLICT (event_ref) DO NOTHING
 RETURNING id
 """

@@ -344,6 +344,18 @@ class Settings(BaseSettings):
         description="Days after a workshop ends that attendees' names and emails are kept "
         "(`wastepilot bids erase-expired` anonymises older ones)",
     )
+    offer_hold_h: float = Field(
+        48.0,
+        gt=0,
+        description="A waiting-list place offered to someone is held for them this long (never "
+        "past the workshop's start); then it goes to the next person waiting",
+    )
+    reminder_days: int = Field(
+        2,
+        ge=1,
+        description="Registered people are reminded of a workshop this many days before it "
+        "(not those who registered inside that time: they have just had their confirmation)",
+    )
 
     # --- analytics and scheduled jobs --------------------------------------------------------
     food_kg_per_use: float = Field(

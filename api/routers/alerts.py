@@ -54,7 +54,9 @@ class ResolveIn(BaseModel):
 @router.get("/alerts", response_model=list[AlertOut], summary="Field-visit alerts")
 def list_alerts(
     conn: Conn,
-    state: Annotated[State | None, Query(description="Default: every live one")] = None,
+    state: Annotated[
+        State | Literal["all"] | None, Query(description="Default: every live one; all: any")
+    ] = None,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     household: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[AlertOut]:

@@ -134,7 +134,10 @@ def get_registration(registration_id: IdPath, conn: Conn) -> dict[str, Any]:
 )
 def change_status(registration_id: IdPath, body: StatusChange, conn: AuditedConn) -> dict[str, Any]:
     """Move a registration on: `attended` or `no_show` on or after the day, `cancelled` at any
-    time. Cancelling a place gives it to the first person on the waiting list."""
+    time. A place freed in a workshop still to come is offered to the first person on the
+    waiting list (`offered`, held for them till `offer_expires_at`, with an e-mail to accept or
+    decline); an offered place becomes `registered` when they (or an officer for them) take
+    it."""
     return registrations.change_status(conn, registration_id, body.status.value)
 
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from analytics import listings
+from analytics import alerts, listings
 from analytics.household import household_record
 from analytics.kpis import Kpis, pilot_kpis
 from analytics.usage import Bucket, UsagePoint, usage_series
 from api.deps import AppSettings, Conn
-from api.web.common import need, page, script_json
+from api.errors import USER_ERRORS, http_error
+from api.web.common import check_csrf, need, page, script_json
 from core import clock, display
 
 router = APIRouter(include_in_schema=False)
@@ -172,6 +173,95 @@ def household_page(request: Request, conn: Conn, settings: AppSettings, ref: str
         title=f"Household {h.ref}",
         user=p,
         h=h,
+        alerts=alerts.household_alerts(conn, h.ref),
         chart_json=script_json(chart),
         export_query=urlencode({"bucket": "1d", "household": h.ref, "start": h.start.isoformat()}),
     )
+
+
+# --- field-visit alerts (analytics/alerts.py) ---------------------------------------------------
+
+ALERT_STATES = ("open", "pending", "acknowledged", "resolved", "all")
+ALERT_KINDS = ("offline", "jam_rate", "leak", "water_per_use")
+
+
+def _alerts_page(
+    request: Request,
+    conn: Conn,
+    p: Any,
+    state: str = "",
+    kind: str = "",
+    household: str = "",
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+) -> HTMLResponse:
+    state = state if state in ALERT_STATES else ""
+    kind = kind if kind in ALERT_KINDS else ""
+    household = household.strip()[:64]
+    rows = alerts.list_alerts(
+        conn, state=state or None, kind=kind or None, household=household or None, limit=200
+    )
+    return page(
+        request,
+        "alerts.html",
+        status,
+        title="Alerts for field visits",
+        user=p,
+        alerts=rows,
+        state=state,
+        kind=kind,
+        household=household,
+        states=ALERT_STATES,
+        kinds=ALERT_KINDS,
+        errors=errors or {},
+    )
+
+
+@router.get("/analysts/alerts")
+def alerts_page(
+    request: Request, conn: Conn, state: str = "", kind: str = "", household: str = ""
+) -> HTMLResponse:
+    p = need(request, conn, "analyst")
+    return _alerts_page(request, conn, p, state, kind, household)
+
+
+def _back(back: str, alert_id: int) -> str:
+    """Where an action returns to: the page it was sent from (the alerts list or a household
+    page, never another site), at the alert."""
+    if not back.startswith(("/analysts/alerts", "/analysts/households/")) or "//" in back:
+        back = "/analysts/alerts"
+    return f"{back.split('#')[0]}#alert-{alert_id}"
+
+
+@router.post("/analysts/alerts/{alert_id}/{action}")
+def alert_action(
+    request: Request,
+    conn: Conn,
+    alert_id: int,
+    action: str,
+    csrf_token_: Annotated[str, Form(alias="csrf_token")] = "",
+    to: Annotated[str, Form(max_length=120)] = "",
+    note: Annotated[str, Form(max_length=2000)] = "",
+    back: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    """Acknowledge, assign or resolve an alert from the pages (the API's rules)."""
+    p = need(request, conn, "analyst")
+    check_csrf(request, csrf_token_)
+    if action not in ("acknowledge", "assign", "resolve"):
+        raise HTTPException(404, "Not Found")
+    if action == "assign" and not to.strip():
+        err = {f"to-{alert_id}": "Enter who the visit is assigned to"}
+        return _alerts_page(request, conn, p, status=422, errors=err)
+    if action == "resolve" and not note.strip():
+        err = {f"note-{alert_id}": "Enter what was done, or why it needs nothing"}
+        return _alerts_page(request, conn, p, status=422, errors=err)
+    try:
+        if action == "acknowledge":
+            alerts.acknowledge(conn, alert_id, p.username)
+        elif action == "assign":
+            alerts.assign(conn, alert_id, to.strip(), p.username)
+        else:
+            alerts.resolve(conn, alert_id, p.username, note.strip())
+    except USER_ERRORS as exc:
+        raise http_error(exc) from exc
+    return RedirectResponse(_back(back, alert_id), 303)

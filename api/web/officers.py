@@ -14,7 +14,7 @@ from api.deps import Conn, read_upload, with_connection
 from api.errors import USER_ERRORS, UserError, http_error, status_of
 from api.security import SHEET_BODY_LIMIT
 from api.web.common import check_csrf, need, page
-from bids import imports, records, registrations, report
+from bids import imports, notices, records, registrations, report
 from core import auth, display
 from core.audit import set_actor
 from core.clock import LONDON
@@ -54,7 +54,11 @@ def _workshop_page(
     w = records.get_workshop(conn, wid)
     regs = registrations.list_registrations(conn, wid, None)
     token = request.cookies.get(SESSION_COOKIE, "")
-    transitions = {k: sorted(v - {"registered"}) for k, v in registrations.TRANSITIONS.items()}
+    # "booked" is recorded with the form below, except for an offer taken on the person's behalf
+    transitions = {
+        k: sorted(v if k == "offered" else v - {"registered"})
+        for k, v in registrations.TRANSITIONS.items()
+    }
     return page(
         request,
         "workshop.html",
@@ -62,6 +66,7 @@ def _workshop_page(
         title=w["title"],
         w=w,
         registrations=regs,
+        messages=notices.sent_for_workshop(conn, wid),
         csrf=csrf_token(token),
         fields=FIELDS,
         errors=errors or {},

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web import account, analysts, officers
+from api.web import account, analysts, offers, officers
 
-PARTS = (account.router, officers.router, analysts.router)  # every page's router
+PARTS = (account.router, officers.router, analysts.router, offers.router)  # every page's router
 router = APIRouter(include_in_schema=False)
 for part in PARTS:
     router.include_router(part)

@@ -77,14 +77,15 @@ def test_fifty_concurrent_registrations_for_twenty_places(
     got = api.get(f"/api/v1/workshops/{w['id']}").json()
     assert (got["places_taken"], got["places_free"], got["waiting"]) == (20, 0, 30)
 
-    # a cancellation gives the place to the first person waiting
+    # a cancellation offers the place to the first person waiting (held for them: taken)
     first_waiting = listed[20]
     r = api.patch(f"/api/v1/registrations/{listed[3]['id']}", json={"status": "cancelled"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "cancelled"
     promoted = api.get(f"/api/v1/registrations/{first_waiting['id']}").json()
-    assert promoted["status"] == "registered"
+    assert promoted["status"] == "offered"
     assert promoted["waiting_position"] is None
+    assert promoted["offer_expires_at"] is not None
     after = api.get(f"/api/v1/workshops/{w['id']}/registrations?status=waiting").json()
     assert [r["id"] for r in after] == [r["id"] for r in listed[21:]]
     assert [r["waiting_position"] for r in after] == list(range(1, 30))
@@ -99,11 +100,11 @@ def test_registrations_fill_places_then_the_waiting_list_in_order(api: TestClien
     assert [r.json()["status"] for r in regs] == ["registered"] * 3 + ["waiting"] * 2
     assert [r.json()["waiting_position"] for r in regs] == [None, None, None, 1, 2]
 
-    # raising the capacity promotes the waiting list in order
+    # raising the capacity offers the new place to the waiting list in order
     r = api.patch(f"/api/v1/workshops/{w['id']}", json={"capacity": 4})
     assert r.status_code == 200, r.text
-    assert r.json()["places_taken"] == 4
-    assert api.get(f"/api/v1/registrations/{regs[3].json()['id']}").json()["status"] == "registered"
+    assert (r.json()["places_taken"], r.json()["offered"]) == (4, 1)
+    assert api.get(f"/api/v1/registrations/{regs[3].json()['id']}").json()["status"] == "offered"
     assert api.get(f"/api/v1/registrations/{regs[4].json()['id']}").json()["waiting_position"] == 1
 
     # capacity cannot drop below the places taken

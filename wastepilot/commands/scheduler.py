@@ -125,6 +125,8 @@ def scheduler(
     triggers = {
         "derive_uses": IntervalTrigger(seconds=60),
         "send_outbox": IntervalTrigger(seconds=30),
+        "workshop_offers": IntervalTrigger(seconds=60),
+        "workshop_reminders": CronTrigger(minute=5),  # hourly
         "rollup_refresh": IntervalTrigger(seconds=s.rollup_interval_s),
         "device_health": IntervalTrigger(minutes=15),
         "retention": CronTrigger(hour=3, minute=30),
