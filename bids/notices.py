@@ -140,7 +140,7 @@ def lapse_offers(conn: Conn, s: Settings) -> int:
         lapsed = cur.execute(q.LAPSE_OFFERS, (clock.now(),)).fetchall()
     for r in lapsed:
         w = _workshop(conn, int(r["workshop_id"]))
-        if r["email"] and w is not None:
+        if r["email"] and w is not None and w["status"] == "planned":  # cancelled: told so
             fields = {"name": r["person_name"] or "", **_workshop_fields(w)}
             msg = Message(f"registration:{r['id']}:lapsed", "workshop_offer_lapsed", r["email"],
                           fields, topic=f"workshop:{r['workshop_id']}")  # fmt: skip
@@ -156,7 +156,8 @@ def workshop_offers(conn: Conn, s: Settings) -> int:
 
 
 def offer_by_token(conn: Conn, token: str) -> Row:
-    """The offer behind a link's secret, with its workshop; NotFound once answered or lapsed."""
+    """The offer behind a link's secret, with its workshop; NotFound once answered or lapsed,
+    or when the workshop was cancelled."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(q.OFFER_BY_TOKEN, (token_hash(token),)).fetchone()
     if row is None:

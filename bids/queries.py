@@ -292,7 +292,7 @@ OFFER_BY_TOKEN = """
 SELECT r.id, r.workshop_id, r.person_name, r.email, r.status, r.offer_expires_at,
        w.title, w.venue, w.town, w.starts_at, w.ends_at, w.timezone
 FROM registrations r JOIN workshops w ON w.id = r.workshop_id
-WHERE r.offer_token_hash = %s AND r.status = 'offered'
+WHERE r.offer_token_hash = %s AND r.status = 'offered' AND w.status = 'planned'
 FOR UPDATE OF r
 """
 REMINDERS_DUE = """

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from analytics import alerts, listings
@@ -237,7 +237,7 @@ def _back(back: str, alert_id: int) -> str:
 def alert_action(
     request: Request,
     conn: Conn,
-    alert_id: int,
+    alert_id: Annotated[int, Path(ge=1, le=2**62)],
     action: str,
     csrf_token_: Annotated[str, Form(alias="csrf_token")] = "",
     to: Annotated[str, Form(max_length=120)] = "",

@@ -54,6 +54,13 @@ def test_a_read_only_session_writes_nothing_through_any_page(
     rid = reg.json()["id"]
     read_only = auth.create_token(db, "test-officer", scope="read", name="read-only session")[1]
     writable = auth.create_token(db, "test-officer", scope="write", name="session")[1]
+    analyst_read_only = auth.create_token(db, "test-analyst", scope="read", name="read-only")[1]
+    alert = db.execute(
+        "INSERT INTO alerts (kind, device_id, household_ref, state, detail, first_found,"
+        " last_found, opened_at) VALUES ('leak', 'D-1', 'H-1', 'open', '1 leak', now(), now(),"
+        " now()) RETURNING id"
+    ).fetchone()
+    assert alert is not None
     db.commit()
 
     attendance = {
@@ -69,12 +76,17 @@ def test_a_read_only_session_writes_nothing_through_any_page(
             "data": {"commit": "yes"},
             "files": {"file": ("a.xlsx", good_workbook())},
         },
+        "/analysts/alerts/{alert_id}/{action}": {
+            "data": {"note": "visited"},
+            "path": {"action": "resolve"},
+            "session": analyst_read_only,
+        },
     }
     assert set(requests) == page_writes(), "a page write this test does not walk"
 
     def post(template: str, session: str) -> httpx2.Response:
-        path = template.format(wid=w["id"], rid=rid)
         kw = requests[template]
+        path = template.format(wid=w["id"], rid=rid, alert_id=alert[0], **kw.get("path", {}))
         data = {**kw.get("data", {}), "csrf_token": csrf_token(session)}
         return httpx2.post(
             f"{served}{path}",
@@ -88,12 +100,16 @@ def test_a_read_only_session_writes_nothing_through_any_page(
             "SELECT id, person_name, status FROM registrations ORDER BY id"
         ).fetchall()
 
-    before = registrations()
-    for template in requests:
-        r = post(template, read_only)
+    def alerts() -> list[tuple[Any, ...]]:
+        return db.execute("SELECT id, state, resolved_by FROM alerts ORDER BY id").fetchall()
+
+    before, alerts_before = registrations(), alerts()
+    for template, kw in requests.items():
+        r = post(template, kw.get("session", read_only))
         assert r.status_code == 403, (template, r.status_code, r.text[:300])
         assert "may only read" in r.text, template
     assert registrations() == before
+    assert alerts() == alerts_before == [(alert[0], "open", None)]
     # the same form with a session that may write is taken (so the 403 above was the scope)
     r = post("/officers/workshops/{wid}/attendance", writable)
     assert r.status_code == 303, re.findall(r"Error:</span>([^<]*)", r.text)

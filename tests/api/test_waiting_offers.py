@@ -170,14 +170,27 @@ def test_a_moved_or_cancelled_workshop_tells_everyone_on_it_once(
     assert int(event["sequence"]) > 0
     waiting = inbox.to("person2@council.example.org")[-1]
     assert "You are still on its waiting list" in text_of(waiting)
+    # person 1 cancels: person 2 is offered the place; then the workshop is cancelled
+    (p1,) = [r["id"] for r in api.get(f"/api/v1/workshops/{w}/registrations").json()
+             if r["person_name"] == "Person 1"]  # fmt: skip
+    api.patch(f"/api/v1/registrations/{p1}", json={"status": "cancelled"})
+    assert _send(db, port) == 1
+    link = LINK.search(text_of(inbox.to("person2@council.example.org")[-1]))
+    assert link is not None
     assert api.patch(f"/api/v1/workshops/{w}", json={"status": "cancelled"}).status_code == 200
     assert api.patch(f"/api/v1/workshops/{w}", json={"status": "cancelled"}).status_code == 200
-    assert _send(db, port) == 2
-    gone = inbox.to("person1@council.example.org")[-1]
+    assert _send(db, port) == 1  # the person offered the place; person 1 had cancelled
+    gone = inbox.to("person2@council.example.org")[-1]
     assert gone["Subject"].startswith("Cancelled: Bid workshop (2), ")
     (ics,) = [p for p in gone.walk() if p.get_content_type() == "text/calendar"]
     (event,) = icalendar.Calendar.from_ical(ics.get_payload(decode=True)).walk("VEVENT")
     assert str(event["status"]) == "CANCELLED"
+    # the offer of a cancelled workshop cannot be taken, and its lapse tells nobody more
+    assert TestClient(api.app).post(link.group(1) + "/accept").status_code == 404
+    with clock.frozen_at(later):
+        assert notices.workshop_offers(db, Settings()) == 1
+    db.commit()
+    assert _send(db, port) == 0
 
 
 def test_reminders_go_once_to_people_booked_before_the_reminder_window(
