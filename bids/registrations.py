@@ -1,8 +1,9 @@
 """Registrations and attendance: places, the waiting list, status changes and erasure.
 
-Capacity and the waiting list are held by the database (see migration 004): an insert that finds
-the workshop full becomes `waiting`, and a place freed by a cancellation goes to the first person
-waiting. This module adds the rules about which status may follow which.
+Capacity and the waiting list are held by the database (migrations 004 and 020): an insert that
+finds the workshop full becomes `waiting`, and a place freed in a planned workshop is offered to
+the first person waiting (`offered`, held until a deadline: bids/notices.py), in a workshop
+already held given to them. This module adds the rules about which status may follow which.
 """
 
 from __future__ import annotations
