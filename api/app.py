@@ -15,7 +15,18 @@ from api import signin
 from api.auth import SESSION_COOKIE, allow, check_token
 from api.errors import USER_ERRORS, status_of
 from api.metrics import instrument
-from api.routers import admin, alerts, analytics, bids, councils, health, reports, usage, workshops
+from api.routers import (
+    admin,
+    alerts,
+    analytics,
+    bids,
+    councils,
+    health,
+    notify,
+    reports,
+    usage,
+    workshops,
+)
 from api.security import DEFAULT_BODY_LIMIT, RequestGuard
 from api.web.assets import mount_web
 from api.web.common import error_page, signed_in, wants_page
@@ -60,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = instrument(app)
     app.include_router(health.router)
     app.include_router(admin.public)
+    app.include_router(notify.router)  # GOV.UK Notify's receipts, by the callback's own token
     analysts = [Depends(allow("analyst"))]
     officers = [Depends(allow("officer"))]
     for r in (usage.router, analytics.router, alerts.router):

@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import queries as q
 from api.deps import Conn, with_connection
+from api.routers.notify import DELIVERY_PATH, REFUSED, callback_token_ok
 from api.security import Refusal, Scope
 from core.auth import Principal, Role, authenticate
 
@@ -72,8 +73,12 @@ _CHECKED = "wastepilot_checked_token"
 async def check_token(scope: Scope, token: str) -> Refusal | None:
     """For RequestGuard, before a request's body is read: None when the token is valid (the
     lookup is kept for ``principal``), else the refusal — 401, or 503 when the database is too
-    busy to ask."""
+    busy to ask. GOV.UK Notify's delivery receipts carry the callback's own token instead."""
     request = Request(scope)
+    if scope["path"] == DELIVERY_PATH:
+        if callback_token_ok(request.app.state.settings, token):
+            return None
+        return 401, REFUSED, [(b"www-authenticate", b"Bearer")]
     try:
         p = await with_connection(request, lambda conn: authenticate(conn, token))
     except HTTPException as exc:

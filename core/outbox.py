@@ -10,10 +10,14 @@ causes it (an alert opened, a registration confirmed), and the ``send_outbox`` j
   recording: it may or may not have gone out. Neither SMTP nor Notify drops a second message
   with the same reference, so the row is sent again and ``interrupted`` counts the possible
   duplicate (shown wherever messages are listed).
-- **Retries.** A provider's refusal that may pass (SMTP 4xx, Notify 429/5xx, a connection that
-  fails) puts the row back with a backoff (the provider's ``Retry-After`` when it gives one); a
-  permanent one (SMTP 5xx, Notify 400/403) fails it; after ``WASTEPILOT_OUTBOX_MAX_ATTEMPTS`` a
-  row fails too. Every row ends sent (or delivered) or failed, none lost.
+- **Retries.** A provider's refusal that may pass (SMTP 4xx, Notify 429/5xx/403, a connection
+  that fails) puts the row back with a backoff (the provider's ``Retry-After`` when it gives
+  one); a permanent one (SMTP 5xx, Notify 400) fails it; after
+  ``WASTEPILOT_OUTBOX_MAX_ATTEMPTS`` a row fails too. Every row ends sent, delivered or failed,
+  none lost.
+- **Receipts.** A message Notify took is ``sent`` until Notify's receipt (api/routers/notify.py)
+  or, when none comes, Notify's answer when asked (``check_deliveries``) settles it:
+  ``delivered``, or ``failed`` with the reason.
 - **A budget.** At most ``WASTEPILOT_OUTBOX_PER_MINUTE`` messages a minute (Notify's limit is
   3,000).
 - **Personal data.** Addresses and personalisation live only here and are never logged;
@@ -67,6 +71,7 @@ class Message:
     personalisation: dict[str, Any] = field(default_factory=dict)
     transactional: bool = True
     topic: str | None = None  # what it is about ("workshop:12"), for the pages that list them
+    unsubscribe_url: str | None = None  # a message that is not transactional carries one
 
 
 def normal_email(email: str) -> str:
@@ -87,6 +92,8 @@ def enqueue(conn: Conn, msg: Message) -> bool:
             "p": Jsonb(msg.personalisation),
             "transactional": msg.transactional,
             "topic": msg.topic,
+            "unsubscribe": msg.unsubscribe_url,
+            "now": clock.now(),
         },
     ).fetchone()
     return row is not None
@@ -120,12 +127,37 @@ class Attachment:
     content: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message as a provider sends it."""
+
+    to: str
+    subject: str
+    body: str
+    reference: str  # the event's reference (the outbox row's event_ref)
+    attachments: list[Attachment] = field(default_factory=list)
+    unsubscribe_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A provider's final word on a message: delivered, or failed and why."""
+
+    delivered: bool
+    reason: str | None = None
+
+
 class Mailer(Protocol):
-    def send(
-        self, to: str, subject: str, body: str, reference: str, attachments: list[Attachment]
-    ) -> str:
+    name: str  # stored with each message it took (outbox.provider)
+
+    def send(self, msg: Outgoing) -> str:
         """Send one message; returns the provider's id for it. Raises TemporaryFailure or
         PermanentFailure."""
+        ...
+
+    def receipt(self, provider_ref: str) -> Receipt | None:
+        """The provider's final word on a message it took, None while it has none (or keeps
+        none: an SMTP server's acceptance is its last word)."""
         ...
 
 
@@ -173,16 +205,19 @@ class SmtpMailer:
         self.sender = sender
         self.timeout_s = timeout_s
 
-    def send(
-        self, to: str, subject: str, body: str, reference: str, attachments: list[Attachment]
-    ) -> str:
+    name = "smtp"
+
+    def send(self, out: Outgoing) -> str:
         msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = self.sender, to, subject
-        msg_id = make_msgid(idstring=reference.replace(":", "."), domain="wastepilot")
+        msg["From"], msg["To"], msg["Subject"] = self.sender, out.to, out.subject
+        msg_id = make_msgid(idstring=out.reference.replace(":", "."), domain="wastepilot")
         msg["Message-ID"] = msg_id
-        msg["X-Wastepilot-Reference"] = reference
-        msg.set_content(body)
-        for a in attachments:
+        msg["X-Wastepilot-Reference"] = out.reference
+        if out.unsubscribe_url:  # RFC 8058: mail programs offer a one-click unsubscribe
+            msg["List-Unsubscribe"] = f"<{out.unsubscribe_url}>"
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        msg.set_content(out.body)
+        for a in out.attachments:
             maintype, _, subtype = a.mime.partition("/")
             msg.add_attachment(a.content, maintype=maintype, subtype=subtype, filename=a.filename)
         try:
@@ -207,11 +242,106 @@ class SmtpMailer:
             raise TemporaryFailure(f"could not talk to the mail server: {exc}") from None
         return msg_id
 
+    def receipt(self, provider_ref: str) -> Receipt | None:
+        return None  # the server's acceptance is all SMTP says
+
+
+# Notify's final statuses of an e-mail (docs.notifications.service.gov.uk, "Status - email");
+# the others (created, sending, pending) are on the way
+NOTIFY_FINAL = {
+    "delivered": None,
+    "permanent-failure": "Notify: the address does not exist or refused it",
+    "temporary-failure": "Notify: the inbox was full or refused it for days",
+    "technical-failure": "Notify: a technical problem at Notify, it was not sent",
+}
+
+
+class NotifyMailer:
+    """GOV.UK Notify through its maintained client (``notifications-python-client``). Every
+    message goes through one e-mail template whose subject is ``((subject))`` and body
+    ``((body))``: the wording stays in this repository's templates. Notify sends files only as
+    download links, so workshop messages go without their calendar file (their text has the
+    date, time and place).
+
+    Notify's answers: 201 taken; 400 a bad request (an address it will not take, a team key's
+    outsider) — permanent; 403 a wrong key, 429 over the rate limit, 5xx, no answer —
+    temporary (the outbox backs off; a wrong key must not fail every message before someone
+    mends it)."""
+
+    name = "notify"
+
+    def __init__(
+        self, api_key: str, template_id: str, base_url: str, timeout_s: float = 30.0
+    ) -> None:
+        from notifications_python_client.notifications import NotificationsAPIClient
+
+        if len(api_key) < 74:
+            raise ConfigError(
+                "WASTEPILOT_NOTIFY_API_KEY: the whole key as Notify shows it "
+                "(<name>-<service id>-<secret>)"
+            )
+        self.client = NotificationsAPIClient(  # type: ignore[no-untyped-call]
+            api_key, base_url=base_url, timeout=timeout_s
+        )
+        self.template_id = template_id
+
+    def send(self, out: Outgoing) -> str:
+        from notifications_python_client.errors import APIError
+
+        try:
+            got = self.client.send_email_notification(  # type: ignore[no-untyped-call]
+                email_address=out.to,
+                template_id=self.template_id,
+                personalisation={"subject": out.subject, "body": out.body},
+                reference=out.reference,
+                one_click_unsubscribe_url=out.unsubscribe_url,
+            )
+        except APIError as exc:
+            raise _notify_failure(exc) from None
+        return str(got["id"])
+
+    def receipt(self, provider_ref: str) -> Receipt | None:
+        from notifications_python_client.errors import APIError
+
+        try:
+            got = self.client.get_notification_by_id(provider_ref)  # type: ignore[no-untyped-call]
+        except APIError as exc:
+            log.warning("could not ask Notify how a message went: %s", exc.status_code)
+            return None
+        status = str(got.get("status", ""))
+        if status not in NOTIFY_FINAL:
+            return None
+        return Receipt(status == "delivered", NOTIFY_FINAL[status])
+
+
+def _notify_failure(exc: Any) -> Exception:
+    """What a refusal from Notify means for the message (the client's APIError)."""
+    code = int(exc.status_code)
+    said = exc.message  # Notify's errors: [{"error": ..., "message": ...}], or a message
+    if isinstance(said, list):
+        said = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in said)
+    detail = f"Notify answered {code}: {said}"
+    if code == 400:
+        return PermanentFailure(detail)
+    response = getattr(exc, "response", None)
+    header = response.headers.get("Retry-After") if response is not None else None
+    try:
+        retry_after = float(header) if header else None
+    except ValueError:
+        retry_after = None
+    if code == 403:
+        log.error("GOV.UK Notify refused the API key (403): messages wait until it is mended")
+    return TemporaryFailure(detail, retry_after)
+
 
 def mailer_of(s: Settings) -> Mailer | None:
     """The configured provider (None: WASTEPILOT_MAIL_PROVIDER=none, messages stay queued)."""
     if s.mail_provider == "smtp" and s.smtp_url:  # (Settings refuses smtp without a URL)
         return SmtpMailer(s.smtp_url, s.mail_from)
+    if s.mail_provider == "notify" and s.notify_api_key and s.notify_template_id:
+        return NotifyMailer(
+            s.notify_api_key.get_secret_value(), s.notify_template_id, s.notify_base_url
+        )
     return None
 
 
@@ -251,12 +381,14 @@ def send_due(conn: Conn, s: Settings, mailer: Mailer, limit: int | None = None) 
         if row is None:
             break
         done += 1
-        row_id, ref, template, to, personalisation, attempts = row
+        row_id, ref, template, to, personalisation, attempts, unsubscribe = row
         try:
             fields = dict(personalisation)
             subject, body = render(str(template), fields)
             files = [calendar_file(fields["calendar"])] if "calendar" in fields else []
-            provider_ref = mailer.send(str(to), subject, body, str(ref), files)
+            provider_ref = mailer.send(
+                Outgoing(str(to), subject, body, str(ref), files, unsubscribe and str(unsubscribe))
+            )
         except TemporaryFailure as exc:
             failed = int(attempts) >= s.outbox_max_attempts
             wait = backoff(int(attempts), exc.retry_after_s)
@@ -271,17 +403,61 @@ def send_due(conn: Conn, s: Settings, mailer: Mailer, limit: int | None = None) 
             out.failed += 1
             continue
         with conn.transaction():
-            conn.execute(q.OUTBOX_SENT, (provider_ref, row_id))
+            conn.execute(q.OUTBOX_SENT, (clock.now(), provider_ref, mailer.name, row_id))
         out.sent += 1
     return out
 
 
+def record_receipt(conn: Conn, provider: str, provider_ref: str, receipt: Receipt) -> bool:
+    """Settle a sent message by its provider's final word; False if no message awaited it
+    (unknown, or settled already)."""
+    row = conn.execute(
+        q.OUTBOX_RECEIPT,
+        {
+            "status": "delivered" if receipt.delivered else "failed",
+            "at": clock.now(),
+            "reason": receipt.reason,
+            "ref": provider_ref,
+            "provider": provider,
+        },
+    ).fetchone()
+    return row is not None
+
+
+# a receipt normally comes within minutes; ask the provider of messages without one after
+RECEIPT_GRACE = timedelta(minutes=10)
+RECEIPT_ASK_EVERY = timedelta(minutes=30)
+
+
+def check_deliveries(conn: Conn, mailer: Mailer, limit: int = 100) -> int:
+    """Ask the provider how messages went that have had no receipt (a lost callback, none
+    configured); returns how many were settled."""
+    now = clock.now()
+    rows = conn.execute(
+        q.OUTBOX_AWAITING_RECEIPT,
+        {"sent_before": now - RECEIPT_GRACE, "checked_before": now - RECEIPT_ASK_EVERY,
+         "limit": limit},
+    ).fetchall()  # fmt: skip
+    settled = 0
+    for row_id, provider_ref in rows:
+        got = mailer.receipt(str(provider_ref))
+        with conn.transaction():
+            if got is not None and record_receipt(conn, mailer.name, str(provider_ref), got):
+                settled += 1
+            else:
+                conn.execute(q.OUTBOX_CHECKED, (now, row_id))
+    return settled
+
+
 def send_outbox(conn: Conn, s: Settings) -> int:
-    """The scheduled job: send what is due with the configured provider; returns how many."""
+    """The scheduled job: send what is due with the configured provider, then ask it about
+    messages it has given no word on; returns how many were sent."""
     mailer = mailer_of(s)
     if mailer is None:
         return 0
-    return send_due(conn, s, mailer).sent
+    sent = send_due(conn, s, mailer).sent
+    check_deliveries(conn, mailer)
+    return sent
 
 
 def forget(conn: Conn, ref_prefixes: list[str]) -> int:

@@ -132,8 +132,10 @@ UPGRADE_PASSWORD_HASH: LiteralString = (
 
 # --- the outbox (core/outbox.py) ----------------------------------------------------------------
 OUTBOX_ENQUEUE: LiteralString = """
-INSERT INTO outbox (event_ref, template, to_address, personalisation, transactional, topic)
-VALUES (%(ref)s, %(template)s, %(to)s, %(p)s, %(transactional)s, %(topic)s)
+INSERT INTO outbox (event_ref, template, to_address, personalisation, transactional, topic,
+                    unsubscribe_url, created_at, next_attempt_at)
+VALUES (%(ref)s, %(template)s, %(to)s, %(p)s, %(transactional)s, %(topic)s, %(unsubscribe)s,
+        %(now)s, %(now)s)
 ON CONFLICT (event_ref) DO NOTHING
 RETURNING id
 """
@@ -149,7 +151,7 @@ WHERE id = (
     WHERE status = 'queued' AND next_attempt_at <= %s AND to_address IS NOT NULL
     ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 )
-RETURNING id, event_ref, template, to_address, personalisation, attempts
+RETURNING id, event_ref, template, to_address, personalisation, attempts, unsubscribe_url
 """
 OUTBOX_RETRY: LiteralString = """
 UPDATE outbox SET status = CASE WHEN %s THEN 'failed' ELSE 'queued' END,
@@ -158,8 +160,25 @@ WHERE id = %s
 """
 OUTBOX_FAILED: LiteralString = "UPDATE outbox SET status = 'failed', last_error = %s WHERE id = %s"
 OUTBOX_SENT: LiteralString = """
-UPDATE outbox SET status = 'sent', sent_at = now(), provider_ref = %s, last_error = NULL
+UPDATE outbox SET status = 'sent', sent_at = %s, provider_ref = %s, provider = %s,
+                  last_error = NULL
 WHERE id = %s
+"""
+# messages Notify took and has not yet given a final word on, oldest asked first
+OUTBOX_AWAITING_RECEIPT: LiteralString = """
+SELECT id, provider_ref FROM outbox
+WHERE status = 'sent' AND provider = 'notify' AND sent_at <= %(sent_before)s
+  AND (status_checked_at IS NULL OR status_checked_at <= %(checked_before)s)
+ORDER BY status_checked_at NULLS FIRST, sent_at LIMIT %(limit)s
+"""
+OUTBOX_CHECKED: LiteralString = "UPDATE outbox SET status_checked_at = %s WHERE id = %s"
+# a provider's final word: delivered, or failed with its reason (a receipt for a message
+# already settled changes nothing)
+OUTBOX_RECEIPT: LiteralString = """
+UPDATE outbox SET status = %(status)s, delivered_at = %(at)s, last_error = %(reason)s,
+                  status_checked_at = %(at)s
+WHERE provider_ref = %(ref)s AND provider = %(provider)s AND status = 'sent'
+RETURNING id
 """
 OUTBOX_FORGET: LiteralString = "DELETE FROM outbox WHERE starts_with(event_ref, ANY(%s::text[]))"
 OUTBOX_ERASE_PERSON: LiteralString = """

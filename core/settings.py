@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -243,15 +243,34 @@ class Settings(BaseSettings):
     alerts_escalate_after_h: float = Field(
         4.0, gt=0, description="An alert nobody acknowledges in this time tells the next person"
     )
-    mail_provider: Literal["none", "smtp"] = Field(
+    mail_provider: Literal["none", "smtp", "notify"] = Field(
         "none",
-        description="How the outbox sends: smtp (WASTEPILOT_SMTP_URL), or none (messages stay "
-        "queued)",
+        description="How the outbox sends: notify (GOV.UK Notify, WASTEPILOT_NOTIFY_API_KEY), "
+        "smtp (WASTEPILOT_SMTP_URL), or none (messages stay queued)",
     )
     smtp_url: str | None = Field(
         None,
         description="smtp://[user:password@]host[:port][?starttls=1], or smtps:// for TLS from "
         "the start",
+    )
+    notify_api_key: SecretStr | None = Field(
+        None,
+        description="A GOV.UK Notify API key (its name, service id and secret as Notify shows "
+        "it): a test key sends nothing, a team key only to the team, a live key to anyone",
+    )
+    notify_template_id: str | None = Field(
+        None,
+        description="The Notify e-mail template every message goes through: subject ((subject)), "
+        "body ((body)) (docs/operations.md, GOV.UK Notify)",
+    )
+    notify_base_url: str = Field(
+        "https://api.notifications.service.gov.uk", description="GOV.UK Notify's API address"
+    )
+    notify_callback_token: SecretStr | None = Field(
+        None,
+        description="The bearer token Notify sends with its delivery receipts to "
+        "/api/v1/notify/delivery (set the same in Notify's callback settings); unset: receipts "
+        "are refused and delivery is asked of Notify instead",
     )
     mail_from: str = Field(
         "Food waste disposer pilot <no-reply@localhost>", description="The From of e-mails"
@@ -425,6 +444,11 @@ class Settings(BaseSettings):
             raise ValueError("WASTEPILOT_CLOCK_AT needs a time zone, e.g. 2027-05-30T12:00:00Z")
         if self.mail_provider == "smtp" and not self.smtp_url:
             raise ValueError("WASTEPILOT_MAIL_PROVIDER=smtp needs WASTEPILOT_SMTP_URL")
+        if self.mail_provider == "notify" and not (self.notify_api_key and self.notify_template_id):
+            raise ValueError(
+                "WASTEPILOT_MAIL_PROVIDER=notify needs WASTEPILOT_NOTIFY_API_KEY and "
+                "WASTEPILOT_NOTIFY_TEMPLATE_ID"
+            )
         return self
 
     # --- resolution of the local identities ----------------------------------------------------

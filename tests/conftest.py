@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.ingest",
     "tests.fixtures.mail",
+    "tests.fixtures.notify",
 ]

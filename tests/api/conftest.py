@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -43,16 +44,16 @@ def api(
         yield c
 
 
-@pytest.fixture
-def served(bids_db: psycopg.Connection[tuple[object, ...]], db_url: str) -> Iterator[str]:
-    """The app served by uvicorn over real HTTP on a free port; yields its base URL."""
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The app with ``settings`` served by uvicorn over real HTTP on a free port, as
+    `wastepilot api` serves it; yields its base URL."""
     import uvicorn
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    settings = Settings(database_url=db_url)
-    config = server_config(create_app(settings), settings)  # as `wastepilot api` serves it
+    config = server_config(create_app(settings), settings)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -61,10 +62,19 @@ def served(bids_db: psycopg.Connection[tuple[object, ...]], db_url: str) -> Iter
         if time.monotonic() > deadline:
             raise TimeoutError("uvicorn did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.fixture
+def served(bids_db: psycopg.Connection[tuple[object, ...]], db_url: str) -> Iterator[str]:
+    """The app served by uvicorn over real HTTP on a free port; yields its base URL."""
+    with serving(Settings(database_url=db_url)) as url:
+        yield url
 
 
 @pytest.fixture

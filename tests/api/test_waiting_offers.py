@@ -208,8 +208,8 @@ def test_reminders_go_once_to_people_booked_before_the_reminder_window(
         assert notices.remind(db, s) == 1
         assert notices.remind(db, s) == 0  # once
         api.post(f"/api/v1/workshops/{w}/registrations", json=person(2))
-    db.commit()
-    _send(db, port)
+        db.commit()
+        _send(db, port)  # due from the clock's now, when they were queued
     (reminder,) = [m for m in inbox.to("person1@council.example.org")
                    if m["Subject"].startswith("Reminder: ")]  # fmt: skip
     assert "Civic Hall, Leeds" in text_of(reminder)
