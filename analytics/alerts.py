@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from analytics import queries as q
-from core import display
+from core import clock, display
 from core.db import Conn
 from core.errors import Conflict, NotFound
 from core.outbox import Message, enqueue
@@ -119,7 +119,7 @@ def _tell(conn: Conn, alert_id: int, level: int, template: str, s: Settings, now
 
 
 def _history(conn: Conn, alert_id: int, action: str, actor: str | None, note: str | None) -> None:
-    conn.execute(q.ALERT_HISTORY, (alert_id, action, actor, note))
+    conn.execute(q.ALERT_HISTORY, (alert_id, action, actor, note, clock.now()))
 
 
 def _live(conn: Conn, alert_id: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from analytics.digest import queue_digests
 from core import clock
 from core.db import Conn
 from core.jobs import JobFn
@@ -44,4 +45,5 @@ ANALYTICS_JOBS: dict[str, JobFn] = {
     "device_health": device_health,
     "retention": retention,
     "weekly_report": weekly_report,
+    "analyst_digest": queue_digests,
 }

@@ -686,7 +686,7 @@ WHERE id = %s
 """
 ASSIGN_ALERT: LiteralString = "UPDATE alerts SET assigned_to = %s WHERE id = %s"
 ALERT_HISTORY: LiteralString = (
-    "INSERT INTO alert_history (alert_id, action, actor, note) VALUES (%s, %s, %s, %s)"
+    "INSERT INTO alert_history (alert_id, action, actor, note, at) VALUES (%s, %s, %s, %s, %s)"
 )
 ALERT_HISTORY_OF: LiteralString = (
     "SELECT at, action, actor, note FROM alert_history WHERE alert_id = %s ORDER BY at, id"
@@ -709,3 +709,38 @@ ORDER BY alert_id, at, id
 """
 ERASE_ALERTS: LiteralString = "DELETE FROM alerts WHERE household_ref = %(ref)s"
 HOUSEHOLD_ALERT_IDS: LiteralString = "SELECT id FROM alerts WHERE household_ref = %(ref)s"
+
+# --- the analysts' daily digest (analytics/digest.py) -------------------------------------------
+DIGEST_SUBSCRIBE: LiteralString = """
+INSERT INTO digest_subscriptions (user_id, email, unsubscribe) VALUES (%s, %s, %s)
+ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, unsubscribe = excluded.unsubscribe
+WHERE digest_subscriptions.email <> excluded.email
+"""
+DIGEST_UNSUBSCRIBE: LiteralString = "DELETE FROM digest_subscriptions WHERE user_id = %s"
+DIGEST_UNSUBSCRIBE_LINK: LiteralString = (
+    "DELETE FROM digest_subscriptions WHERE unsubscribe = %s RETURNING email"
+)
+DIGEST_OF: LiteralString = "SELECT email FROM digest_subscriptions WHERE user_id = %s"
+DIGEST_OF_LINK: LiteralString = "SELECT email FROM digest_subscriptions WHERE unsubscribe = %s"
+DIGEST_ERASE: LiteralString = "DELETE FROM digest_subscriptions WHERE email = %s"
+# analysts and admins still allowed in
+DIGEST_SUBSCRIBERS: LiteralString = """
+SELECT d.user_id, d.email, d.unsubscribe FROM digest_subscriptions d
+JOIN users u ON u.id = d.user_id
+WHERE u.revoked_at IS NULL AND u.role IN ('analyst', 'admin')
+ORDER BY d.user_id
+"""
+DIGEST_NEW_ALERTS: LiteralString = """
+SELECT kind, device_id, household_ref, state, first_found FROM alerts
+WHERE opened_at >= %s AND opened_at < %s ORDER BY opened_at, id
+"""
+DIGEST_OPEN_ALERTS: LiteralString = """
+SELECT kind, device_id, household_ref, state, first_found FROM alerts
+WHERE state IN ('open', 'acknowledged') AND opened_at < %s ORDER BY opened_at, id
+"""
+DIGEST_DAY_FIGURES: LiteralString = """
+SELECT count(*) FILTER (WHERE readings_received > 0) AS households, sum(uses) AS uses,
+       sum(water_l) AS water_l, sum(energy_wh) AS energy_wh, sum(jams) AS jams,
+       sum(leaks) AS leaks
+FROM usage_daily WHERE day = %s
+"""

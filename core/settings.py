@@ -272,6 +272,12 @@ class Settings(BaseSettings):
         "/api/v1/notify/delivery (set the same in Notify's callback settings); unset: receipts "
         "are refused and delivery is asked of Notify instead",
     )
+    digest_hour: int = Field(
+        7,
+        ge=0,
+        le=23,
+        description="The analysts' daily digest is queued from this hour (UK time) each day",
+    )
     mail_from: str = Field(
         "Food waste disposer pilot <no-reply@localhost>", description="The From of e-mails"
     )

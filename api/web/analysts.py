@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from analytics import alerts, listings
+from analytics import alerts, digest, listings
 from analytics.household import household_record
 from analytics.kpis import Kpis, pilot_kpis
 from analytics.usage import Bucket, UsagePoint, usage_series
@@ -194,6 +194,7 @@ def _alerts_page(
     household: str = "",
     status: int = 200,
     errors: dict[str, str] | None = None,
+    digest_typed: str = "",
 ) -> HTMLResponse:
     state = state if state in ALERT_STATES else ""
     kind = kind if kind in ALERT_KINDS else ""
@@ -214,6 +215,9 @@ def _alerts_page(
         states=ALERT_STATES,
         kinds=ALERT_KINDS,
         errors=errors or {},
+        digest=digest.subscription(conn, p.user_id),
+        digest_typed=digest_typed,
+        digest_changed=request.query_params.get("digest") is not None,
     )
 
 
@@ -265,3 +269,37 @@ def alert_action(
     except USER_ERRORS as exc:
         raise http_error(exc) from exc
     return RedirectResponse(_back(back, alert_id), 303)
+
+
+BAD_EMAIL = "Enter an e-mail address in the correct format, like name@example.com"
+
+
+@router.post("/analysts/digest")
+def digest_subscribe(
+    request: Request,
+    conn: Conn,
+    csrf_token_: Annotated[str, Form(alias="csrf_token")] = "",
+    email: Annotated[str, Form(max_length=320)] = "",
+) -> Response:
+    """Send the signed-in analyst the daily digest at ``email``."""
+    from email_validator import EmailNotValidError, validate_email
+
+    p = need(request, conn, "analyst")
+    check_csrf(request, csrf_token_)
+    try:
+        address = validate_email(email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        err = {"digest-email": BAD_EMAIL}
+        return _alerts_page(request, conn, p, status=422, errors=err, digest_typed=email[:254])
+    digest.subscribe(conn, p.user_id, address)
+    return RedirectResponse("/analysts/alerts?digest=on#digest", 303)
+
+
+@router.post("/analysts/digest/stop")
+def digest_stop(
+    request: Request, conn: Conn, csrf_token_: Annotated[str, Form(alias="csrf_token")] = ""
+) -> Response:
+    p = need(request, conn, "analyst")
+    check_csrf(request, csrf_token_)
+    digest.unsubscribe(conn, p.user_id)
+    return RedirectResponse("/analysts/alerts?digest=off#digest", 303)

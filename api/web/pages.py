@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web import account, analysts, offers, officers
+from api.web import account, analysts, digest, offers, officers
 
-PARTS = (account.router, officers.router, analysts.router, offers.router)  # every page's router
+# every page's router
+PARTS = (account.router, officers.router, analysts.router, offers.router, digest.router)
 router = APIRouter(include_in_schema=False)
 for part in PARTS:
     router.include_router(part)

@@ -24,7 +24,12 @@ Conn = psycopg.Connection[tuple[object, ...]]
 # writes through pages that are not a session's: signing in (no session yet), signing out
 # (ends the session it is sent with, whatever its scope) and answering a waiting-list offer
 # (the e-mailed link's secret is the right: tests/api/test_waiting_offers.py attacks it)
-NOT_RECORD_WRITES = {"/sign-in", "/sign-out", "/offers/{token}/{answer}"}
+NOT_RECORD_WRITES = {
+    "/sign-in",
+    "/sign-out",
+    "/offers/{token}/{answer}",
+    "/digest/unsubscribe/{secret}",  # the digest's own link (tests/api/test_digest.py)
+}
 
 
 def page_writes() -> set[str]:
@@ -81,6 +86,8 @@ def test_a_read_only_session_writes_nothing_through_any_page(
             "path": {"action": "resolve"},
             "session": analyst_read_only,
         },
+        "/analysts/digest": {"data": {"email": "a@water.example"}, "session": analyst_read_only},
+        "/analysts/digest/stop": {"session": analyst_read_only},
     }
     assert set(requests) == page_writes(), "a page write this test does not walk"
 
@@ -110,6 +117,7 @@ def test_a_read_only_session_writes_nothing_through_any_page(
         assert "may only read" in r.text, template
     assert registrations() == before
     assert alerts() == alerts_before == [(alert[0], "open", None)]
+    assert db.execute("SELECT count(*) FROM digest_subscriptions").fetchone() == (0,)
     # the same form with a session that may write is taken (so the 403 above was the scope)
     r = post("/officers/workshops/{wid}/attendance", writable)
     assert r.status_code == 303, re.findall(r"Error:</span>([^<]*)", r.text)
