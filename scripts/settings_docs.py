@@ -6,6 +6,7 @@ tests/test_docs.py checks both list every setting.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -26,6 +27,8 @@ def _default(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, list):
+        return json.dumps(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()  # type: ignore[no-any-return]
     return str(value)
@@ -35,8 +38,10 @@ def main() -> None:
     env_lines = [HEADER]
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
+        if name == "local_services":  # filled by its own settings source, not the environment
+            continue
         var = f"WASTEPILOT_{name.upper()}"
-        d = _default(field.default)
+        d = _default(field.get_default(call_default_factory=True))
         desc = field.description or ""
         env_lines.append(f"# {desc}\n" + (f"{var}={d}\n" if d else f"# {var}=\n"))
         cell = desc.replace("|", "\\|")

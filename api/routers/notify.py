@@ -25,11 +25,10 @@ REFUSED = "a delivery receipt needs the callback's bearer token"
 
 
 def callback_token_ok(s: Settings, token: str) -> bool:
-    """Whether ``token`` is the configured callback token (compared in constant time)."""
-    want = s.notify_callback_token
-    return want is not None and hmac.compare_digest(
-        token.encode(), want.get_secret_value().encode()
-    )
+    """Whether ``token`` is the configured callback token (compared in constant time); never
+    when none is configured (unset, or set empty as a compose file's ``${X:-}`` leaves it)."""
+    want = s.notify_callback_token.get_secret_value() if s.notify_callback_token else ""
+    return bool(want) and hmac.compare_digest(token.encode(), want.encode())
 
 
 async def from_notify(request: Request, s: AppSettings) -> None:

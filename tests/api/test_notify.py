@@ -13,7 +13,7 @@ import httpx2
 import psycopg
 import pytest
 
-from api.routers.notify import DELIVERY_PATH
+from api.routers.notify import DELIVERY_PATH, callback_token_ok
 from core import clock
 from core.outbox import Message, NotifyMailer, check_deliveries, enqueue, mailer_of, send_due
 from core.settings import Settings
@@ -33,13 +33,13 @@ def settings_for(notify: NotifyStandIn, db_url: str, **over: Any) -> Settings:
                     notify_callback_token=CALLBACK_TOKEN, **over)  # fmt: skip
 
 
-def queue(db: Conn, ref: str, to: str) -> None:
+def queue(db: Conn, ref: str, to: str, unsubscribe: str | None = None) -> None:
     """Queue an alert's message at T0 (the clock the outbox reads)."""
     fields = {"what": "a leak", "household": "HH-1", "device": "dev-1", "detail": "water flowing",
               "since": "9:00am", "link": "https://pilot.example/analysts/alerts",
               "escalate_after": "4 hours"}  # fmt: skip
     with clock.frozen_at(T0):
-        assert enqueue(db, Message(ref, "alert_opened", to, fields))
+        assert enqueue(db, Message(ref, "alert_opened", to, fields, unsubscribe_url=unsubscribe))
 
 
 def rows(db: Conn) -> dict[str, tuple[Any, ...]]:
@@ -124,7 +124,8 @@ def test_a_wrong_key_keeps_messages_waiting_instead_of_failing_them(
     s = settings_for(notify, db_url)
     wrong = notify.api_key[:-36] + "00000000-0000-4000-8000-000000000000"
     mailer = NotifyMailer(wrong, TEMPLATE_ID, notify.url)
-    queue(db, "alert:1:opened", "field@council.example")
+    link = "https://pilot.example/digest/unsubscribe/abc"  # (a message that is not transactional)
+    queue(db, "alert:1:opened", "field@council.example", unsubscribe=link)
     with clock.frozen_at(T0), caplog.at_level(logging.ERROR):
         got = send_due(db, s, mailer)
     assert (got.sent, got.retried, got.failed) == (0, 1, 0)
@@ -138,7 +139,8 @@ def test_a_wrong_key_keeps_messages_waiting_instead_of_failing_them(
     # mended: the right key sends it
     with clock.frozen_at(T0 + timedelta(minutes=5)):
         assert send_due(db, s, mailer_of(s)).sent == 1  # type: ignore[arg-type]
-    assert len(notify.taken("alert:1:opened")) == 1
+    (taken,) = notify.taken("alert:1:opened")
+    assert taken["one_click_unsubscribe_url"] == link  # Notify shows its unsubscribe link
 
 
 def test_receipts_need_the_callback_token(
@@ -161,7 +163,10 @@ def test_receipts_need_the_callback_token(
     assert unknown.status_code == 200 and unknown.json() == {"recorded": False}
     assert empty.status_code == 422 and long_id.status_code == 422
     assert on_the_way.json() == {"recorded": False}
-    # with no callback token configured, no receipt is taken at all
-    with serving(Settings(database_url=db_url)) as base:
-        refused = httpx2.post(base + DELIVERY_PATH, json=receipt, headers=right)
-    assert refused.status_code == 401
+    # with no callback token configured (or one set empty, as compose's ${X:-} leaves it), no
+    # receipt is taken at all, not even one with an empty token
+    for unset in ({}, {"notify_callback_token": ""}):
+        with serving(Settings(database_url=db_url, **unset)) as base:
+            refused = httpx2.post(base + DELIVERY_PATH, json=receipt, headers=right)
+        assert refused.status_code == 401, unset
+        assert not callback_token_ok(Settings(**unset), "")  # (HTTP clients refuse to send it)

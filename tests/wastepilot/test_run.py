@@ -42,6 +42,8 @@ def test_run_shows_simulated_usage_within_a_minute_and_stops_on_ctrl_c(
             time.sleep(0.5)
             example = [ln.strip() for ln in list(lines) if ln.startswith("curl ")]
         assert example, "run printed no example request within 60 s:\n" + "".join(lines)
+        # no mail provider set: the outbox's e-mails go to the local catcher
+        assert any("e-mails are caught, not sent" in ln for ln in lines), "".join(lines)
         # the printed request, as a newcomer would paste it
         url = example[0].split("'")[1]
         ref = url.split("/households/")[1].split("/")[0]

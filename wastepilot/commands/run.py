@@ -3,6 +3,7 @@ scheduler, simulator)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -177,8 +178,40 @@ def run_cmd(
     ] = 1.0,
 ) -> None:
     """Services up, migrate, then ingest + API + scheduler + simulator in the foreground; Ctrl-C
-    stops all."""
+    stops all. With no mail provider set, e-mails are caught in .wastepilot/mail/."""
     s = get_settings()
+    with contextlib.ExitStack() as stack:
+        _catch_mail(s, stack)
+        _run(s, households, backfill_days)
+
+
+def _catch_mail(s: Settings, stack: contextlib.ExitStack) -> None:
+    """With no mail provider configured, start the local mail catcher and point the scheduler's
+    outbox at it (and, with no rota set, alerts at a field team address of its own)."""
+    if s.mail_provider != "none" or s.env != "development":
+        return
+    try:
+        from wastepilot.localservices.mailcatcher import catching
+    except ImportError:  # aiosmtpd comes with the development dependencies
+        console.print("e-mails stay queued (no mail catcher: install with `scripts/bootstrap`)")
+        return
+    folder = s.state_dir / "mail"
+
+    def told(to: list[str], subject: str, path: object) -> None:
+        console.print(f"e-mail to {len(to)} caught: {subject!r} -> {path}")
+
+    os.environ["WASTEPILOT_MAIL_PROVIDER"] = "smtp"
+    os.environ["WASTEPILOT_SMTP_URL"] = stack.enter_context(catching(folder, told))
+    if not s.alerts_rota:
+        os.environ["WASTEPILOT_ALERTS_ROTA"] = f'["{LOCAL_ROTA}"]'
+    console.print(f"e-mails are caught, not sent: {folder}/ (alerts go to {LOCAL_ROTA})"
+                  if not s.alerts_rota else f"e-mails are caught, not sent: {folder}/")  # fmt: skip
+
+
+LOCAL_ROTA = "field-team@pilot.localhost"
+
+
+def _run(s: Settings, households: int | None, backfill_days: float) -> None:
     services.up(s)
     for line in prepare_database(s):
         console.print(line)
