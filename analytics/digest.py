@@ -1,19 +1,22 @@
 """The analysts' daily digest: an e-mail each morning to every analyst (or admin) who asked for
 one — the alerts opened since the day before, those still open, and yesterday's figures.
 
-- **Opt in, opt out.** A signed-in analyst gives an address on the alerts page (``subscribe``);
-  every digest carries an unsubscribe link (``/digest/unsubscribe/<secret>``, no sign-in, also
+- **Opt in, confirmed, opt out.** A signed-in analyst gives an address on the alerts page
+  (``subscribe``); a link e-mailed to it confirms it (``/digest/confirm/<secret>``), so a
+  mistyped address never gets the pilot's alerts each morning. Every digest carries an
+  unsubscribe link (``/digest/unsubscribe/<secret>``, no sign-in, also
   as a one-click ``List-Unsubscribe`` header and Notify's unsubscribe link): the digest is the
   one message that is not transactional. A revoked user's digest stops.
 - **Once a day.** The ``analyst_digest`` job runs hourly and queues the day's digest from
   ``WASTEPILOT_DIGEST_HOUR`` (UK time) on; its reference (``digest:<user>:<day>``) queues it
-  once however often the job runs, and a missed hour is made up at the next run.
+  once however often the job runs, and a missed hour is made up at the next run. "New" is the
+  24 hours before it is made; "still open", alerts opened before those and not resolved.
 """
 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -29,10 +32,40 @@ LISTED = 20  # alerts named in one digest, of each kind; the rest counted
 TOKEN_MAX = 64
 
 
-def subscribe(conn: Conn, user_id: int, email: str) -> None:
-    """Send ``user_id`` the daily digest at ``email`` (a new address replaces the last; the
-    unsubscribe link changes with it)."""
-    conn.execute(q.DIGEST_SUBSCRIBE, (user_id, normal_email(email), secrets.token_urlsafe(24)))
+def subscribe(conn: Conn, s: Settings, user_id: int, email: str) -> bool:
+    """Ask for the daily digest for ``user_id`` at ``email``: the address is sent a link that
+    confirms it, and the digest starts once it is opened. A new address replaces the last (and
+    waits for its own confirmation); the same address again changes nothing. True if a
+    confirmation was queued."""
+    address = normal_email(email)
+    row = conn.execute(
+        q.DIGEST_SUBSCRIBE,
+        {"user": user_id, "email": address, "unsubscribe": secrets.token_urlsafe(24),
+         "confirm": secrets.token_urlsafe(24)},
+    ).fetchone()  # fmt: skip
+    if row is None:
+        return False
+    link = f"{s.public_url.rstrip('/')}/digest/confirm/{row[0]}"
+    msg = Message(f"digest:{user_id}:confirm:{row[0][:12]}", "digest_confirm", address,
+                  {"link": link}, topic="digest")  # fmt: skip
+    return enqueue(conn, msg)
+
+
+def confirm_by_link(conn: Conn, secret: str) -> str | None:
+    """Start the digest of this confirmation link; the address, None if no digest waits on it
+    (unknown, or confirmed already)."""
+    if not secret or len(secret) > TOKEN_MAX:
+        return None
+    row = conn.execute(q.DIGEST_CONFIRM_LINK, (clock.now(), secret)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def address_to_confirm(conn: Conn, secret: str) -> str | None:
+    """The address a confirmation link is for, None if none waits on it."""
+    if not secret or len(secret) > TOKEN_MAX:
+        return None
+    row = conn.execute(q.DIGEST_OF_CONFIRM, (secret,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def unsubscribe(conn: Conn, user_id: int) -> bool:
@@ -55,10 +88,11 @@ def address_of_link(conn: Conn, secret: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def subscription(conn: Conn, user_id: int) -> str | None:
-    """The address ``user_id`` gets the digest at, None if they do not."""
+def subscription(conn: Conn, user_id: int) -> tuple[str, bool] | None:
+    """The address ``user_id`` asked for the digest at and whether it is confirmed; None if
+    they did not."""
     row = conn.execute(q.DIGEST_OF, (user_id,)).fetchone()
-    return None if row is None else str(row[0])
+    return None if row is None else (str(row[0]), bool(row[1]))
 
 
 def _alert_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -69,18 +103,18 @@ def _alert_lines(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def contents(conn: Conn, s: Settings, day: datetime) -> dict[str, Any]:
-    """What the digest of the morning of ``day`` (UK) says: the personalisation of its
-    template."""
-    start = datetime.combine(day.date(), time(), clock.LONDON)
-    since = start - timedelta(days=1)
-    yesterday = since.date()
+def contents(conn: Conn, s: Settings, now: datetime) -> dict[str, Any]:
+    """What the digest made at ``now`` says (the personalisation of its template): alerts
+    opened in the 24 hours before, those opened earlier and still open, and the figures of
+    the UK day before."""
+    since = now - timedelta(days=1)
+    yesterday = now.astimezone(clock.LONDON).date() - timedelta(days=1)
     with conn.cursor(row_factory=dict_row) as cur:
-        new = cur.execute(q.DIGEST_NEW_ALERTS, (since, start)).fetchall()
+        new = cur.execute(q.DIGEST_NEW_ALERTS, (since, now)).fetchall()
         still = cur.execute(q.DIGEST_OPEN_ALERTS, (since,)).fetchall()
         figures = cur.execute(q.DIGEST_DAY_FIGURES, (yesterday,)).fetchone() or {}
     return {
-        "day": display.day(start),
+        "day": display.day(now.astimezone(clock.LONDON).date()),
         "yesterday": display.day(yesterday),
         "new_count": len(new),
         "new": _alert_lines(new),

@@ -712,27 +712,37 @@ HOUSEHOLD_ALERT_IDS: LiteralString = "SELECT id FROM alerts WHERE household_ref 
 
 # --- the analysts' daily digest (analytics/digest.py) -------------------------------------------
 DIGEST_SUBSCRIBE: LiteralString = """
-INSERT INTO digest_subscriptions (user_id, email, unsubscribe) VALUES (%s, %s, %s)
-ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, unsubscribe = excluded.unsubscribe
+INSERT INTO digest_subscriptions (user_id, email, unsubscribe, confirm)
+VALUES (%(user)s, %(email)s, %(unsubscribe)s, %(confirm)s)
+ON CONFLICT (user_id) DO UPDATE SET email = excluded.email, unsubscribe = excluded.unsubscribe,
+                                    confirm = excluded.confirm, confirmed_at = NULL
 WHERE digest_subscriptions.email <> excluded.email
+RETURNING confirm
 """
+DIGEST_CONFIRM_LINK: LiteralString = """
+UPDATE digest_subscriptions SET confirm = NULL, confirmed_at = %s WHERE confirm = %s
+RETURNING email
+"""
+DIGEST_OF_CONFIRM: LiteralString = "SELECT email FROM digest_subscriptions WHERE confirm = %s"
 DIGEST_UNSUBSCRIBE: LiteralString = "DELETE FROM digest_subscriptions WHERE user_id = %s"
 DIGEST_UNSUBSCRIBE_LINK: LiteralString = (
     "DELETE FROM digest_subscriptions WHERE unsubscribe = %s RETURNING email"
 )
-DIGEST_OF: LiteralString = "SELECT email FROM digest_subscriptions WHERE user_id = %s"
+DIGEST_OF: LiteralString = (
+    "SELECT email, confirmed_at IS NOT NULL FROM digest_subscriptions WHERE user_id = %s"
+)
 DIGEST_OF_LINK: LiteralString = "SELECT email FROM digest_subscriptions WHERE unsubscribe = %s"
 DIGEST_ERASE: LiteralString = "DELETE FROM digest_subscriptions WHERE email = %s"
 # analysts and admins still allowed in
 DIGEST_SUBSCRIBERS: LiteralString = """
 SELECT d.user_id, d.email, d.unsubscribe FROM digest_subscriptions d
 JOIN users u ON u.id = d.user_id
-WHERE u.revoked_at IS NULL AND u.role IN ('analyst', 'admin')
+WHERE u.revoked_at IS NULL AND u.role IN ('analyst', 'admin') AND d.confirmed_at IS NOT NULL
 ORDER BY d.user_id
 """
 DIGEST_NEW_ALERTS: LiteralString = """
 SELECT kind, device_id, household_ref, state, first_found FROM alerts
-WHERE opened_at >= %s AND opened_at < %s ORDER BY opened_at, id
+WHERE opened_at >= %s AND opened_at <= %s ORDER BY opened_at, id
 """
 DIGEST_OPEN_ALERTS: LiteralString = """
 SELECT kind, device_id, household_ref, state, first_found FROM alerts

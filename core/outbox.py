@@ -7,14 +7,18 @@ causes it (an alert opened, a registration confirmed), and the ``send_outbox`` j
 - **Interrupted sends are counted.** The job runs under its advisory lock (core/jobs.py), one
   sender at a time, and claims a row (``sending``, committed) before it sends. A row still
   ``sending`` when the next run starts was left by a sender that died between claiming and
-  recording: it may or may not have gone out. Neither SMTP nor Notify drops a second message
+  recording: it may or may not have gone out. An SMTP server does not drop a second message
   with the same reference, so the row is sent again and ``interrupted`` counts the possible
-  duplicate (shown wherever messages are listed).
-- **Retries.** A provider's refusal that may pass (SMTP 4xx, Notify 429/5xx/403, a connection
-  that fails) puts the row back with a backoff (the provider's ``Retry-After`` when it gives
-  one); a permanent one (SMTP 5xx, Notify 400) fails it; after
-  ``WASTEPILOT_OUTBOX_MAX_ATTEMPTS`` a row fails too. Every row ends sent, delivered or failed,
-  none lost.
+  duplicate (shown wherever messages are listed); Notify is asked for the reference first
+  (below), so through Notify it is not doubled and not counted.
+- **Retries.** A refusal that is the provider's (Notify 429/5xx/403 or a 400 about the
+  template, a server that cannot be reached) pauses sending and costs the message no attempt:
+  an outage fails nothing. A refusal of the message that may pass (SMTP 4xx) puts it back with
+  a backoff (the provider's ``Retry-After`` when it gives one); a permanent one (SMTP 5xx,
+  Notify's 400 for the address) fails it; after ``WASTEPILOT_OUTBOX_MAX_ATTEMPTS`` a row fails
+  too. Every row ends sent, delivered or failed, none lost.
+- **Looked up before sent again.** A message tried before is first looked for at a provider
+  that lists messages by reference (Notify): one it has is recorded, not sent twice.
 - **Receipts.** A message Notify took is ``sent`` until Notify's receipt (api/routers/notify.py)
   or, when none comes, Notify's answer when asked (``check_deliveries``) settles it:
   ``delivered``, or ``failed`` with the reason.
@@ -38,7 +42,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jinja2
@@ -109,11 +113,16 @@ def render(template: str, personalisation: dict[str, Any]) -> tuple[str, str]:
 
 
 class TemporaryFailure(Exception):
-    """The provider may take it later (rate limited, down, 4xx)."""
+    """The provider may take it later (rate limited, down, 4xx). ``provider_wide``: the refusal
+    is the provider's, not the message's (down, over its rate limit, a wrong key): sending
+    pauses, and the message keeps its attempts — an outage, however long, fails nothing."""
 
-    def __init__(self, detail: str, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, detail: str, retry_after_s: float | None = None, provider_wide: bool = False
+    ) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+        self.provider_wide = provider_wide
 
 
 class PermanentFailure(Exception):
@@ -149,6 +158,12 @@ class Receipt:
 
 class Mailer(Protocol):
     name: str  # stored with each message it took (outbox.provider)
+    attaches_files: bool  # False: the calendar file cannot go with the message
+
+    def find(self, reference: str) -> str | Literal[False] | None:
+        """The provider's id of a message it took with this reference, None if it has none,
+        False if it cannot tell (SMTP keeps no list). Raises TemporaryFailure."""
+        ...
 
     def send(self, msg: Outgoing) -> str:
         """Send one message; returns the provider's id for it. Raises TemporaryFailure or
@@ -206,6 +221,10 @@ class SmtpMailer:
         self.timeout_s = timeout_s
 
     name = "smtp"
+    attaches_files = True
+
+    def find(self, reference: str) -> Literal[False]:
+        return False
 
     def send(self, out: Outgoing) -> str:
         msg = EmailMessage()
@@ -239,7 +258,9 @@ class SmtpMailer:
                 raise PermanentFailure(detail) from None
             raise TemporaryFailure(detail) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise TemporaryFailure(f"could not talk to the mail server: {exc}") from None
+            raise TemporaryFailure(
+                f"could not talk to the mail server: {exc}", provider_wide=True
+            ) from None
         return msg_id
 
     def receipt(self, provider_ref: str) -> Receipt | None:
@@ -269,6 +290,7 @@ class NotifyMailer:
     mends it)."""
 
     name = "notify"
+    attaches_files = False
 
     def __init__(
         self, api_key: str, template_id: str, base_url: str, timeout_s: float = 30.0
@@ -300,6 +322,18 @@ class NotifyMailer:
             raise _notify_failure(exc) from None
         return str(got["id"])
 
+    def find(self, reference: str) -> str | None:
+        """Notify lists messages by reference: a send that was interrupted, or timed out, is
+        looked for before it is sent again, so Notify never gets one twice."""
+        from notifications_python_client.errors import APIError
+
+        try:
+            got = self.client.get_all_notifications(reference=reference)  # type: ignore[no-untyped-call]
+        except APIError as exc:
+            raise _notify_failure(exc) from None
+        found = [n for n in got.get("notifications", []) if n.get("reference") == reference]
+        return str(found[0]["id"]) if found else None
+
     def receipt(self, provider_ref: str) -> Receipt | None:
         from notifications_python_client.errors import APIError
 
@@ -321,17 +355,22 @@ def _notify_failure(exc: Any) -> Exception:
     if isinstance(said, list):
         said = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in said)
     detail = f"Notify answered {code}: {said}"
-    if code == 400:
-        return PermanentFailure(detail)
+    if code == 400 and not any(w in str(said) for w in NOTIFY_SETUP_ERRORS):
+        return PermanentFailure(detail)  # this message's (an address Notify will not take)
     response = getattr(exc, "response", None)
     header = response.headers.get("Retry-After") if response is not None else None
     try:
         retry_after = float(header) if header else None
     except ValueError:
         retry_after = None
-    if code == 403:
-        log.error("GOV.UK Notify refused the API key (403): messages wait until it is mended")
-    return TemporaryFailure(detail, retry_after)
+    if code in (400, 403):
+        log.error("GOV.UK Notify refused the set-up (%s): messages wait until it is mended",
+                  detail)  # fmt: skip
+    return TemporaryFailure(detail, retry_after, provider_wide=True)
+
+
+# 400s that are the set-up's, not a message's: the template is missing or wants other fields
+NOTIFY_SETUP_ERRORS = ("template", "Missing personalisation", "service")
 
 
 def mailer_of(s: Settings) -> Mailer | None:
@@ -351,6 +390,10 @@ class SendResult:
     retried: int = 0
     failed: int = 0
     interrupted: int = 0  # rows a dead sender left mid-send, queued again
+    paused: bool = False  # the provider refused as a whole (down, rate limit, a wrong key)
+
+
+PROVIDER_PAUSE = timedelta(seconds=60)  # after a provider-wide refusal with no Retry-After
 
 
 def backoff(attempts: int, retry_after_s: float | None) -> timedelta:
@@ -371,41 +414,67 @@ def send_due(conn: Conn, s: Settings, mailer: Mailer, limit: int | None = None) 
         log.warning("%d messages were being sent when a sender stopped: sending again "
                     "(each counted as a possible duplicate)", out.interrupted)  # fmt: skip
     done = 0
-    while limit is None or done < limit:
+    while (limit is None or done < limit) and not out.paused:
         now = clock.now()
         with conn.transaction():
-            budget = conn.execute(q.OUTBOX_SENT_SINCE, (now - timedelta(minutes=1),)).fetchone()
+            budget = conn.execute(q.OUTBOX_TRIED_SINCE, (now - timedelta(minutes=1),)).fetchone()
             if budget is not None and int(budget[0]) >= s.outbox_per_minute:
                 break
-            row = conn.execute(q.OUTBOX_CLAIM, (now,)).fetchone()
+            row = conn.execute(q.OUTBOX_CLAIM, (now, now)).fetchone()
         if row is None:
             break
         done += 1
-        row_id, ref, template, to, personalisation, attempts, unsubscribe = row
-        try:
-            fields = dict(personalisation)
-            subject, body = render(str(template), fields)
-            files = [calendar_file(fields["calendar"])] if "calendar" in fields else []
-            provider_ref = mailer.send(
-                Outgoing(str(to), subject, body, str(ref), files, unsubscribe and str(unsubscribe))
-            )
-        except TemporaryFailure as exc:
-            failed = int(attempts) >= s.outbox_max_attempts
-            wait = backoff(int(attempts), exc.retry_after_s)
-            with conn.transaction():
-                conn.execute(q.OUTBOX_RETRY, (failed, now + wait, str(exc), row_id))
-            out.failed += failed
-            out.retried += not failed
-            continue
-        except (PermanentFailure, jinja2.TemplateError, ConfigError) as exc:
-            with conn.transaction():
-                conn.execute(q.OUTBOX_FAILED, (str(exc), row_id))
-            out.failed += 1
-            continue
-        with conn.transaction():
-            conn.execute(q.OUTBOX_SENT, (clock.now(), provider_ref, mailer.name, row_id))
-        out.sent += 1
+        _send_one(conn, s, mailer, row, now, out)
     return out
+
+
+def _send_one(
+    conn: Conn, s: Settings, mailer: Mailer, row: tuple[Any, ...], now: Any, out: SendResult
+) -> None:
+    row_id, ref, template, to, personalisation, attempts, unsubscribe, tried = row
+    try:
+        # tried before (interrupted, refused, timed out): a provider that lists messages by
+        # reference is asked first, and a message it has is not sent again
+        found = mailer.find(str(ref)) if tried else False
+        if found is not False:
+            with conn.transaction():
+                conn.execute(q.OUTBOX_NOT_DOUBLED, (row_id,))  # it cannot go twice now
+        if found:
+            with conn.transaction():
+                conn.execute(q.OUTBOX_SENT, (clock.now(), found, mailer.name, row_id))
+            out.sent += 1
+            return
+        fields = dict(personalisation)
+        attach = mailer.attaches_files and "calendar" in fields
+        fields.setdefault("calendar_attached", attach)
+        subject, body = render(str(template), fields)
+        files = [calendar_file(fields["calendar"])] if attach else []
+        provider_ref = mailer.send(
+            Outgoing(str(to), subject, body, str(ref), files, unsubscribe and str(unsubscribe))
+        )
+    except TemporaryFailure as exc:
+        if exc.provider_wide:  # the provider's trouble: pause, and count no attempt
+            wait = timedelta(seconds=max(1.0, exc.retry_after_s or PROVIDER_PAUSE.total_seconds()))
+            with conn.transaction():
+                conn.execute(q.OUTBOX_PAUSED, (now + wait, str(exc), row_id))
+            out.paused = True
+            log.warning("the mail provider refused: sending paused for %s", wait)
+            return
+        failed = int(attempts) >= s.outbox_max_attempts
+        wait = backoff(int(attempts), exc.retry_after_s)
+        with conn.transaction():
+            conn.execute(q.OUTBOX_RETRY, (failed, now + wait, str(exc), row_id))
+        out.failed += failed
+        out.retried += not failed
+        return
+    except (PermanentFailure, jinja2.TemplateError, ConfigError) as exc:
+        with conn.transaction():
+            conn.execute(q.OUTBOX_FAILED, (str(exc), row_id))
+        out.failed += 1
+        return
+    with conn.transaction():
+        conn.execute(q.OUTBOX_SENT, (clock.now(), provider_ref, mailer.name, row_id))
+    out.sent += 1
 
 
 def record_receipt(conn: Conn, provider: str, provider_ref: str, receipt: Receipt) -> bool:
@@ -429,13 +498,19 @@ RECEIPT_GRACE = timedelta(minutes=10)
 RECEIPT_ASK_EVERY = timedelta(minutes=30)
 
 
+# Notify keeps a message's status for 7 days: a message with no final word by then stays
+# 'sent' (taken by the provider, its delivery unknown) and is asked of no more
+RECEIPT_GIVE_UP = timedelta(days=7)
+
+
 def check_deliveries(conn: Conn, mailer: Mailer, limit: int = 100) -> int:
-    """Ask the provider how messages went that have had no receipt (a lost callback, none
-    configured); returns how many were settled."""
+    """Ask the provider how messages it took went that have had no receipt (a lost callback,
+    none configured); returns how many were settled."""
     now = clock.now()
     rows = conn.execute(
         q.OUTBOX_AWAITING_RECEIPT,
-        {"sent_before": now - RECEIPT_GRACE, "checked_before": now - RECEIPT_ASK_EVERY,
+        {"provider": mailer.name, "sent_before": now - RECEIPT_GRACE,
+         "sent_after": now - RECEIPT_GIVE_UP, "checked_before": now - RECEIPT_ASK_EVERY,
          "limit": limit},
     ).fetchall()  # fmt: skip
     settled = 0

@@ -143,21 +143,33 @@ RETURNING id
 OUTBOX_REQUEUE_INTERRUPTED: LiteralString = (
     "UPDATE outbox SET status = 'queued', interrupted = interrupted + 1 WHERE status = 'sending'"
 )
-OUTBOX_SENT_SINCE: LiteralString = "SELECT count(*) FROM outbox WHERE sent_at >= %s"
+# the budget counts every try (Notify's rate limit counts every request, refused or not)
+OUTBOX_TRIED_SINCE: LiteralString = "SELECT count(*) FROM outbox WHERE claimed_at >= %s"
 OUTBOX_CLAIM: LiteralString = """
-UPDATE outbox SET status = 'sending', claimed_at = now(), attempts = attempts + 1
+UPDATE outbox SET status = 'sending', claimed_at = %s, attempts = attempts + 1
 WHERE id = (
     SELECT id FROM outbox
     WHERE status = 'queued' AND next_attempt_at <= %s AND to_address IS NOT NULL
     ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 )
-RETURNING id, event_ref, template, to_address, personalisation, attempts, unsubscribe_url
+RETURNING id, event_ref, template, to_address, personalisation, attempts, unsubscribe_url,
+          last_error IS NOT NULL OR interrupted > 0 AS tried
 """
 OUTBOX_RETRY: LiteralString = """
 UPDATE outbox SET status = CASE WHEN %s THEN 'failed' ELSE 'queued' END,
                   next_attempt_at = %s, last_error = %s
 WHERE id = %s
 """
+# the provider refused as a whole: back in the queue, the try not counted against the message
+OUTBOX_PAUSED: LiteralString = """
+UPDATE outbox SET status = 'queued', attempts = attempts - 1, next_attempt_at = %s,
+                  last_error = %s
+WHERE id = %s
+"""
+# the provider was asked for it by reference: an interrupted send did not double it
+OUTBOX_NOT_DOUBLED: LiteralString = (
+    "UPDATE outbox SET interrupted = greatest(interrupted - 1, 0) WHERE id = %s"
+)
 OUTBOX_FAILED: LiteralString = "UPDATE outbox SET status = 'failed', last_error = %s WHERE id = %s"
 OUTBOX_SENT: LiteralString = """
 UPDATE outbox SET status = 'sent', sent_at = %s, provider_ref = %s, provider = %s,
@@ -167,7 +179,8 @@ WHERE id = %s
 # messages Notify took and has not yet given a final word on, oldest asked first
 OUTBOX_AWAITING_RECEIPT: LiteralString = """
 SELECT id, provider_ref FROM outbox
-WHERE status = 'sent' AND provider = 'notify' AND sent_at <= %(sent_before)s
+WHERE status = 'sent' AND provider = %(provider)s
+  AND sent_at <= %(sent_before)s AND sent_at > %(sent_after)s
   AND (status_checked_at IS NULL OR status_checked_at <= %(checked_before)s)
 ORDER BY status_checked_at NULLS FIRST, sent_at LIMIT %(limit)s
 """
@@ -175,8 +188,8 @@ OUTBOX_CHECKED: LiteralString = "UPDATE outbox SET status_checked_at = %s WHERE 
 # a provider's final word: delivered, or failed with its reason (a receipt for a message
 # already settled changes nothing)
 OUTBOX_RECEIPT: LiteralString = """
-UPDATE outbox SET status = %(status)s, delivered_at = %(at)s, last_error = %(reason)s,
-                  status_checked_at = %(at)s
+UPDATE outbox SET status = %(status)s, last_error = %(reason)s, status_checked_at = %(at)s,
+                  delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(at)s::timestamptz END
 WHERE provider_ref = %(ref)s AND provider = %(provider)s AND status = 'sent'
 RETURNING id
 """

@@ -49,6 +49,9 @@ def register_source(factory: SourceFactory) -> None:
         get_settings.cache_clear()
 
 
+MIN_CALLBACK_TOKEN = 24  # e.g. `openssl rand -hex 16` (Notify itself asks for 10 or more)
+
+
 class Settings(BaseSettings):
     """All configuration of every wastepilot process."""
 
@@ -269,8 +272,8 @@ class Settings(BaseSettings):
     notify_callback_token: SecretStr | None = Field(
         None,
         description="The bearer token Notify sends with its delivery receipts to "
-        "/api/v1/notify/delivery (set the same in Notify's callback settings); unset: receipts "
-        "are refused and delivery is asked of Notify instead",
+        "/api/v1/notify/delivery (24 characters or more; set the same in Notify's callback "
+        "settings); unset: receipts are refused and delivery is asked of Notify instead",
     )
     digest_hour: int = Field(
         7,
@@ -450,6 +453,12 @@ class Settings(BaseSettings):
             raise ValueError("WASTEPILOT_CLOCK_AT needs a time zone, e.g. 2027-05-30T12:00:00Z")
         if self.mail_provider == "smtp" and not self.smtp_url:
             raise ValueError("WASTEPILOT_MAIL_PROVIDER=smtp needs WASTEPILOT_SMTP_URL")
+        token = self.notify_callback_token
+        if token is not None and 0 < len(token.get_secret_value()) < MIN_CALLBACK_TOKEN:
+            raise ValueError(
+                f"WASTEPILOT_NOTIFY_CALLBACK_TOKEN needs at least {MIN_CALLBACK_TOKEN} characters "
+                "(it is the only thing between the internet and delivery receipts)"
+            )
         if self.mail_provider == "notify" and not (self.notify_api_key and self.notify_template_id):
             raise ValueError(
                 "WASTEPILOT_MAIL_PROVIDER=notify needs WASTEPILOT_NOTIFY_API_KEY and "

@@ -120,11 +120,17 @@ def test_dashboard_queries_run_read_only_against_the_database(
 
 
 def compose_env(service: str, values: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    """A service's command and environment, with ${VAR...} filled from `values`."""
+    """A service's command and environment, with ${VAR...} filled from `values` (or, as
+    compose does, with the default of ${VAR:-default} when `values` has none)."""
     svc = SERVICES[service]
+
+    def fill(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        return values[name] if name in values or default is None else default
+
     env = {}
     for k, v in svc["environment"].items():
-        env[k] = re.sub(r"\$\{(\w+)[^}]*\}", lambda m: values[m.group(1)], str(v))
+        env[k] = re.sub(r"\$\{(\w+)(?::-([^}]*))?[^}]*\}", fill, str(v))
     return list(svc["command"]), env
 
 

@@ -278,10 +278,11 @@ BAD_EMAIL = "Enter an e-mail address in the correct format, like name@example.co
 def digest_subscribe(
     request: Request,
     conn: Conn,
+    s: AppSettings,
     csrf_token_: Annotated[str, Form(alias="csrf_token")] = "",
     email: Annotated[str, Form(max_length=320)] = "",
 ) -> Response:
-    """Send the signed-in analyst the daily digest at ``email``."""
+    """Ask for the daily digest at ``email``: a link sent there confirms it."""
     from email_validator import EmailNotValidError, validate_email
 
     p = need(request, conn, "analyst")
@@ -291,7 +292,7 @@ def digest_subscribe(
     except EmailNotValidError:
         err = {"digest-email": BAD_EMAIL}
         return _alerts_page(request, conn, p, status=422, errors=err, digest_typed=email[:254])
-    digest.subscribe(conn, p.user_id, address)
+    digest.subscribe(conn, s, p.user_id, address)
     return RedirectResponse("/analysts/alerts?digest=on#digest", 303)
 
 

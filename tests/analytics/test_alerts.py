@@ -216,8 +216,11 @@ def test_the_outbox_says_what_is_missing_and_what_an_smtp_server_refuses(
                         {"what": "leak", "household": "H", "device": "D", "detail": "x",
                          "since": "today", "escalate_after": "4 hours", "link": "l"}))  # fmt: skip
     away = send_due(db, s, SmtpMailer("smtp://127.0.0.1:9", s.mail_from))  # nothing listens
-    assert (away.sent, away.retried) == (0, 1)
+    # the server's trouble, not the message's: sending pauses, the message keeps its attempts
+    assert (away.sent, away.retried, away.paused) == (0, 0, True)
     row = db.execute(
-        "SELECT status, next_attempt_at > now(), attempts FROM outbox WHERE event_ref = 't:2'"
+        "SELECT status, next_attempt_at > now(), attempts, last_error FROM outbox "
+        "WHERE event_ref = 't:2'"
     ).fetchone()
-    assert row == ("queued", True, 1) and inbox.got == []
+    assert row is not None and row[:3] == ("queued", True, 0) and inbox.got == []
+    assert str(row[3]).startswith("could not talk to the mail server")

@@ -28,7 +28,8 @@ NOT_RECORD_WRITES = {
     "/sign-in",
     "/sign-out",
     "/offers/{token}/{answer}",
-    "/digest/unsubscribe/{secret}",  # the digest's own link (tests/api/test_digest.py)
+    "/digest/unsubscribe/{secret}",  # the digest's own links (tests/api/test_digest.py)
+    "/digest/confirm/{secret}",
 }
 
 
