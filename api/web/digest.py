@@ -16,43 +16,46 @@ from api.deps import Conn
 from api.web.common import page
 
 router = APIRouter(include_in_schema=False)
-GONE = "This link has been used already, or the digest was stopped another way"
+GONE = {
+    "confirm": "This link has been used already, or the digest was asked for again since",
+    "unsubscribe": "This link has been used already, or the digest was stopped another way",
+}
+TITLES = {
+    ("confirm", False): "Start the daily digest",
+    ("confirm", True): "Digest started",
+    ("unsubscribe", False): "Stop the daily digest",
+    ("unsubscribe", True): "Digest stopped",
+}
 
 
-CONFIRM_GONE = "This link has been used already, or the digest was asked for again since"
+def _link_page(
+    request: Request, email: str | None, action: str, secret: str, done: bool
+) -> HTMLResponse:
+    """The link's page (``done``: after its button), or a 404 that says only that the link is
+    spent."""
+    if email is None:
+        raise HTTPException(404, GONE[action])
+    return page(request, "digest_link.html", title=TITLES[action, done], email=email,
+                secret=secret, action=action, done=done)  # fmt: skip
 
 
 @router.get("/digest/confirm/{secret}")
 def confirm_page(request: Request, conn: Conn, secret: str) -> HTMLResponse:
-    email = digest.address_to_confirm(conn, secret)
-    if email is None:
-        raise HTTPException(404, CONFIRM_GONE)
-    return page(request, "digest_link.html", title="Start the daily digest", email=email,
-                secret=secret, action="confirm")  # fmt: skip
+    return _link_page(request, digest.address_to_confirm(conn, secret), "confirm", secret, False)
 
 
 @router.post("/digest/confirm/{secret}")
 def confirm(request: Request, conn: Conn, secret: str) -> HTMLResponse:
-    email = digest.confirm_by_link(conn, secret)
-    if email is None:
-        raise HTTPException(404, CONFIRM_GONE)
-    return page(request, "digest_link.html", title="Digest started", email=email,
-                action="confirm", done=True)  # fmt: skip
+    return _link_page(request, digest.confirm_by_link(conn, secret), "confirm", secret, True)
 
 
 @router.get("/digest/unsubscribe/{secret}")
 def unsubscribe_page(request: Request, conn: Conn, secret: str) -> HTMLResponse:
     email = digest.address_of_link(conn, secret)
-    if email is None:
-        raise HTTPException(404, GONE)
-    return page(request, "digest_link.html", title="Stop the daily digest", email=email,
-                secret=secret, action="unsubscribe")  # fmt: skip
+    return _link_page(request, email, "unsubscribe", secret, False)
 
 
 @router.post("/digest/unsubscribe/{secret}")
 def unsubscribe(request: Request, conn: Conn, secret: str) -> HTMLResponse:
     email = digest.unsubscribe_by_link(conn, secret)
-    if email is None:
-        raise HTTPException(404, GONE)
-    return page(request, "digest_link.html", title="Digest stopped", email=email,
-                action="unsubscribe", done=True)  # fmt: skip
+    return _link_page(request, email, "unsubscribe", secret, True)
