@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from analytics.archive import archive_due
 from analytics.digest import queue_digests
 from core import clock
 from core.db import Conn
@@ -46,4 +47,5 @@ ANALYTICS_JOBS: dict[str, JobFn] = {
     "retention": retention,
     "weekly_report": weekly_report,
     "analyst_digest": queue_digests,
+    "archive": archive_due,  # only with WASTEPILOT_ARCHIVE_AFTER_MONTHS set
 }

@@ -4,6 +4,7 @@ pilot's totals stay). The cohort profile and the watermarks hold no household.""
 
 from __future__ import annotations
 
+from analytics import archive
 from analytics import queries as q
 from analytics.jobs import retention
 from core import outbox
@@ -19,6 +20,8 @@ def _erase_household(conn: Conn, ref: str, ids: list[str]) -> dict[str, int]:
     alert_ids = [int(r[0]) for r in conn.execute(q.HOUSEHOLD_ALERT_IDS, params)]
     outbox.forget(conn, [f"alert:{a}:" for a in alert_ids])
     return {
+        # its readings in archived months' files (analytics/archive.py)
+        "archived_readings": archive.erase_devices(conn, ids),
         "alerts": conn.execute(q.ERASE_ALERTS, params).rowcount,
         "device_daily": conn.execute(q.ERASE_DEVICE_DAILY, params).rowcount,
         "anomalies": conn.execute(q.ERASE_ANOMALIES, params).rowcount,
@@ -39,7 +42,7 @@ KEEPER = Keeper(
         "alerts",
         "alert_history",
     ),
-    other=("usage_profile_daily", "rollup_watermarks"),
+    other=("usage_profile_daily", "rollup_watermarks", "archived_months"),
     erase_household=_erase_household,
     retention={"retention": retention},  # raw readings (by chunk) and dead letters
 )

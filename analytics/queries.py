@@ -17,6 +17,13 @@ CREATE TEMP TABLE affected_hours ON COMMIT DROP AS
 SELECT DISTINCT d.household_ref, time_bucket('1 hour', r.ts) AS hour
 FROM readings r JOIN devices d ON d.id = r.device_id
 WHERE r.ts >= %(start)s AND r.ts < %(end)s
+  -- an archived month's rollups hold its readings, which are in its file, not here: a late
+  -- reading left here must not re-aggregate its hour from itself alone (analytics/archive.py)
+  AND NOT EXISTS (
+      SELECT 1 FROM archived_months a
+      WHERE a.state IN ('archived', 'restoring')
+        AND r.ts >= a.month::timestamp AT TIME ZONE 'UTC'
+        AND r.ts < (a.month + interval '1 month')::timestamp AT TIME ZONE 'UTC')
 """
 
 REFRESH_HOURLY: LiteralString = """
@@ -753,4 +760,68 @@ SELECT count(*) FILTER (WHERE readings_received > 0) AS households, sum(uses) AS
        sum(water_l) AS water_l, sum(energy_wh) AS energy_wh, sum(jams) AS jams,
        sum(leaks) AS leaks
 FROM usage_daily WHERE day = %s
+"""
+
+# --- the archive tier of raw readings (analytics/archive.py) --------------------------------
+# the checksum of a month's (device_id, ts, seq): the same formula as archive.row_hash
+ARCHIVE_DB_TALLY: LiteralString = """
+SELECT count(*),
+       sum(('x' || substr(md5(device_id || ':' || (extract(epoch FROM ts) * 1000000)::bigint
+                              || ':' || seq), 1, 15))::bit(60)::bigint)
+FROM readings WHERE ts >= %s AND ts < %s
+"""
+ARCHIVE_READINGS: LiteralString = """
+SELECT device_id, ts, seq, kind, run_s, energy_wh, water_l, peak_a, fault, received_at
+FROM readings WHERE ts >= %s AND ts < %s ORDER BY device_id, ts, seq
+"""
+ARCHIVE_STATE: LiteralString = "SELECT state FROM archived_months WHERE month = %s"
+ARCHIVE_BEGIN: LiteralString = """
+INSERT INTO archived_months (month, state, path, started_at) VALUES (%s, 'writing', %s, %s)
+ON CONFLICT (month) DO UPDATE SET state = 'writing', rows = NULL, checksum = NULL, bytes = NULL,
+                                  started_at = excluded.started_at
+"""
+ARCHIVE_RESET: LiteralString = "UPDATE archived_months SET state = 'writing' WHERE month = %s"
+ARCHIVE_WRITTEN: LiteralString = """
+UPDATE archived_months SET state = 'written', rows = %s, checksum = %s, bytes = %s
+WHERE month = %s
+"""
+ARCHIVE_DELETE_READINGS: LiteralString = "DELETE FROM readings WHERE ts >= %s AND ts < %s"
+ARCHIVE_DONE: LiteralString = """
+UPDATE archived_months SET state = 'archived', archived_at = %s WHERE month = %s
+"""
+ARCHIVE_DROP_CHUNKS: LiteralString = "SELECT drop_reading_chunks_between(%s, %s)"
+ARCHIVE_FORGET: LiteralString = "DELETE FROM archived_months WHERE month = %s"
+ARCHIVE_RESTORING: LiteralString = "UPDATE archived_months SET state = 'restoring' WHERE month = %s"
+ARCHIVE_RESTORE_TABLE: LiteralString = (
+    "CREATE TEMP TABLE restoring (LIKE readings INCLUDING DEFAULTS) ON COMMIT DROP"
+)
+ARCHIVE_RESTORE_COPY: LiteralString = (
+    "COPY restoring (device_id, ts, seq, kind, run_s, energy_wh, water_l, peak_a, fault, "
+    "received_at) FROM STDIN"
+)
+ARCHIVE_RESTORE_INSERT: LiteralString = (
+    "INSERT INTO readings SELECT * FROM restoring ON CONFLICT DO NOTHING"
+)
+ARCHIVED_UNTIL: LiteralString = (
+    "SELECT max(month) FROM archived_months WHERE state IN ('archived', 'restoring')"
+)
+ARCHIVE_LIST: LiteralString = """
+SELECT month, state, path, rows, bytes, archived_at FROM archived_months ORDER BY month
+"""
+ARCHIVE_OF_STATE: LiteralString = """
+SELECT month, path FROM archived_months WHERE state IN ('archived', 'restoring') ORDER BY month
+"""
+ARCHIVE_REWRITTEN: LiteralString = """
+UPDATE archived_months SET rows = %s, checksum = %s, bytes = %s WHERE month = %s
+"""
+# months before the horizon that hold readings and are not archived, oldest first
+ARCHIVE_CANDIDATES: LiteralString = """
+WITH span AS (SELECT date_trunc('month', min(ts), 'UTC') AS first FROM readings
+              WHERE ts < %(horizon)s)
+SELECT (m AT TIME ZONE 'UTC')::date
+FROM span, generate_series(span.first, %(horizon)s - interval '1 month', interval '1 month') m
+WHERE span.first IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM archived_months a WHERE a.month = (m AT TIME ZONE 'UTC')::date
+      AND a.state = 'archived')
+ORDER BY 1
 """

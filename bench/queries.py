@@ -47,11 +47,12 @@ LONDON = ZoneInfo("Europe/London")
 DB = "wastepilot_bench_queries"
 
 
-def database(admin_url: str) -> str:
+def database(admin_url: str, name: str = DB) -> str:
+    """The benchmark's own database (created once, migrated), as its owner."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB)))
-    url = admin_url.rsplit("/", 1)[0] + "/" + DB
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
     migrate(url)
     return url
 

@@ -413,6 +413,17 @@ class Settings(BaseSettings):
         description="Raw readings older than this are dropped (whole chunks) by the retention "
         "job; rollups are kept",
     )
+    archive_after_months: int | None = Field(
+        None,
+        ge=2,
+        description="Months of raw readings older than this many whole months are moved to "
+        "Parquet files in WASTEPILOT_ARCHIVE_DIR by the archive job (rollups stay); unset: "
+        "never (docs/operations.md, Archive)",
+    )
+    archive_dir: Path | None = Field(
+        None,
+        description="Where archived months of raw readings are kept (unset: <state dir>/archive)",
+    )
     offline_after_h: float = Field(
         48.0, gt=0, description="A device not heard from for this long is listed as offline"
     )

@@ -13,6 +13,7 @@ from core.errors import WastepilotError
 from core.logs import setup_logging
 from core.settings import get_settings
 from wastepilot.commands import api, ingest, run, scheduler
+from wastepilot.commands.archive import archive_app
 from wastepilot.commands.backup import backup_app
 from wastepilot.commands.bids import bids_app
 from wastepilot.commands.broker import broker_app
@@ -35,6 +36,7 @@ app = typer.Typer(
 )
 app.add_typer(services_app, name="services")
 app.add_typer(backup_app, name="backup")
+app.add_typer(archive_app, name="archive")
 app.add_typer(db_app, name="db")
 app.add_typer(broker_app, name="broker")
 app.add_typer(certs_app, name="certs")

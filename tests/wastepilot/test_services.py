@@ -146,3 +146,33 @@ def test_run_revives_a_local_broker_that_died(settings: Settings) -> None:
     assert new_pid is not None and new_pid != pid
     assert port_open("127.0.0.1", settings.mqtt_port)
     assert revive(settings) == []
+
+
+def test_a_state_folder_made_again_at_the_same_path_does_not_inherit_the_last_ones_files(
+    tmp_path: Path,
+) -> None:
+    """The folder under /var/lib/wastepilot is named from the state folder's path: a fresh state
+    folder at a path used before (a new clone, a test's temporary folder whose name comes round
+    again) must not find the last one's broker and database files, whose passwords it lacks —
+    the cause of a TLS test's random "Not authorized"."""
+    state, base = tmp_path / "state", tmp_path / "base"
+    state.mkdir()
+    (base / "mosquitto").mkdir(parents=True)
+    (base / "mosquitto" / "dynamic-security.json").write_text("{the last one's admin}")
+    localstate.claim(state, base)
+    assert not (base / "mosquitto").exists()  # the stale files went
+    assert (state / localstate.OWNER_FILE).read_text() == (base / localstate.OWNER_FILE).read_text()
+    (base / "mosquitto").mkdir()
+    localstate.claim(state, base)  # its own: kept
+    assert (base / "mosquitto").exists()
+    # a state folder from before the token, with its identities, adopts its base
+    old, old_base = tmp_path / "old", tmp_path / "old-base"
+    old.mkdir()
+    (old / localstate.LOCAL_FILE).write_text("{}")
+    (old_base / "pg").mkdir(parents=True)
+    localstate.claim(old, old_base)
+    assert (old_base / "pg").exists()
+    # another state folder's base (its token differs) is not used
+    (state / localstate.OWNER_FILE).write_text("someone-else")
+    localstate.claim(state, base)
+    assert not (base / "mosquitto").exists()

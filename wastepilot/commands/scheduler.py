@@ -134,6 +134,7 @@ def scheduler(
         "sample_retention": CronTrigger(hour=3, minute=40),
         "weekly_report": CronTrigger(day_of_week="mon", hour=6),
         "analyst_digest": CronTrigger(minute=10),  # hourly: queued once a day from its hour
+        "archive": CronTrigger(hour=4, minute=15),
     }
     if backup.configured(s):  # the local services' backups (`services up --backups`)
         JOBS["backup_full"] = _backup_job("full")

@@ -90,10 +90,38 @@ def paths_for(settings: Settings) -> Paths:
     else:
         digest = hashlib.sha256(str(state).encode()).hexdigest()[:12]
         base = Path("/var/lib/wastepilot") / digest
-        base.mkdir(parents=True, exist_ok=True)
+        claim(state, base)
         for p in (Path("/var/lib/wastepilot"), base):
             p.chmod(0o755)
     return Paths(state=state, pg=base / "pg", mqtt=base / "mosquitto")
+
+
+OWNER_FILE = ".base-owner"
+
+
+def claim(state: Path, base: Path) -> None:
+    """A folder under /var/lib/wastepilot belongs to the one state folder it was made for.
+    Its name comes from the state folder's path, so a state folder made again at the same path
+    (a fresh clone, a test's temporary folder whose name comes round again) would otherwise
+    find the last one's database and broker files — whose passwords it does not have ("Not
+    authorized"). A token in both says whose it is: a base that belongs to a state folder no
+    longer there (its token differs, or the state folder is new and has no identities) is
+    removed; one from before the token, beside a state folder with identities, is adopted."""
+    import shutil
+
+    mine, theirs = state / OWNER_FILE, base / OWNER_FILE
+    token = mine.read_text().strip() if mine.exists() else None
+    if base.exists() and any(base.iterdir()):
+        owner = theirs.read_text().strip() if theirs.exists() else None
+        fresh = token is None and not (state / LOCAL_FILE).exists()
+        if fresh or (token is not None and owner is not None and owner != token):
+            shutil.rmtree(base)
+    if token is None:
+        token = secrets.token_hex(8)
+        mine.write_text(token)
+    base.mkdir(parents=True, exist_ok=True)
+    if not theirs.exists() or theirs.read_text().strip() != token:
+        theirs.write_text(token)
 
 
 def has_user(name: str) -> bool:
