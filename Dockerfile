@@ -22,7 +22,8 @@ COPY wastepilot wastepilot
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir .
 
 FROM python:3.11-slim-bookworm
-RUN useradd --create-home --uid 10001 wastepilot
+RUN useradd --create-home --uid 10001 wastepilot \
+ && mkdir -p /var/lib/wastepilot/archive && chown wastepilot /var/lib/wastepilot/archive
 COPY --from=build /opt/venv /opt/venv
 COPY --from=web /web/node_modules /opt/venv/lib/python3.11/site-packages/api/web/node_modules
 COPY --from=web /web/wastepilot.css /opt/venv/lib/python3.11/site-packages/api/web/static/

@@ -433,6 +433,15 @@ WITH src AS (
     + RAW_USAGE_ROWS
     + """ AND r.ts >= greatest(%(r_lo)s, %(late_from)s) AND r.ts < %(r_hi)s
       AND r.received_at > %(watermark)s
+    UNION ALL
+    -- raw readings of archived months in the same windows, read from their files for the
+    -- scope's devices (analytics/archive.py: archived_usage); empty when none is archived
+    SELECT a.ts, (a.kind = 'run')::int, coalesce(a.run_s, 0)::float8,
+           coalesce(a.energy_wh, 0)::float8, coalesce(a.water_l, 0)::float8,
+           (a.kind = 'fault')::int
+    FROM unnest(%(a_ts)s::timestamptz[], %(a_kind)s::text[], %(a_run)s::float8[],
+                %(a_energy)s::float8[], %(a_water)s::float8[])
+         AS a(ts, kind, run_s, energy_wh, water_l)
 )
 SELECT time_bucket(%(width)s::interval, t, %(tz)s) AS bucket,
        sum(uses)::bigint AS uses, round(sum(run_s)::numeric, 2)::float8 AS run_s,
@@ -808,6 +817,11 @@ ARCHIVED_UNTIL: LiteralString = (
 ARCHIVE_LIST: LiteralString = """
 SELECT month, state, path, rows, bytes, archived_at FROM archived_months ORDER BY month
 """
+SCOPE_DEVICES: LiteralString = (
+    """
+SELECT d.id FROM devices d JOIN households h ON h.ref = d.household_ref WHERE """
+    + SCOPE_FILTER
+)
 ARCHIVE_OF_STATE: LiteralString = """
 SELECT month, path FROM archived_months WHERE state IN ('archived', 'restoring') ORDER BY month
 """

@@ -17,6 +17,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from analytics import queries as q
+from analytics.archive import archived_usage
 from core import clock
 from core.clock import LONDON
 
@@ -109,6 +110,7 @@ def usage_series(
     )
     dt_lo = _midnight(d_lo) if d_lo else r_lo
     dt_hi = _midnight(d_hi) if d_hi else r_lo
+    archived = archived_usage(conn, scope, key, [(start, r_lo), (r_hi, end)])
     with conn.cursor(row_factory=class_row(UsagePoint)) as cur:
         cur.execute(
             q.SERIES,
@@ -130,6 +132,7 @@ def usage_series(
                 "d_hi": d_hi or date(1, 1, 1),
                 "dt_lo": dt_lo,
                 "dt_hi": dt_hi,
+                **archived,
             },
         )
         return cur.fetchall()

@@ -224,3 +224,24 @@ def test_prometheus_scrapes_the_services_and_alerts_only_on_metrics_the_code_has
         bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)  # label matchers and ranges out
         names = set(re.findall(r"\b[a-z_]+\b", bare)) - {"max", "min", "increase"}
         assert names <= known, (expr, names - known)
+
+
+def test_compose_archives_old_readings_where_the_api_can_read_and_erase_them() -> None:
+    """The scheduler archives into a volume the API mounts at the same place (the usage series
+    read the files; a household's erasure rewrites them), and the image makes that folder the
+    service user's own (a named volume takes its owner from the image's folder)."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    where = Settings.model_fields["archive_dir"]
+    assert where.default is None
+    for name in ("scheduler", "api"):
+        env, volumes = services[name]["environment"], services[name]["volumes"]
+        assert env["WASTEPILOT_ARCHIVE_DIR"] == "/var/lib/wastepilot/archive", name
+        assert "archive:/var/lib/wastepilot/archive" in volumes, name
+    assert int(services["scheduler"]["environment"]["WASTEPILOT_ARCHIVE_AFTER_MONTHS"]) >= 13
+    assert "WASTEPILOT_ARCHIVE_AFTER_MONTHS" not in services["api"]["environment"]
+    assert "archive" in yaml.safe_load((ROOT / "docker-compose.yml").read_text())["volumes"]
+    docker = (ROOT / "Dockerfile").read_text()
+    assert "chown wastepilot /var/lib/wastepilot/archive" in docker
+    assert docker.index("chown wastepilot /var/lib/wastepilot/archive") < docker.index(
+        "USER wastepilot"
+    )

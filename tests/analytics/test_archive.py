@@ -96,8 +96,15 @@ def killed_at(db_url: str, folder: Path, verb: str, step: str) -> int:
 
 
 def series(db: Conn) -> list[Any]:
-    return [usage_series(db, "household", "HH-2", b, LO - timedelta(days=3), HI + timedelta(days=2))
-            for b in (Bucket.H1, Bucket.D1, Bucket.W1)]  # fmt: skip
+    """What the usage API answers over January and its edges: whole hours and days from the
+    rollups, part-hour edges and 15-minute buckets from raw readings (the database's, or an
+    archived month's file), for a household, a cohort and the pilot."""
+    spans = [(LO - timedelta(days=3), HI + timedelta(days=2)),
+             (datetime(2025, 1, 10, 5, 23, tzinfo=UTC), datetime(2025, 1, 12, 17, 41, tzinfo=UTC))]  # fmt: skip
+    return [usage_series(db, scope, key, b, lo, hi)
+            for scope, key in (("household", "HH-2"), ("cohort", "default"), ("pilot", None))
+            for lo, hi in spans
+            for b in (Bucket.M15, Bucket.H1, Bucket.D1, Bucket.W1)]  # fmt: skip
 
 
 def test_a_kill_at_any_step_of_archiving_or_restoring_loses_and_doubles_nothing(
@@ -107,6 +114,7 @@ def test_a_kill_at_any_step_of_archiving_or_restoring_loses_and_doubles_nothing(
     original = in_db(db)
     assert len(original) > 700
     answers = series(db)
+    assert all(answers) and len(answers[4]) > 10  # each has points; the 15-minute one many
     s = Settings(database_url=db_url, archive_dir=tmp_path)
     path = tmp_path / archive.relative_path(JAN)
     for step in ARCHIVE_STEPS:
