@@ -13,9 +13,11 @@ Archiving a month is a sequence that loses and doubles nothing if it is killed a
 3. **written** — the file is renamed into place and the directory flushed; read back, its row
    count and checksum of (device_id, ts, seq) must equal the database's own for the month
    (computed by PostgreSQL, not from what was written); the row says ``written``;
-4. **archived** — one transaction deletes the month's readings and marks it ``archived``:
-   killed before the commit, every reading is still in the database and the next run starts
-   again at step 3's check; after it, every reading is in the verified file;
+4. **archived** — one transaction deletes the month's readings and marks it ``archived``, and
+   commits only if the rows it deleted are the file's (their count and checksum, from the
+   DELETE itself): a reading stored in the month since the check stays, and nothing is
+   deleted. Killed before the commit, every reading is still in the database and the next run
+   starts again at step 3's check; after it, every reading is in the verified file;
 5. the chunks the month emptied are dropped (again at the next run if killed before).
 
 Restoring reverses it: the file's rows are copied back (``ON CONFLICT DO NOTHING``) and the
@@ -204,9 +206,21 @@ def archive_month(conn: Conn, s: Settings, month: date, step: Step = lambda _: N
     with conn.transaction():
         conn.execute(q.ARCHIVE_WRITTEN, (want.rows, want.checksum, size, month))
     step("verified")
-    with conn.transaction():
-        conn.execute(q.ARCHIVE_DELETE_READINGS, (lo, hi))
+    archived = False
+    with conn.transaction() as tx:
+        row = conn.execute(q.ARCHIVE_DELETE_READINGS, (lo, hi)).fetchone()
+        gone = Tally(int(row[0]), int(row[1] or 0)) if row else Tally(0, 0)
+        if gone != got:  # a reading of the month was stored since the check: not in the file
+            raise psycopg.Rollback(tx)
         conn.execute(q.ARCHIVE_DONE, (clock.now(), month))
+        archived = True
+    if not archived:
+        with conn.transaction():
+            conn.execute(q.ARCHIVE_RESET, (month,))
+        raise Conflict(
+            f"readings of {month:%Y-%m} were stored while it was being archived: nothing was "
+            "deleted; run it again"
+        )
     step("archived")
     _drop_empty_chunks(conn, lo, hi)
     step("chunks dropped")

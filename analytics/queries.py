@@ -794,7 +794,15 @@ ARCHIVE_WRITTEN: LiteralString = """
 UPDATE archived_months SET state = 'written', rows = %s, checksum = %s, bytes = %s
 WHERE month = %s
 """
-ARCHIVE_DELETE_READINGS: LiteralString = "DELETE FROM readings WHERE ts >= %s AND ts < %s"
+# the month's readings go, and the tally of exactly the rows deleted comes back: the
+# transaction is rolled back unless it is the file's (a reading stored since the check stays)
+ARCHIVE_DELETE_READINGS: LiteralString = """
+WITH gone AS (DELETE FROM readings WHERE ts >= %s AND ts < %s RETURNING device_id, ts, seq)
+SELECT count(*),
+       sum(('x' || substr(md5(device_id || ':' || (extract(epoch FROM ts) * 1000000)::bigint
+                              || ':' || seq), 1, 15))::bit(60)::bigint)
+FROM gone
+"""
 ARCHIVE_DONE: LiteralString = """
 UPDATE archived_months SET state = 'archived', archived_at = %s WHERE month = %s
 """

@@ -190,3 +190,31 @@ def test_the_archive_job_takes_the_months_old_enough_and_a_bad_month_is_refused(
     assert archive.due_months(db, Settings(database_url=db_url)) == []  # unset: never
     with pytest.raises(ValueError, match="YYYY-MM"):
         archive.parse_month("January")
+
+
+def test_a_reading_stored_while_its_month_is_archived_is_not_deleted_unfiled(
+    db: Conn, db_url: str, tmp_path: Path
+) -> None:
+    """Between the file's check and the delete, a late reading of the month arrives: the
+    delete takes it too, sees the rows it took are not the file's, and rolls back — nothing is
+    deleted, and the next run files it with the rest."""
+    from core.errors import Conflict
+
+    a_winter(db)
+    original = in_db(db)
+    s = Settings(database_url=db_url, archive_dir=tmp_path)
+    path = tmp_path / archive.relative_path(JAN)
+
+    def late(step: str) -> None:
+        if step == "verified":
+            db.execute("INSERT INTO readings (ts, device_id, seq, kind, run_s, energy_wh,"
+                       " water_l, peak_a) VALUES ('2025-01-20T08:00Z', 'D-3', 424242, 'run',"
+                       " 9, 2, 1, 3)")  # fmt: skip
+
+    with pytest.raises(Conflict, match="stored while it was being archived"):
+        archive.archive_month(db, s, JAN, late)
+    assert sum(in_db(db).values()) == sum(original.values()) + 1  # all here, the late one too
+    assert in_file(db, path) == Counter()  # the month is not archived
+    archive.archive_month(db, s, JAN)
+    assert in_db(db) == Counter()
+    assert sum(in_file(db, path).values()) == sum(original.values()) + 1
