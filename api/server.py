@@ -11,6 +11,11 @@ and uvicorn does not have (docs/security.md, "Under load and attack").
   its head is closed to make room, so a flood of idle connections evicts itself while people's
   new connections get in. Past the open-file limit, the event loop would log an error for each
   refused accept and nobody would get in.
+- **No Nagle delay on kept-alive connections**: asyncio turns Nagle's algorithm off only for
+  sockets that say they are TCP; a socket bound before uvicorn gets it (tests, benchmarks, a
+  supervisor's, uvicorn's own ``--workers``: Kludex/uvicorn#3149) says protocol 0, and every
+  answer after a connection's first then waited ~40 ms for the client's delayed ACK. Each
+  accepted connection sets ``TCP_NODELAY`` itself.
 - **Forwarded addresses believed only from configured proxies** (``api_trusted_proxies``): by
   default uvicorn believes ``X-Forwarded-For`` from 127.0.0.1, so any local client could choose
   the address the sign-in throttle counts.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import resource
+import socket
 from collections import OrderedDict
 from typing import Any
 
@@ -54,6 +60,10 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._await_head()
         if len(self.connections) > self.max_connections:
             waiting = _waiting(self.server_state)

@@ -163,3 +163,48 @@ def _closed_by_server(s: socket.socket) -> bool:
         return False
     except OSError:
         return True
+
+
+def test_a_kept_alive_connection_is_not_held_back_by_nagle() -> None:
+    """A socket bound before uvicorn (the tests', a supervisor's, `--workers`) says protocol 0,
+    so asyncio leaves Nagle's algorithm on and every answer after a connection's first waited
+    ~40 ms for the client's delayed ACK (Kludex/uvicorn#3149): the server's connections set
+    TCP_NODELAY themselves. Two requests over one connection, each answered, on sockets that
+    have it."""
+    import threading
+    from http.client import HTTPConnection
+
+    from api.server import config, protocol
+
+    nodelay: list[int] = []
+
+    class Recording(protocol(DEFAULTS)):  # type: ignore[misc,valid-type]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            nodelay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+            await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    assert listener.proto == 0  # the case asyncio leaves alone
+    server = uvicorn.Server(config(app, DEFAULTS, http=Recording, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, what="uvicorn started")
+    try:
+        conn = HTTPConnection("127.0.0.1", listener.getsockname()[1], timeout=10)
+        for _ in range(2):
+            conn.request("GET", "/")
+            r = conn.getresponse()
+            assert (r.status, r.read()) == (200, b"ok")
+        conn.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()
+    assert nodelay == [1]  # one connection, kept alive for both requests, without Nagle
