@@ -49,6 +49,7 @@ from analytics.usage import Bucket, usage_series
 from bench import common
 from bench.common import log
 from core import auth
+from core.db import connect
 from core.migrate import migrate
 from core.registry import Device, Household, add_devices, add_households
 from core.settings import Settings
@@ -267,7 +268,7 @@ def measure(scale: Scale, args: argparse.Namespace) -> dict[str, Any]:
     t_last = datetime.combine(last, dtime(), LONDON)
     year0 = t_last - timedelta(days=365)
     out: dict[str, Any] = {}
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True) as conn:  # as the services connect (core/db.py)
         out["readings"] = conn.execute("SELECT count(*) FROM readings").fetchone()[0]  # type: ignore[index]
         sizes = conn.execute(
             "SELECT hypertable_size('readings'), pg_total_relation_size('usage_hourly'), "
