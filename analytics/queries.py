@@ -119,6 +119,44 @@ ON CONFLICT (household_ref, day) DO UPDATE SET
     readings_missing = excluded.readings_missing, refreshed_at = excluded.refreshed_at
 """
 
+# the running totals (migrations/023) of every household with an affected day, from its first
+# affected day on: the total before it plus the days since (a separate statement, so it sees
+# REFRESH_DAILY's rows). A refresh touches a day or two a household; a rebuild of an old month
+# the days after it too.
+REFRESH_TO_DATE: LiteralString = """
+WITH a AS (
+    SELECT household_ref, min(day) AS d0 FROM affected_days GROUP BY 1
+), base AS (
+    SELECT a.household_ref, a.d0, coalesce(b.uses_to_date, 0) AS uses,
+           coalesce(b.run_s_to_date, 0) AS run_s, coalesce(b.energy_wh_to_date, 0) AS energy_wh,
+           coalesce(b.water_l_to_date, 0) AS water_l, coalesce(b.faults_to_date, 0) AS faults,
+           coalesce(b.received_to_date, 0) AS received, coalesce(b.missing_to_date, 0) AS missing
+    FROM a LEFT JOIN LATERAL (
+        SELECT * FROM usage_daily y
+        WHERE y.household_ref = a.household_ref AND y.day < a.d0
+        ORDER BY y.day DESC LIMIT 1
+    ) b ON true
+), c AS (
+    SELECT x.household_ref, x.day,
+           b.uses + sum(x.uses) OVER w AS uses, b.run_s + sum(x.run_s) OVER w AS run_s,
+           b.energy_wh + sum(x.energy_wh) OVER w AS energy_wh,
+           b.water_l + sum(x.water_l) OVER w AS water_l, b.faults + sum(x.faults) OVER w AS faults,
+           b.received + sum(x.readings_received) OVER w AS received,
+           b.missing + sum(x.readings_missing) OVER w AS missing
+    FROM base b JOIN usage_daily x ON x.household_ref = b.household_ref AND x.day >= b.d0
+    WINDOW w AS (PARTITION BY x.household_ref ORDER BY x.day)
+)
+UPDATE usage_daily u
+SET uses_to_date = c.uses, run_s_to_date = c.run_s, energy_wh_to_date = c.energy_wh,
+    water_l_to_date = c.water_l, faults_to_date = c.faults, received_to_date = c.received,
+    missing_to_date = c.missing
+FROM c
+WHERE u.household_ref = c.household_ref AND u.day = c.day
+  AND (u.uses_to_date, u.run_s_to_date, u.energy_wh_to_date, u.water_l_to_date, u.faults_to_date,
+       u.received_to_date, u.missing_to_date)
+      IS DISTINCT FROM (c.uses, c.run_s, c.energy_wh, c.water_l, c.faults, c.received, c.missing)
+"""
+
 REFRESH_PROFILE: LiteralString = """
 WITH days AS (SELECT DISTINCT day FROM affected_days)
 INSERT INTO usage_profile_daily (day, cohort, hour, uses, water_l, run_s, energy_wh, faults)
@@ -191,16 +229,36 @@ WHERE received_at > %(wm)s AND ts >= %(fresh_from)s AND ts < %(t1)s
 KPI_HOUSEHOLDS_CURRENT: LiteralString = """
 WITH seen AS (
     SELECT max(received_until) AS wm FROM rollup_watermarks WHERE name = 'usage'
+), hh AS (  -- the households KPI_ENROLLED counts (no other row is used)
+    SELECT h.ref FROM households h
+    WHERE h.joined_on < %(end)s AND (h.left_on IS NULL OR h.left_on >= %(start)s)
+      AND (%(cohort)s::text IS NULL OR h.cohort = %(cohort)s) AND %(use_rollups)s
 ), rolled AS (
-    SELECT household_ref AS household, sum(uses)::bigint AS uses, sum(run_s) AS run_s,
-           sum(energy_wh) AS energy_wh, sum(water_l) AS water_l, sum(faults)::bigint AS faults,
-           coalesce(sum(readings_received) FILTER (WHERE day < %(fresh_day)s), 0)::bigint
-               AS received,
-           coalesce(sum(readings_missing) FILTER (WHERE day < %(fresh_day)s), 0)::bigint
-               AS missing
-    FROM usage_daily
-    WHERE day >= %(start)s AND day < %(end)s AND %(use_rollups)s
-    GROUP BY 1
+    -- each household's days [start, end) from its running totals: the total to the last day
+    -- before `end` less the total to the last day before `start`; completeness to `fresh_day`
+    SELECT hh.ref AS household,
+           coalesce(e.uses_to_date, 0) - coalesce(s.uses_to_date, 0) AS uses,
+           coalesce(e.run_s_to_date, 0) - coalesce(s.run_s_to_date, 0) AS run_s,
+           coalesce(e.energy_wh_to_date, 0) - coalesce(s.energy_wh_to_date, 0) AS energy_wh,
+           coalesce(e.water_l_to_date, 0) - coalesce(s.water_l_to_date, 0) AS water_l,
+           coalesce(e.faults_to_date, 0) - coalesce(s.faults_to_date, 0) AS faults,
+           coalesce(f.received_to_date, 0) - coalesce(s.received_to_date, 0) AS received,
+           coalesce(f.missing_to_date, 0) - coalesce(s.missing_to_date, 0) AS missing
+    FROM hh
+    LEFT JOIN LATERAL (
+        SELECT * FROM usage_daily u WHERE u.household_ref = hh.ref AND u.day < %(start)s
+        ORDER BY u.day DESC LIMIT 1
+    ) s ON true
+    LEFT JOIN LATERAL (
+        SELECT * FROM usage_daily u WHERE u.household_ref = hh.ref AND u.day < %(end)s
+        ORDER BY u.day DESC LIMIT 1
+    ) e ON true
+    LEFT JOIN LATERAL (
+        SELECT * FROM usage_daily u
+        WHERE u.household_ref = hh.ref
+          AND u.day < greatest(%(start)s::date, least(%(end)s::date, %(fresh_day)s::date))
+        ORDER BY u.day DESC LIMIT 1
+    ) f ON true
 ), fresh AS (
     SELECT d.household_ref AS household,
            count(*) FILTER (WHERE r.kind = 'run') AS uses,

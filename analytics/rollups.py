@@ -52,6 +52,7 @@ def _apply(conn: Conn, until: datetime) -> tuple[int, int]:
     )
     conn.execute(q.ANALYZE_AFFECTED_DAYS)
     days = conn.execute(q.REFRESH_DAILY).rowcount
+    conn.execute(q.REFRESH_TO_DATE)
     # (a statement does not see its own CTE's deletions: delete first, then insert)
     conn.execute(q.DELETE_AFFECTED_PROFILE)
     conn.execute(q.REFRESH_PROFILE)
