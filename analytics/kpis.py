@@ -140,17 +140,19 @@ def _current(
         first = params["start"]
         if wm is not None:
             first = max(first, oldest.astimezone(clock.LONDON).date()) if oldest else params["end"]
-        p["fresh_day"] = first
+        # the rollups' completeness counts the days before the first with fresh readings
+        p["fresh_bound"] = max(params["start"], min(params["end"], first))
         p["fresh_day_from"] = datetime.combine(first, time(), clock.LONDON)
         cur.execute(q.KPI_HOUSEHOLDS_CURRENT, p)
-        usage = pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description or []])
+        names = [c.name for c in cur.description or []]
+        rows = cur.fetchall()  # each row ends with the watermark its statement saw
+        usage = pd.DataFrame([r[:-1] for r in rows], columns=names[:-1])
         cur.execute(sql_profile, p)
-        profile = pd.DataFrame(
-            cur.fetchall(), columns=["hour_of_day", "uses", "water_l", "watermark_seen"]
-        )
-        seen = [*usage["watermark_seen"], *profile["watermark_seen"]]
-        if wm is None or all(x == wm for x in seen):
-            return usage.drop(columns="watermark_seen"), profile
+        hours = cur.fetchall()
+        profile = pd.DataFrame([r[:-1] for r in hours], columns=["hour_of_day", "uses", "water_l"])
+        seen = {r[-1] for r in rows} | {r[-1] for r in hours}
+        if wm is None or seen <= {wm}:
+            return usage, profile
     raise AssertionError("unreachable")  # pragma: no cover  (the fourth pass uses no rollups)
 
 

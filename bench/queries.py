@@ -19,6 +19,7 @@ after `wastepilot services up`. The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import socket
@@ -53,13 +54,12 @@ from core.db import connect
 from core.migrate import migrate
 from core.registry import Device, Household, add_devices, add_households
 from core.settings import Settings
-from simulator.model import household_day, make_fleet
+from simulator.model import HouseholdSpec, household_day, make_fleet
 from simulator.params import Params
 
 LONDON = ZoneInfo("Europe/London")
 DB = "wastepilot_bench_queries"  # the 1,000 x 365 baseline's (bench/pages.py uses it too)
 BASELINE = (1000, 365)
-SLICE = 50  # households a loading task simulates and copies
 
 
 def database(admin_url: str, name: str) -> str:
@@ -72,11 +72,30 @@ def database(admin_url: str, name: str) -> str:
     return url
 
 
-def _copy_slice(task: tuple[str, int, int, int, date, date]) -> int:
-    """Simulate households [lo, hi) over [first, last) and COPY their readings (a worker)."""
-    url, lo, hi, seed, first, last = task
+@functools.cache
+def _fleet(lo: int, hi: int, seed: int) -> list[HouseholdSpec]:
+    return make_fleet(hi - lo, seed, Params(), first=lo + 1)
+
+
+def _copy_week(
+    task: tuple[str, int, int, int, date, date, dict[str, int]],
+) -> tuple[int, dict[str, int]]:
+    """Simulate households [lo, hi) over the days [d0, d1) and COPY their readings in time
+    order, as ingest stores them (a worker; `seqs` carries each device's last seq on)."""
+    url, lo, hi, seed, d0, d1, seqs = task
     p = Params()
-    n = 0
+    rows = []
+    for h in _fleet(lo, hi, seed):
+        seq = seqs.get(h.device_id, 0)
+        d = d0
+        while d < d1:
+            for e in household_day(h, d, seed, p):
+                seq += 1
+                rows.append((e.at, h.device_id, seq, e.kind, e.run_s, e.energy_wh, e.water_l,
+                             e.peak_a, e.fault, e.at))  # fmt: skip
+            d += timedelta(days=1)
+        seqs[h.device_id] = seq
+    rows.sort(key=lambda r: r[0])
     with (
         psycopg.connect(url) as conn,
         conn.cursor() as cur,
@@ -85,17 +104,16 @@ def _copy_slice(task: tuple[str, int, int, int, date, date]) -> int:
             "received_at) FROM STDIN"
         ) as copy,
     ):
-        for h in make_fleet(hi - lo, seed, p, first=lo + 1):
-            seq = 0
-            d = first
-            while d < last:
-                for e in household_day(h, d, seed, p):
-                    seq += 1
-                    copy.write_row((e.at, h.device_id, seq, e.kind, e.run_s, e.energy_wh,
-                                    e.water_l, e.peak_a, e.fault, e.at))  # fmt: skip
-                    n += 1
-                d += timedelta(days=1)
-    return n
+        for r in rows:
+            copy.write_row(r)
+    return len(rows), seqs
+
+
+def _days(first: date, last: date, step: int) -> Iterator[date]:
+    d = first
+    while d < last:
+        yield d
+        d += timedelta(days=step)
 
 
 def months(first: date, last: date) -> Iterator[tuple[datetime, datetime]]:
@@ -111,7 +129,7 @@ def load(url: str, households: int, days: int, seed: int, reload: bool) -> tuple
     """The simulated period [first, last) of local days, loaded unless already there."""
     last = datetime.now(UTC).astimezone(LONDON).date()
     first = last - timedelta(days=days)
-    marker = f"{households}x{days}@{first}/{seed}"
+    marker = f"{households}x{days}@{first}/{seed}/time-ordered"
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT received_until FROM rollup_watermarks WHERE name = %s", (marker,)
@@ -128,18 +146,24 @@ def load(url: str, households: int, days: int, seed: int, reload: bool) -> tuple
         add_devices(conn, [Device(h.device_id, h.ref) for h in fleet])
     t0 = time.perf_counter()
     n = 0
-    tasks = [
-        (url, lo, min(households, lo + SLICE), seed, first, last)
-        for lo in range(0, households, SLICE)
-    ]
+    # a week at a time in time order (the physical order ingest gives the readings, which the
+    # BRIN index on received_at relies on), the households in two halves, one a process
+    halves = [(0, households // 2), (households // 2, households)]
+    seqs: list[dict[str, int]] = [{}, {}]
+    weeks = [(d, min(last, d + timedelta(days=7))) for d in _days(first, last, 7)]
     with (
         Progress() as bar,
         multiprocessing.get_context("fork").Pool(2) as pool,
     ):
-        task = bar.add_task("simulating and loading readings", total=households)
-        for k in pool.imap_unordered(_copy_slice, tasks):
-            n += k
-            bar.advance(task, SLICE)
+        task = bar.add_task("simulating and loading readings, a week at a time", total=len(weeks))
+        for d0, d1 in weeks:
+            done = pool.map(
+                _copy_week,
+                [(url, lo, hi, seed, d0, d1, seqs[k]) for k, (lo, hi) in enumerate(halves)],
+            )
+            n += sum(k for k, _ in done)
+            seqs = [s for _, s in done]
+            bar.advance(task)
     log(f"  {n:,} readings in {time.perf_counter() - t0:.1f} s")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("ANALYZE readings")

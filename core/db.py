@@ -13,14 +13,17 @@ from core import queries as q
 log = logging.getLogger(__name__)
 # a connection as the domains take it (rows as tuples, or as a cursor's row factory makes them)
 Conn = psycopg.Connection[Any]
-# Never prepare statements server-side. psycopg prepares a query run five times on a
-# connection, and PostgreSQL then plans it once for any parameters (a "generic plan") after
-# five more runs: for the analysts' queries, whose periods decide which chunks, rollups and
-# indexes to read, that plan walked every household's hourly rollup rows of the period only to
-# filter them out - a pilot's year series went from 18 ms to 180-440 ms on a pool connection's
-# eleventh run (docs/benchmarks.md, issue 32). Planned each time with its own parameters, a
-# query costs a few ms of planning instead.
-NO_PREPARE: dict[str, Any] = {"prepare_threshold": None}
+# How the services' connections (open_pool, connect) run queries (issue 32, bench/queries.py):
+# - No statement is prepared server-side. psycopg prepares a query run five times on a
+#   connection, and PostgreSQL then plans it once for any parameters (a "generic plan") after
+#   five more runs: for the analysts' queries, whose periods decide which chunks, rollups and
+#   indexes to read, that plan walked every household's hourly rollup rows of the period only to
+#   filter them out - a pilot's year series went from 18 ms to 180-440 ms on a pool connection's
+#   eleventh run. Planned each time with its own parameters, a query costs a few ms of planning.
+# - No JIT compilation: the current KPIs at 10,000 households spent 100 of their 370 ms
+#   compiling 410 expressions (a query over many chunks passes jit_above_cost), for a query
+#   that then runs once.
+SESSION: dict[str, Any] = {"prepare_threshold": None, "options": "-c jit=off"}
 
 
 def open_pool(
@@ -39,7 +42,7 @@ def open_pool(
         max_size=max_size,
         name=name,
         open=False,
-        kwargs={"autocommit": False, "application_name": name, **NO_PREPARE},
+        kwargs={"autocommit": False, "application_name": name, **SESSION},
         # A dropped server (restart, failover) leaves dead connections: check before lending.
         check=ConnectionPool.check_connection,
     )
@@ -49,7 +52,7 @@ def open_pool(
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
     """One connection, for commands and jobs that need no pool."""
-    return psycopg.connect(url, autocommit=autocommit, connect_timeout=10, **NO_PREPARE)
+    return psycopg.connect(url, autocommit=autocommit, connect_timeout=10, **SESSION)
 
 
 def answers(url: str, timeout: int = 2) -> tuple[bool, str]:
