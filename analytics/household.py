@@ -15,6 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from analytics import queries as q
+from analytics.kpis import LATE_WINDOW
 from analytics.water import meter_days
 from core import clock
 from core.settings import Settings
@@ -190,7 +191,13 @@ def household_detail(
         medians = {
             r["day"]: float(r["median"])
             for r in cur.execute(
-                q.COHORT_DAILY_MEDIAN, {"cohort": h["cohort"], "first": first, "last": today}
+                q.COHORT_DAILY_MEDIAN,
+                {
+                    "cohort": h["cohort"],
+                    "first": first,
+                    "last": today,
+                    "late_from": now - LATE_WINDOW,
+                },
             )
         }
     seqs = [(str(d), int(s), t) for d, s, t in conn.execute(q.HOUSEHOLD_SEQS, params)]

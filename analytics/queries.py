@@ -694,22 +694,41 @@ ORDER BY 1, 2
 """
 
 # the median household of a cohort, per UK day: uses of each household enrolled that day (a day
-# without use counts as 0), from the readings so a fresh pilot has it at once
+# without use counts as 0). Each household-day's uses are its daily rollup's plus the readings
+# received since the rollups' watermark (stamped within the late window, as the usage series
+# take them); with no watermark yet, the readings alone, so a fresh pilot has it at once. One
+# statement: the watermark and both parts are of one snapshot. (From the readings alone this
+# read 300,000 of them at 10,000 households: 400 ms of the household page.)
 COHORT_DAILY_MEDIAN: LiteralString = """
-WITH days AS (
+WITH seen AS (
+    SELECT max(received_until) AS wm FROM rollup_watermarks WHERE name = 'usage'
+), days AS (
     SELECT generate_series(%(first)s::date, %(last)s::date, interval '1 day')::date AS day
 ), enrolled AS (
     SELECT h.ref, days.day FROM households h CROSS JOIN days
     WHERE h.cohort = %(cohort)s AND h.joined_on <= days.day
       AND (h.left_on IS NULL OR h.left_on >= days.day)
-), uses AS (
+), rolled AS (
+    SELECT u.household_ref AS ref, u.day, u.uses::bigint AS uses
+    FROM usage_daily u JOIN households h ON h.ref = u.household_ref
+    WHERE h.cohort = %(cohort)s AND u.day >= %(first)s AND u.day <= %(last)s
+      AND (SELECT wm FROM seen) IS NOT NULL
+), fresh AS (
     SELECT d.household_ref AS ref, (r.ts AT TIME ZONE 'Europe/London')::date AS day,
            count(*) AS uses
     FROM readings r JOIN devices d ON d.id = r.device_id
     JOIN households h ON h.ref = d.household_ref
     WHERE h.cohort = %(cohort)s AND r.kind = 'run'
-      AND r.ts >= (%(first)s::date::timestamp AT TIME ZONE 'Europe/London')
+      AND r.ts >= CASE WHEN (SELECT wm FROM seen) IS NULL
+                       THEN (%(first)s::date::timestamp AT TIME ZONE 'Europe/London')
+                       ELSE greatest(%(first)s::date::timestamp AT TIME ZONE 'Europe/London',
+                                     %(late_from)s) END
       AND r.ts < ((%(last)s::date + 1)::timestamp AT TIME ZONE 'Europe/London')
+      AND r.received_at > coalesce((SELECT wm FROM seen), '-infinity')
+    GROUP BY 1, 2
+), uses AS (
+    SELECT ref, day, sum(uses) AS uses
+    FROM (SELECT * FROM rolled UNION ALL SELECT * FROM fresh) x
     GROUP BY 1, 2
 )
 SELECT e.day, percentile_cont(0.5) WITHIN GROUP (ORDER BY coalesce(u.uses, 0)) AS median,

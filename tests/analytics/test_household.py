@@ -153,3 +153,51 @@ def test_the_api_names_a_households_leak_and_gap_with_times_and_its_cohort_media
     assert h["devices"][0]["state"] == "online"  # it said so, and was heard from within 48 h
     assert h["devices"][0]["firmware"] == "1.2"
     assert analyst_api.get("/api/v1/households/NOPE").status_code == 404
+
+
+def test_the_cohort_median_is_the_same_from_rollups_and_fresh_readings(
+    db: Conn, awkward_now: datetime
+) -> None:
+    """The household page's cohort median per day comes from the daily rollups plus the
+    readings received since their watermark: before any rollup, after one, and with readings
+    received since (yesterday's and today's), each day's median is the one worked out here
+    from every reading, households without a use that day counting 0."""
+    import statistics
+
+    from analytics.household import household_detail
+    from analytics.rollups import refresh
+
+    today = clock.today()
+    add_households(
+        db, [Household(f"HH-M{i}", cohort="M", joined_on=today - timedelta(days=40)) for i in range(5)]
+    )  # fmt: skip
+    add_devices(db, [Device(f"D-M{i}", f"HH-M{i}") for i in range(5)])
+    uses: dict[tuple[int, Any], int] = {}
+    seq = [0] * 5
+
+    def use(i: int, days_ago: int, hour: int) -> None:
+        at = datetime.combine(today - timedelta(days=days_ago), time(hour), clock.LONDON)
+        seq[i] += 1
+        reading(db, f"D-M{i}", seq[i], at)
+        uses[i, at.date()] = uses.get((i, at.date()), 0) + 1
+
+    def check() -> None:
+        h = household_detail(db, "HH-M0")
+        assert h is not None
+        expected = {
+            d.day: float(statistics.median(uses.get((i, d.day), 0) for i in range(5))) for d in h.days
+        }  # fmt: skip
+        assert {d.day: d.cohort_median_uses for d in h.days} == expected
+        assert len(set(expected.values())) > 1  # the days differ: a real comparison
+
+    for days_ago in range(20, 0, -1):
+        for i in range(5):
+            for hour in range(7, 7 + (i * days_ago) % 4):  # 0-3 uses a day, varying
+                use(i, days_ago, hour)
+    check()  # no rollup yet: from the readings alone
+    refresh(db, timedelta(days=7), commit_lag=timedelta(0))
+    check()  # from the rollups
+    for i in (1, 2, 3):  # received after the rollup: yesterday's and today's
+        use(i, 1, 20)
+        use(i, 0, 1)
+    check()
