@@ -517,14 +517,17 @@ WITH src AS (
       AND NOT (u.hour >= %(dt_lo)s AND u.hour < %(dt_hi)s)
     UNION ALL
     -- whole UK days inside the rollup range, for day and week buckets in UK time: one
-    -- household's from its daily rollup, a cohort's or the pilot's from the per-cohort one
+    -- household's from its daily rollup, a cohort's or the pilot's from the per-cohort one,
+    -- which keeps each local hour (so it answers a cohort's or the pilot's hour buckets too,
+    -- on days of 23 or 24 hours: analytics/usage.py)
     SELECT (u.day::timestamp AT TIME ZONE 'Europe/London'), u.uses::bigint, u.run_s,
            u.energy_wh, u.water_l, u.faults::bigint
     FROM usage_daily u
     WHERE %(scope)s = 'household' AND u.household_ref = %(key)s
       AND u.day >= %(d_lo)s AND u.day < %(d_hi)s
     UNION ALL
-    SELECT (p.day::timestamp AT TIME ZONE 'Europe/London'), p.uses::bigint, p.run_s,
+    SELECT ((p.day + make_interval(hours => p.hour))::timestamp AT TIME ZONE 'Europe/London'),
+           p.uses::bigint, p.run_s,
            p.energy_wh, p.water_l, p.faults::bigint
     FROM usage_profile_daily p
     WHERE (%(scope)s = 'pilot' OR (%(scope)s = 'cohort' AND p.cohort = %(key)s))

@@ -8,6 +8,7 @@ figures either way, so a series is complete and current without scanning a year 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -21,6 +22,7 @@ from analytics.archive import archived_usage
 from core import clock
 from core.clock import LONDON
 
+DAY = timedelta(hours=24)
 Scope = Literal["household", "cohort", "pilot"]
 
 
@@ -85,6 +87,28 @@ def whole_days(lo: datetime, hi: datetime) -> tuple[date | None, date | None]:
     return (first, last) if first < last else (None, None)
 
 
+def without_long_day(first: date | None, end: date | None) -> tuple[date | None, date | None]:
+    """The longest part of the UK days [first, end) without a day of 25 hours (the autumn
+    clock change), or (None, None)."""
+    lo, hi = first, end
+    while lo is not None and hi is not None and lo < hi:
+        long = next(
+            (d for d in _days(lo, hi) if _midnight(d + timedelta(days=1)) - _midnight(d) > DAY),
+            None,
+        )
+        if long is None:
+            return lo, hi
+        lo, hi = max((lo, long), (long + timedelta(days=1), hi), key=lambda r: r[1] - r[0])
+    return None, None
+
+
+def _days(first: date, end: date) -> Iterator[date]:
+    d = first
+    while d < end:
+        yield d
+        d += timedelta(days=1)
+
+
 def usage_series(
     conn: psycopg.Connection[Any],
     scope: Scope,
@@ -103,11 +127,14 @@ def usage_series(
     row = conn.execute(q.USAGE_WATERMARK).fetchone()
     watermark = row[0] if row and use_rollups else None
     r_lo, r_hi = rollup_range(start, end, bucket, watermark)
-    d_lo, d_hi = (
-        whole_days(r_lo, r_hi)
-        if bucket in (Bucket.D1, Bucket.W1) and tz == "Europe/London"
-        else (None, None)
-    )
+    # whole UK days from the per-day rollups: for day and week buckets, and for a cohort's or
+    # the pilot's hour buckets (their per-cohort rollup keeps each local hour) but for a day
+    # of 25 hours, whose two 01:00s it keeps as one (those take the hourly rollup)
+    d_lo, d_hi = (None, None)
+    if tz == "Europe/London" and bucket in (Bucket.D1, Bucket.W1):
+        d_lo, d_hi = whole_days(r_lo, r_hi)
+    elif tz == "Europe/London" and bucket is Bucket.H1 and scope != "household":
+        d_lo, d_hi = without_long_day(*whole_days(r_lo, r_hi))
     dt_lo = _midnight(d_lo) if d_lo else r_lo
     dt_hi = _midnight(d_hi) if d_hi else r_lo
     archived = archived_usage(conn, scope, key, [(start, r_lo), (r_hi, end)])

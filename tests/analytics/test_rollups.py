@@ -485,3 +485,36 @@ def test_running_totals_stay_the_sums_of_the_days_before(db: Conn) -> None:
     refresh(db, WINDOW, commit_lag=timedelta(0))
     rebuild(db, now - timedelta(days=51), now)
     check()
+
+
+def test_hour_buckets_of_a_cohort_and_the_pilot_from_the_per_cohort_rollup(fixed: Conn) -> None:
+    """A cohort's or the pilot's hour buckets come from the per-cohort rollup, which keeps each
+    local hour, for whole days of 23 or 24 hours; a day of 25 hours (its two 01:00s kept as
+    one) from the hourly rollup. Across both of 2026's clock changes the series equal the raw
+    readings', with a reading in the second 01:00 of 25 October."""
+    from analytics.usage import without_long_day
+
+    d = date.fromisoformat
+    assert without_long_day(d("2026-10-20"), d("2026-10-30")) == (d("2026-10-20"), d("2026-10-25"))
+    # two autumns: the longest stretch between them, checked again for a 25-hour day
+    assert without_long_day(d("2025-10-01"), d("2026-12-01")) == (d("2025-10-27"), d("2026-10-25"))
+    assert without_long_day(d("2026-10-25"), d("2026-10-26")) == (None, None)
+    insert(fixed, "D-2", 16, z("2026-10-25T01:10"))  # 01:10 GMT: the second 01:00 of the day
+    refresh(fixed, WINDOW, commit_lag=timedelta(0))
+    for scope, key in (("pilot", None), ("cohort", "A"), ("cohort", "B")):
+        for start, end in [
+            (z("2026-03-20T00:00"), z("2026-11-01T00:00")),
+            (z("2026-10-20T23:00"), z("2026-10-30T00:00")),
+            (z("2026-03-28T00:00"), z("2026-03-31T00:00")),
+        ]:
+            rolled = usage_series(fixed, scope, key, Bucket.H1, start, end)
+            raw = usage_series(fixed, scope, key, Bucket.H1, start, end, use_rollups=False)
+            assert rolled == raw, (scope, key, start)
+    autumn = usage_series(
+        fixed, "cohort", "B", Bucket.H1, z("2026-10-24T23:00"), z("2026-10-26T00:00")
+    )
+    # buckets in local time: 00:30Z (01:30 BST), 01:10Z and 01:30Z (GMT) are all "01:00"
+    assert [(p.bucket.astimezone(UTC).isoformat(), p.uses) for p in autumn] == [
+        ("2026-10-24T23:00:00+00:00", 1), ("2026-10-25T01:00:00+00:00", 3),
+        ("2026-10-25T23:00:00+00:00", 1),
+    ]  # fmt: skip
