@@ -142,6 +142,7 @@ def _current(
             first = max(first, oldest.astimezone(clock.LONDON).date()) if oldest else params["end"]
         # the rollups' completeness counts the days before the first with fresh readings
         p["fresh_bound"] = max(params["start"], min(params["end"], first))
+        p["fresh_inside"] = params["start"] < p["fresh_bound"] < params["end"]
         p["fresh_day_from"] = datetime.combine(first, time(), clock.LONDON)
         cur.execute(q.KPI_HOUSEHOLDS_CURRENT, p)
         names = [c.name for c in cur.description or []]

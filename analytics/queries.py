@@ -243,7 +243,9 @@ _TOTALS: LiteralString = """household_ref, uses_to_date AS uses, run_s_to_date A
                missing_to_date AS missing"""
 
 
-def _totals_before(name: LiteralString, bound: LiteralString) -> LiteralString:
+def _totals_before(
+    name: LiteralString, bound: LiteralString, gate: LiteralString = "true"
+) -> LiteralString:
     return (
         name
         + """_near AS (
@@ -255,7 +257,9 @@ def _totals_before(name: LiteralString, bound: LiteralString) -> LiteralString:
         + bound
         + "::date - 3 AND day < "
         + bound
-        + """ AND %(use_rollups)s
+        + """ AND %(use_rollups)s AND """
+        + gate
+        + """
     GROUP BY household_ref
 ), """
         + name
@@ -276,6 +280,9 @@ def _totals_before(name: LiteralString, bound: LiteralString) -> LiteralString:
     WHERE NOT EXISTS (SELECT 1 FROM """
         + name
         + """_near n WHERE n.household_ref = hh.ref)
+      AND """
+        + gate
+        + """
 )"""
     )
 
@@ -293,16 +300,21 @@ WITH seen AS (
     + ", "
     + _totals_before("e", "%(end)s")
     + ", "
-    + _totals_before("f", "%(fresh_bound)s")
+    # (a third bound only when the first day with fresh readings lies inside the period)
+    + _totals_before("f", "%(fresh_bound)s", "%(fresh_inside)s")
     + """, rolled AS (
     -- each household's days [start, end) from its running totals: the total to its last day
     -- before `end` less the total to its last day before `start`; completeness to the first
     -- day with fresh readings (summed per household below)
+    -- (that day is `end` or `start` when it is not inside: f's totals are e's or s's)
     SELECT household_ref AS household, uses, run_s, energy_wh, water_l, faults,
-           0::bigint AS received, 0::bigint AS missing
+           CASE WHEN %(fresh_bound)s = %(end)s THEN received ELSE 0 END AS received,
+           CASE WHEN %(fresh_bound)s = %(end)s THEN missing ELSE 0 END AS missing
     FROM e
     UNION ALL
-    SELECT household_ref, -uses, -run_s, -energy_wh, -water_l, -faults, -received, -missing
+    SELECT household_ref, -uses, -run_s, -energy_wh, -water_l, -faults,
+           CASE WHEN %(fresh_bound)s = %(start)s THEN 0 ELSE -received END,
+           CASE WHEN %(fresh_bound)s = %(start)s THEN 0 ELSE -missing END
     FROM s
     UNION ALL
     SELECT household_ref, 0, 0, 0, 0, 0, received, missing FROM f
@@ -513,8 +525,12 @@ WITH src AS (
     FROM usage_hourly u JOIN households h ON h.ref = u.household_ref
     WHERE """
     + SCOPE_FILTER
-    + """ AND u.hour >= %(r_lo)s AND u.hour < %(r_hi)s
-      AND NOT (u.hour >= %(dt_lo)s AND u.hour < %(dt_hi)s)
+    + """
+      -- the rollup range but its whole days, as two ranges (r_lo <= dt_lo <= dt_hi <= r_hi):
+      -- "the range and not the days" PostgreSQL may read whole and filter (790k household-
+      -- hours for the dashboard's 30 days at 10,000 households)
+      AND ((u.hour >= %(r_lo)s AND u.hour < %(dt_lo)s)
+           OR (u.hour >= %(dt_hi)s AND u.hour < %(r_hi)s))
     UNION ALL
     -- whole UK days inside the rollup range, for day and week buckets in UK time: one
     -- household's from its daily rollup, a cohort's or the pilot's from the per-cohort one,
@@ -707,37 +723,49 @@ WITH seen AS (
     SELECT max(received_until) AS wm FROM rollup_watermarks WHERE name = 'usage'
 ), days AS (
     SELECT generate_series(%(first)s::date, %(last)s::date, interval '1 day')::date AS day
-), enrolled AS (
-    SELECT h.ref, days.day FROM households h CROSS JOIN days
-    WHERE h.cohort = %(cohort)s AND h.joined_on <= days.day
-      AND (h.left_on IS NULL OR h.left_on >= days.day)
-), rolled AS (
+), cohort AS (
+    SELECT ref, joined_on, left_on FROM households WHERE cohort = %(cohort)s
+), enrolled AS (  -- how many of the cohort's households are enrolled each day
+    SELECT days.day, count(*) AS n
+    FROM days JOIN cohort h
+      ON h.joined_on <= days.day AND (h.left_on IS NULL OR h.left_on >= days.day)
+    GROUP BY 1
+), rolled AS (  -- from the covering index alone (migration 025)
     SELECT u.household_ref AS ref, u.day, u.uses::bigint AS uses
-    FROM usage_daily u JOIN households h ON h.ref = u.household_ref
-    WHERE h.cohort = %(cohort)s AND u.day >= %(first)s AND u.day <= %(last)s
-      AND (SELECT wm FROM seen) IS NOT NULL
+    FROM usage_daily u JOIN households h
+      ON h.ref = u.household_ref AND h.cohort = %(cohort)s AND h.joined_on <= u.day
+         AND (h.left_on IS NULL OR h.left_on >= u.day)
+    WHERE u.day >= %(first)s AND u.day <= %(last)s AND (SELECT wm FROM seen) IS NOT NULL
 ), fresh AS (
     SELECT d.household_ref AS ref, (r.ts AT TIME ZONE 'Europe/London')::date AS day,
            count(*) AS uses
     FROM readings r JOIN devices d ON d.id = r.device_id
-    JOIN households h ON h.ref = d.household_ref
-    WHERE h.cohort = %(cohort)s AND r.kind = 'run'
+    JOIN cohort h ON h.ref = d.household_ref
+    WHERE r.kind = 'run'
       AND r.ts >= CASE WHEN (SELECT wm FROM seen) IS NULL
                        THEN (%(first)s::date::timestamp AT TIME ZONE 'Europe/London')
                        ELSE greatest(%(first)s::date::timestamp AT TIME ZONE 'Europe/London',
                                      %(late_from)s) END
       AND r.ts < ((%(last)s::date + 1)::timestamp AT TIME ZONE 'Europe/London')
       AND r.received_at > coalesce((SELECT wm FROM seen), '-infinity')
+      AND h.joined_on <= (r.ts AT TIME ZONE 'Europe/London')::date
+      AND (h.left_on IS NULL OR h.left_on >= (r.ts AT TIME ZONE 'Europe/London')::date)
     GROUP BY 1, 2
-), uses AS (
-    SELECT ref, day, sum(uses) AS uses
-    FROM (SELECT * FROM rolled UNION ALL SELECT * FROM fresh) x
-    GROUP BY 1, 2
+), used AS (  -- each enrolled household-day with a row, its uses; one array a day
+    SELECT coalesce(r.day, f.day) AS day,
+           array_agg(coalesce(r.uses, 0) + coalesce(f.uses, 0)) AS uses
+    FROM rolled r FULL JOIN fresh f ON f.ref = r.ref AND f.day = r.day
+    GROUP BY 1
 )
-SELECT e.day, percentile_cont(0.5) WITHIN GROUP (ORDER BY coalesce(u.uses, 0)) AS median,
-       count(*)::int AS households
-FROM enrolled e LEFT JOIN uses u USING (ref, day)
-GROUP BY 1 ORDER BY 1
+SELECT e.day,
+       (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v)
+        FROM (SELECT unnest(coalesce(u.uses, '{}')) AS v
+              UNION ALL  -- households enrolled without a use that day: 0
+              SELECT 0 FROM generate_series(1, e.n - coalesce(cardinality(u.uses), 0))) x
+       ) AS median,
+       e.n::int AS households
+FROM enrolled e LEFT JOIN used u USING (day)
+ORDER BY 1
 """
 
 HOUSEHOLD_ANOMALIES: LiteralString = """
