@@ -184,7 +184,7 @@ def load(url: str, households: int, days: int, seed: int, reload: bool) -> tuple
                 hours, days_ = hours + r.hours, days_ + r.days
                 bar.advance(task)
         log(f"  rollups built in {time.perf_counter() - t0:.1f} s: {hours:,} household-hours, "
-            f"{days_:,} household-days (edge days counted twice)")  # fmt: skip
+            f"{days_:,} household-days")  # fmt: skip
         conn.execute(
             "INSERT INTO device_status (device_id, online, status_at, last_seen, last_seq) "
             "SELECT device_id, true, max(ts), max(ts), max(seq) FROM readings GROUP BY device_id"
