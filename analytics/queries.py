@@ -356,8 +356,12 @@ WITH seen AS (
     ) p ON true
     GROUP BY 1
 )
-SELECT household, sum(uses)::bigint AS uses, sum(run_s) AS run_s, sum(energy_wh) AS energy_wh,
-       sum(water_l) AS water_l, sum(faults)::bigint AS faults, sum(received)::bigint AS received,
+-- (measures to a millionth: a difference of running totals carries float noise, 12.5 L as
+-- 12.500000000000002, which must not tip a rounded figure)
+SELECT household, sum(uses)::bigint AS uses, round(sum(run_s)::numeric, 6)::float8 AS run_s,
+       round(sum(energy_wh)::numeric, 6)::float8 AS energy_wh,
+       round(sum(water_l)::numeric, 6)::float8 AS water_l, sum(faults)::bigint AS faults,
+       sum(received)::bigint AS received,
        sum(missing)::bigint AS missing, (SELECT wm FROM seen) AS watermark_seen
 FROM (SELECT * FROM rolled UNION ALL SELECT * FROM fresh UNION ALL SELECT * FROM completeness) u
 GROUP BY 1

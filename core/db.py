@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from core import queries as q
@@ -13,6 +15,8 @@ from core import queries as q
 log = logging.getLogger(__name__)
 # a connection as the domains take it (rows as tuples, or as a cursor's row factory makes them)
 Conn = psycopg.Connection[Any]
+
+
 # How the services' connections (open_pool, connect) run queries (issue 32, bench/queries.py):
 # - No statement is prepared server-side. psycopg prepares a query run five times on a
 #   connection, and PostgreSQL then plans it once for any parameters (a "generic plan") after
@@ -22,8 +26,11 @@ Conn = psycopg.Connection[Any]
 #   eleventh run. Planned each time with its own parameters, a query costs a few ms of planning.
 # - No JIT compilation: the current KPIs at 10,000 households spent 100 of their 370 ms
 #   compiling 410 expressions (a query over many chunks passes jit_above_cost), for a query
-#   that then runs once.
-SESSION: dict[str, Any] = {"prepare_threshold": None, "options": "-c jit=off"}
+#   that then runs once. (Added to the options the URL or PGOPTIONS give, which an explicit
+#   `options` would otherwise replace.)
+def session(url: str) -> dict[str, Any]:
+    given = conninfo_to_dict(url).get("options") or os.environ.get("PGOPTIONS", "")
+    return {"prepare_threshold": None, "options": f"{given} -c jit=off".strip()}
 
 
 def open_pool(
@@ -42,7 +49,7 @@ def open_pool(
         max_size=max_size,
         name=name,
         open=False,
-        kwargs={"autocommit": False, "application_name": name, **SESSION},
+        kwargs={"autocommit": False, "application_name": name, **session(url)},
         # A dropped server (restart, failover) leaves dead connections: check before lending.
         check=ConnectionPool.check_connection,
     )
@@ -52,7 +59,7 @@ def open_pool(
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
     """One connection, for commands and jobs that need no pool."""
-    return psycopg.connect(url, autocommit=autocommit, connect_timeout=10, **SESSION)
+    return psycopg.connect(url, autocommit=autocommit, connect_timeout=10, **session(url))
 
 
 def answers(url: str, timeout: int = 2) -> tuple[bool, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -414,6 +414,12 @@ def test_the_services_connections_plan_each_query_for_its_own_period(
                 assert conn.execute("SHOW jit").fetchone() == ("off",)
     finally:
         pool.close()
+    # options the URL gives are kept beside it
+    from psycopg.conninfo import make_conninfo
+
+    with connect(make_conninfo(db_url, options="-c statement_timeout=12345")) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("12345ms",)
+        assert conn.execute("SHOW jit").fetchone() == ("off",)
 
 
 def test_running_totals_stay_the_sums_of_the_days_before(db: Conn) -> None:
@@ -533,3 +539,20 @@ def test_hour_buckets_of_a_cohort_and_the_pilot_from_the_per_cohort_rollup(fixed
         ("2026-10-24T23:00:00+00:00", 1), ("2026-10-25T01:00:00+00:00", 3),
         ("2026-10-25T23:00:00+00:00", 1),
     ]  # fmt: skip
+
+
+def test_a_difference_of_running_totals_does_not_tip_a_rounded_figure(db: Conn) -> None:
+    """Running totals are floats: 5.1 L then 12.5 L make a total whose difference is
+    12.500000000000002, not 12.5 — and 12.5 L over 200 days is 0.0625 L a day, exactly on a
+    rounding edge. The KPIs measure to a millionth first, so the figure is the readings' own."""
+    now, today = clock.now(), clock.today()
+    add_households(db, [Household("HH-R", cohort="R", joined_on=today - timedelta(days=400))])
+    add_devices(db, [Device("D-R", "HH-R")])
+    start = today - timedelta(days=200)
+    insert(db, "D-R", 1, datetime.combine(start - timedelta(days=1), time(12), LONDON), water=5.1)
+    insert(db, "D-R", 2, datetime.combine(start + timedelta(days=50), time(12), LONDON), water=12.5)
+    refresh(db, WINDOW, commit_lag=timedelta(0))
+    assert now > datetime.combine(start + timedelta(days=50), time(12), LONDON)
+    current = pilot_kpis(db, start, today, cohort="R")
+    assert current.water_l_per_household_day == round(12.5 / 200, 3) == 0.062
+    assert same(current, pilot_kpis(db, start, today, cohort="R", source="raw"))
