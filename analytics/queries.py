@@ -335,24 +335,26 @@ WITH seen AS (
     FROM readings r
     WHERE r.ts >= %(fresh_day_from)s AND r.ts < %(t1)s
     GROUP BY 1, 2
+), per_day_before AS (  -- each device-day with the device's max seq of its day before
+    SELECT x.*, lag(x.max_seq) OVER (PARTITION BY x.device_id ORDER BY x.day) AS before_max
+    FROM per_day x
 ), completeness AS (
     SELECT dv.household_ref AS household, 0::bigint AS uses, 0::float8 AS run_s,
            0::float8 AS energy_wh, 0::float8 AS water_l, 0::bigint AS faults,
            sum(x.received)::bigint AS received,
-           sum(greatest(x.max_seq - coalesce(p.max_seq, x.min_seq - 1) - x.received, 0))::bigint
-               AS missing
-    FROM per_day x
+           sum(greatest(x.max_seq - coalesce(x.before_max, p.max_seq, x.min_seq - 1)
+                        - x.received, 0))::bigint AS missing
+    FROM per_day_before x
     JOIN devices dv ON dv.id = x.device_id
-    LEFT JOIN LATERAL (  -- the device's last seq before that day, as the rollup takes it
+    LEFT JOIN LATERAL (  -- a device's first fresh day: its last seq before, as the rollup takes it
         SELECT coalesce(
-            (SELECT y.max_seq FROM per_day y
-             WHERE y.device_id = x.device_id AND y.day < x.day ORDER BY y.day DESC LIMIT 1),
             (SELECT z.max_seq FROM device_daily z
              WHERE z.device_id = x.device_id AND z.day < x.day ORDER BY z.day DESC LIMIT 1),
             (SELECT r.seq FROM readings r
              WHERE r.device_id = x.device_id AND r.ts < %(fresh_day_from)s
              ORDER BY r.ts DESC LIMIT 1)
         ) AS max_seq
+        WHERE x.before_max IS NULL
     ) p ON true
     GROUP BY 1
 )
