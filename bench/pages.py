@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -24,15 +22,12 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.app import create_app
-from api.server import config as server_config
 from bench import common
 from bench.common import log
 from bids.demo import seed_demo
 from bids.records import load_reference_councils
 from core import auth
 from core.migrate import migrate
-from core.settings import Settings
 
 DB = "wastepilot_bench_queries"
 PASSWORD = "bench password 1234"  # noqa: S105  (a throwaway bench user)
@@ -57,17 +52,14 @@ def main() -> None:
         ref = conn.execute("SELECT min(ref) FROM households").fetchone()[0]  # type: ignore[index]
         log(f"== {n[0]} households, a year of readings; demo programme with 5 workshops")
 
-    import uvicorn
+    with common.served_app(url) as base:
+        _tour(base, wid, ref, args.repeats)
+
+
+def _tour(base: str, wid: int, ref: str, repeats: int) -> None:
+    """Sign in as each role in Chromium and time each page's load."""
     from playwright.sync_api import sync_playwright
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    settings = Settings(database_url=url)
-    server = uvicorn.Server(server_config(create_app(settings), settings, log_level="warning"))
-    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     pages = {
         "officer": ["/officers/workshops", f"/officers/workshops/{wid}", f"/officers/workshops/{wid}/import", "/officers/take-up"],
         "analyst": ["/analysts", "/analysts?bucket=1w&days=365", "/analysts?bucket=1h&days=7", f"/analysts/households/{ref}"],
@@ -86,7 +78,7 @@ def main() -> None:
             page.wait_for_load_state()
             for path in paths:
                 samples = []
-                for _ in range(args.repeats + 1):
+                for _ in range(repeats + 1):
                     t0 = time.perf_counter()
                     page.goto(base + path, wait_until="load")
                     if path.startswith("/analysts?") or path == "/analysts":
@@ -98,7 +90,6 @@ def main() -> None:
                 results[path] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1)}
                 log(f"  {path:45s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms")
         browser.close()
-    server.should_exit = True
     worst = max(r["p95_ms"] for r in results.values())
     log(f"== slowest page p95 {worst:.1f} ms (target < 1000 ms)")
     print(json.dumps({"slowest_page_p95_ms": worst, "pages": results}))

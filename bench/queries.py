@@ -22,10 +22,8 @@ import argparse
 import functools
 import json
 import multiprocessing
-import socket
 import statistics
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -246,32 +244,18 @@ def timed(fn: Callable[[], Any], n: int) -> tuple[float, float]:
 def served(url: str) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     """The app on the benchmark database: an API client (read token) and a page client (the
     same token as the session cookie), both of an analyst."""
-    import uvicorn
-
-    from api.app import create_app
     from api.auth import SESSION_COOKIE
-    from api.server import config as server_config
 
     with psycopg.connect(url, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM users WHERE username = 'bench-analyst'").fetchone():
             auth.add_user(conn, "bench-analyst", "analyst", "bench password 1234")
         _, token = auth.create_token(conn, "bench-analyst", scope="read", days=1, name="bench")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    settings = Settings(database_url=url)
-    server = uvicorn.Server(server_config(create_app(settings), settings, log_level="warning"))
-    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    try:
-        with (
-            httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=300) as api,
-            httpx.Client(base_url=base, cookies={SESSION_COOKIE: token}, timeout=300) as pages,
-        ):  # fmt: skip
-            yield api, pages
-    finally:
-        server.should_exit = True
+    with (
+        common.served_app(url) as base,
+        httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=300) as api,
+        httpx.Client(base_url=base, cookies={SESSION_COOKIE: token}, timeout=300) as pages,
+    ):  # fmt: skip
+        yield api, pages
 
 
 def get(client: httpx.Client, path: str) -> Callable[[], Any]:

@@ -541,7 +541,9 @@ def test_hour_buckets_of_a_cohort_and_the_pilot_from_the_per_cohort_rollup(fixed
     ]  # fmt: skip
 
 
-def test_a_difference_of_running_totals_does_not_tip_a_rounded_figure(db: Conn) -> None:
+def test_a_difference_of_running_totals_does_not_tip_a_rounded_figure(
+    db: Conn, awkward_now: datetime
+) -> None:
     """Running totals are floats: 5.1 L then 12.5 L make a total whose difference is
     12.500000000000002, not 12.5 — and 12.5 L over 200 days is 0.0625 L a day, exactly on a
     rounding edge. The KPIs measure to a millionth first, so the figure is the readings' own."""
